@@ -1,0 +1,374 @@
+"""Ingest: the one path by which interactions and feedback enter Coachdesk.
+
+Every entry point (the import commands, the HTTP API, the demo seeder, the benchmarks)
+calls `interactions_ingest` / `feedback_ingest`. Records are validated one by one; good
+records are written in batches, each batch in one transaction together with its routing
+(ReviewItems), so an interaction is never stored without the review it needs.
+
+Idempotency: (agent, external_id) is unique. A repeat inside the input is dropped before
+writing; a repeat of a stored row is dropped by `ON CONFLICT DO NOTHING`, which is also
+what makes two concurrent imports of the same file safe: the second waits on the first's
+row locks and then inserts nothing. Rows are written in key order so two importers never
+wait on each other in a cycle (no deadlock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from reviews.models import Agent, AuditEvent, FeedbackEvent, Interaction, ReviewItem
+from reviews.readers import RecordError
+from reviews.routing import Policy, route
+from reviews.validation import validate_feedback, validate_interaction
+
+ErrorSink = Callable[[RecordError], None]
+
+
+@dataclass
+class IngestResult:
+    created: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    routed: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"imported {self.created}, duplicates {self.duplicates}, rejected {self.rejected}"
+
+
+class _Agents:
+    """Slug → Policy for one import; unknown agents are created with the default policy."""
+
+    def __init__(self, actor_id: int | None) -> None:
+        self._policies: dict[str, Policy] = {}
+        self._actor_id = actor_id
+
+    def get(self, slug: str) -> Policy:
+        policy = self._policies.get(slug)
+        if policy is None:
+            agent = Agent.objects.filter(slug=slug).first()
+            if agent is None:
+                agent = self._create(slug)
+            policy = self._policies[slug] = Policy.of(agent)
+        return policy
+
+    def _create(self, slug: str) -> Agent:
+        try:
+            with transaction.atomic():
+                agent = Agent.objects.create(slug=slug, name=slug)
+                AuditEvent.objects.create(
+                    actor_id=self._actor_id, action="agent.created", target_type="agent",
+                    target_id=agent.pk, after={"slug": slug, "via": "ingest"},
+                )
+                return agent
+        except IntegrityError:  # a concurrent import created it first
+            return Agent.objects.get(slug=slug)
+
+
+def _validated(
+    records: Iterable[tuple[int, Any]],
+    validate: Callable[[Any], tuple[dict | None, list[tuple[str, str]]]],
+    result: IngestResult,
+    sink: ErrorSink,
+) -> Iterator[dict]:
+    for position, value in records:
+        if isinstance(value, RecordError):
+            result.rejected += 1
+            sink(value)
+            continue
+        clean, errors = validate(value)
+        if clean is None:
+            result.rejected += 1
+            for name, message in errors:
+                sink(RecordError(position, name, message))
+            continue
+        clean["_position"] = position
+        yield clean
+
+
+def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    while batch := list(islice(rows, size)):
+        yield batch
+
+
+def interactions_ingest(
+    records: Iterable[tuple[int, Any]],
+    *,
+    actor_id: int | None = None,
+    source: str = "api",
+    batch_size: int | None = None,
+    on_error: ErrorSink | None = None,
+    on_batch: Callable[[IngestResult], None] | None = None,
+) -> IngestResult:
+    """Validates, stores and routes interactions.
+
+    `records` yields (position, decoded JSON value or RecordError); positions are echoed in
+    errors. Errors go to `on_error` as they happen (streaming callers) or into
+    `result.errors`. Each batch commits on its own: a failure later in a long import keeps
+    the batches before it, and re-running the import is safe (idempotent).
+    """
+    result = IngestResult()
+    sink = on_error or result.errors.append
+    agents = _Agents(actor_id)
+    write = _write_interactions_pg if connection.vendor == "postgresql" else _write_interactions_generic
+    size = batch_size or settings.INGEST_BATCH_SIZE
+    for batch in _batches(_validated(records, validate_interaction, result, sink), size):
+        now = timezone.now()
+        rows, dupes = _prepare_interactions(batch, agents, now)
+        with transaction.atomic():
+            created, routed = write(rows, now) if rows else (0, 0)
+            result.created += created
+            result.duplicates += dupes + (len(rows) - created)
+            result.routed += routed
+            AuditEvent.objects.create(
+                actor_id=actor_id, action="interactions.ingested", target_type="ingest",
+                after={"source": source, "created": created, "routed": routed,
+                       "duplicates": dupes + len(rows) - created},
+            )
+        if on_batch:
+            on_batch(result)
+    return result
+
+
+def _prepare_interactions(batch: list[dict], agents: _Agents, now: datetime) -> tuple[list[tuple], int]:
+    """Drops repeats within the batch, resolves agents, routes; returns rows in key order."""
+    seen: dict[tuple[int, str], tuple] = {}
+    dupes = 0
+    for rec in batch:
+        policy = agents.get(rec["agent"])
+        key = (policy.agent_id, rec["external_id"])
+        if key in seen:
+            dupes += 1
+            continue
+        routing = route(
+            policy, external_id=rec["external_id"], confidence=rec["confidence"],
+            intent=rec["intent"], domain=rec["domain"],
+        )
+        reason, detail = routing if routing else (None, None)
+        seen[key] = (
+            policy.agent_id, rec["external_id"], rec["agent_version"], rec["conversation_id"],
+            rec["input"], rec["context"], rec["output"], rec["confidence"], rec["intent"],
+            rec["domain"], rec["resolved"], rec["escalated"], rec["sentiment"], rec["turns"],
+            rec["metadata"], rec["created_at"] or now,
+            reason, detail, policy.item_domain(rec["domain"]), policy.required_reviews,
+        )
+    return [seen[key] for key in sorted(seen)], dupes
+
+
+_INTERACTION_COLUMNS = (
+    "agent_id", "external_id", "agent_version", "conversation_id", "input", "context", "output",
+    "confidence", "intent", "domain", "resolved", "escalated", "sentiment", "turns", "metadata",
+    "created_at",
+)
+_N_INTERACTION = len(_INTERACTION_COLUMNS)
+
+_PG_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS coachdesk_ingest_stage (
+    agent_id bigint, external_id text, agent_version text, conversation_id text, input text,
+    context jsonb, output text, confidence double precision, intent text, domain text,
+    resolved boolean, escalated boolean, sentiment double precision, turns integer,
+    metadata jsonb, created_at timestamptz, reason text, reason_detail text,
+    item_domain text, required_reviews smallint
+) ON COMMIT DELETE ROWS
+"""
+
+# One statement: insert the new interactions, then the ReviewItems of the routed ones among
+# them. Rows already stored (duplicates) come back from neither, so they are never re-routed.
+_PG_INSERT = f"""
+WITH ins AS (
+    INSERT INTO reviews_interaction ({", ".join(_INTERACTION_COLUMNS)}, ingested_at)
+    SELECT {", ".join(_INTERACTION_COLUMNS)}, now() FROM coachdesk_ingest_stage
+    ORDER BY agent_id, external_id
+    ON CONFLICT (agent_id, external_id) DO NOTHING
+    RETURNING id, agent_id, external_id
+), items AS (
+    INSERT INTO reviews_reviewitem (
+        interaction_id, agent_id, domain, confidence, source_created_at, reason, reason_detail,
+        priority, status, required_reviews, final_verdict, version, created_at, updated_at)
+    SELECT ins.id, s.agent_id, s.item_domain, s.confidence, s.created_at, s.reason,
+           s.reason_detail, 0, 'pending', s.required_reviews, '', 0, now(), now()
+    FROM ins JOIN coachdesk_ingest_stage s USING (agent_id, external_id)
+    WHERE s.reason IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM items)
+"""
+
+
+def _write_interactions_pg(rows: list[tuple], now: datetime) -> tuple[int, int]:
+    """COPY into a session-local staging table, then one INSERT … ON CONFLICT statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_STAGE)
+        # Explicit, because inside an outer transaction (tests) ON COMMIT has not fired yet.
+        cursor.execute("TRUNCATE coachdesk_ingest_stage")
+        with cursor.cursor.copy("COPY coachdesk_ingest_stage FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_PG_INSERT)
+        created, routed = cursor.fetchone()
+    return created, routed
+
+
+def _write_interactions_generic(rows: list[tuple], now: datetime) -> tuple[int, int]:
+    """Portable path (SQLite): multi-row INSERT … ON CONFLICT DO NOTHING RETURNING."""
+    ops = connection.ops
+    created: dict[tuple[int, str], int] = {}
+    chunk = max(1, 30_000 // (_N_INTERACTION + 1))  # stay under SQLite's variable limit
+    sql_head = (
+        f"INSERT INTO reviews_interaction ({', '.join(_INTERACTION_COLUMNS)}, ingested_at) VALUES "
+    )
+    placeholders = "(" + ", ".join(["%s"] * (_N_INTERACTION + 1)) + ")"
+    stamp = ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            params: list[Any] = []
+            for row in part:
+                values = list(row[:_N_INTERACTION])
+                values[15] = ops.adapt_datetimefield_value(values[15])
+                params.extend(values)
+                params.append(stamp)
+            cursor.execute(
+                sql_head + ", ".join([placeholders] * len(part))
+                + " ON CONFLICT (agent_id, external_id) DO NOTHING RETURNING id, agent_id, external_id",
+                params,
+            )
+            for pk, agent_id, external_id in cursor.fetchall():
+                created[(agent_id, external_id)] = pk
+    items = [
+        ReviewItem(
+            interaction_id=created[(row[0], row[1])], agent_id=row[0], domain=row[18],
+            confidence=row[7], source_created_at=row[15], reason=row[16], reason_detail=row[17],
+            required_reviews=row[19],
+        )
+        for row in rows
+        if row[16] is not None and (row[0], row[1]) in created
+    ]
+    ReviewItem.objects.bulk_create(items, batch_size=2000)
+    return len(created), len(items)
+
+
+# --- Feedback ---------------------------------------------------------------------------------
+
+_RESOLVING = {FeedbackEvent.Kind.RESOLVED: "resolved", FeedbackEvent.Kind.ESCALATED: "escalated"}
+
+
+def feedback_ingest(
+    records: Iterable[tuple[int, Any]],
+    *,
+    actor_id: int | None = None,
+    source: str = "api",
+    batch_size: int | None = None,
+    on_error: ErrorSink | None = None,
+    on_batch: Callable[[IngestResult], None] | None = None,
+) -> IngestResult:
+    """Stores feedback events on known interactions and routes negative ones to review.
+
+    An event names its interaction by (agent, external_id); an unknown one is rejected. The
+    same event sent twice is a duplicate (see FeedbackEvent.dedupe_key). `resolved` and
+    `escalated` events also set the interaction's outcome flags; `thumbs_down` and
+    `escalated` queue the interaction for review (reason `feedback`) unless it already is.
+    """
+    result = IngestResult()
+    sink = on_error or result.errors.append
+    size = batch_size or settings.INGEST_BATCH_SIZE
+    for batch in _batches(_validated(records, validate_feedback, result, sink), size):
+        with transaction.atomic():
+            created, dupes, routed = _write_feedback(batch, result, sink)
+            result.created += created
+            result.duplicates += dupes
+            result.routed += routed
+            AuditEvent.objects.create(
+                actor_id=actor_id, action="feedback.ingested", target_type="ingest",
+                after={"source": source, "created": created, "routed": routed, "duplicates": dupes},
+            )
+        if on_batch:
+            on_batch(result)
+    return result
+
+
+def _write_feedback(batch: list[dict], result: IngestResult, sink: ErrorSink) -> tuple[int, int, int]:
+    agents = {a.slug: a for a in Agent.objects.filter(slug__in={r["agent"] for r in batch})}
+    wanted: dict[int, set[str]] = {}
+    for rec in batch:
+        if rec["agent"] in agents:
+            wanted.setdefault(agents[rec["agent"]].pk, set()).add(rec["external_id"])
+    interactions: dict[tuple[int, str], int] = {}
+    for agent_id, external_ids in wanted.items():
+        for pk, external_id in Interaction.objects.filter(
+            agent_id=agent_id, external_id__in=external_ids
+        ).values_list("pk", "external_id"):
+            interactions[(agent_id, external_id)] = pk
+
+    now = timezone.now()
+    events: dict[str, FeedbackEvent] = {}
+    dupes = 0
+    for rec in batch:
+        agent = agents.get(rec["agent"])
+        if agent is None:
+            result.rejected += 1
+            sink(RecordError(rec["_position"], "agent", f"unknown agent {rec['agent']!r}"))
+            continue
+        interaction_id = interactions.get((agent.pk, rec["external_id"]))
+        if interaction_id is None:
+            result.rejected += 1
+            sink(RecordError(
+                rec["_position"], "external_id",
+                f"no interaction {rec['external_id'][:80]!r} for agent {rec['agent']!r}",
+            ))
+            continue
+        if rec["dedupe_key"] in events:
+            dupes += 1
+            continue
+        events[rec["dedupe_key"]] = FeedbackEvent(
+            interaction_id=interaction_id, agent_id=agent.pk, kind=rec["kind"],
+            item_ref=rec["item_ref"], value=rec["value"], created_at=rec["created_at"] or now,
+            dedupe_key=rec["dedupe_key"],
+        )
+    if not events:
+        return 0, dupes, 0
+    # Stored events are duplicates; the lock-free check is safe because the insert below
+    # ignores conflicts, so a concurrent import of the same events only shifts the counts.
+    stored = set(
+        FeedbackEvent.objects.filter(dedupe_key__in=list(events)).values_list("dedupe_key", flat=True)
+    )
+    new = [event for key, event in sorted(events.items()) if key not in stored]
+    FeedbackEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
+    dupes += len(events) - len(new)
+
+    for kind, flag in _RESOLVING.items():
+        ids = {e.interaction_id for e in new if e.kind == kind}
+        if ids:
+            Interaction.objects.filter(pk__in=ids).update(**{flag: True})
+    negative = {e.interaction_id: e.kind for e in new if e.kind in FeedbackEvent.NEGATIVE}
+    routed = _route_on_feedback(negative) if negative else 0
+    return len(new), dupes, routed
+
+
+def _route_on_feedback(kinds: dict[int, str]) -> int:
+    """Queues interactions that got negative feedback and are not in a queue yet."""
+    fresh = (
+        Interaction.objects.filter(pk__in=kinds, review_item__isnull=True)
+        .select_related("agent")
+        .only("pk", "agent_id", "domain", "confidence", "created_at",
+              "agent__domain", "agent__required_reviews")
+    )
+    items = [
+        ReviewItem(
+            interaction_id=i.pk, agent_id=i.agent_id, domain=i.domain or i.agent.domain,
+            confidence=i.confidence, source_created_at=i.created_at,
+            reason=ReviewItem.Reason.FEEDBACK, reason_detail=f"{kinds[i.pk]} feedback",
+            required_reviews=i.agent.required_reviews,
+        )
+        for i in fresh
+    ]
+    ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
+    return len(items)
