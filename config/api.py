@@ -4,7 +4,6 @@ from ninja import NinjaAPI
 
 from reviews.api import router as reviews_router
 
-
 api = NinjaAPI(
     title="Coachdesk API",
     version="1",

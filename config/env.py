@@ -1,4 +1,4 @@
-"""Strict environment parsing for settings: a malformed value is an error, never a silent default."""
+"""Strict environment parsing for settings: a malformed value is an error, not a default."""
 
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -43,7 +43,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def database_from_url(url: str) -> dict:
-    """Translates `postgres://user:pass@host:port/name?opt=v` or `sqlite:///path` into DATABASES['default']."""
+    """`postgres://user:pass@host:port/name?opt=v` or `sqlite:///path` → DATABASES['default']."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in {"postgres", "postgresql", "pgsql"}:
@@ -64,4 +64,6 @@ def database_from_url(url: str) -> dict:
         # sqlite:///relative.db → "relative.db"; sqlite:////abs/path.db → "/abs/path.db"
         name = path[1:]
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or ":memory:"}
-    raise ImproperlyConfigured(f"DATABASE_URL scheme {scheme!r} is not supported (postgres or sqlite)")
+    raise ImproperlyConfigured(
+        f"DATABASE_URL scheme {scheme!r} is not supported (postgres or sqlite)"
+    )

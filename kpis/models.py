@@ -4,7 +4,9 @@ from django.db import models
 
 
 class KpiSnapshot(models.Model):
-    agent = models.ForeignKey("reviews.Agent", on_delete=models.CASCADE, related_name="kpi_snapshots")
+    agent = models.ForeignKey(
+        "reviews.Agent", on_delete=models.CASCADE, related_name="kpi_snapshots"
+    )
     # "" is the row over all versions of the agent (null in the API).
     agent_version = models.CharField(max_length=100, blank=True, default="")
     date = models.DateField()
@@ -13,8 +15,13 @@ class KpiSnapshot(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["agent", "agent_version", "date"], name="kpi_agent_version_day"),
+            models.UniqueConstraint(
+                fields=["agent", "agent_version", "date"], name="kpi_agent_version_day"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}/{self.agent_version or '*'}/{self.date}"
 
 
 class Alert(models.Model):
@@ -30,6 +37,11 @@ class Alert(models.Model):
         constraints = [
             # At most one open alert per agent and KPI: raised once, resolved on recovery.
             models.UniqueConstraint(
-                fields=["agent", "kpi"], condition=models.Q(resolved_at__isnull=True), name="alert_one_open"
+                fields=["agent", "kpi"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="alert_one_open",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kpi} alert on agent {self.agent_id}"

@@ -9,16 +9,26 @@ class TrainingPair(models.Model):
         APPROVE = "approve"
         CORRECT = "correct"
 
-    item = models.OneToOneField("reviews.ReviewItem", on_delete=models.PROTECT, related_name="training_pair")
-    interaction = models.ForeignKey("reviews.Interaction", on_delete=models.PROTECT, related_name="training_pairs")
-    agent = models.ForeignKey("reviews.Agent", on_delete=models.PROTECT, related_name="training_pairs")
+    item = models.OneToOneField(
+        "reviews.ReviewItem", on_delete=models.PROTECT, related_name="training_pair"
+    )
+    interaction = models.ForeignKey(
+        "reviews.Interaction", on_delete=models.PROTECT, related_name="training_pairs"
+    )
+    agent = models.ForeignKey(
+        "reviews.Agent", on_delete=models.PROTECT, related_name="training_pairs"
+    )
     agent_version = models.CharField(max_length=100, blank=True, default="")
     source = models.CharField(max_length=10, choices=Source)
     input = models.TextField()
     context = models.JSONField(default=list, blank=True)
     output = models.TextField(help_text="The approved or corrected output (the chosen side).")
-    rejected_output = models.TextField(blank=True, default="", help_text="The original output of a correction.")
-    error_category = models.ForeignKey("reviews.ErrorCategory", null=True, blank=True, on_delete=models.PROTECT)
+    rejected_output = models.TextField(
+        blank=True, default="", help_text="The original output of a correction."
+    )
+    error_category = models.ForeignKey(
+        "reviews.ErrorCategory", null=True, blank=True, on_delete=models.PROTECT
+    )
     reviews = models.ManyToManyField("reviews.Review", related_name="training_pairs")
     reviewers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="training_pairs")
     # sha256 of (input, output): exact duplicates are dropped at export time.
@@ -30,6 +40,9 @@ class TrainingPair(models.Model):
             models.Index(fields=["agent", "created_at"], name="pair_agent_time"),
             models.Index(fields=["content_hash"], name="pair_content_hash"),
         ]
+
+    def __str__(self) -> str:
+        return f"pair {self.pk} ({self.source})"
 
 
 class ExportBatch(models.Model):
@@ -46,7 +59,9 @@ class ExportBatch(models.Model):
         READY = "ready"
         FAILED = "failed"
 
-    agent = models.ForeignKey("reviews.Agent", on_delete=models.PROTECT, related_name="export_batches")
+    agent = models.ForeignKey(
+        "reviews.Agent", on_delete=models.PROTECT, related_name="export_batches"
+    )
     format = models.CharField(max_length=20, choices=Format)
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status, default=Status.QUEUED)
@@ -66,3 +81,6 @@ class ExportBatch(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "export batches"
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} {self.format} ({self.status})"

@@ -37,8 +37,16 @@ _INTERACTION_SCHEMA = {
     "type": "object",
     "required": ["external_id", "agent", "input", "output", "confidence"],
     "properties": {
-        "external_id": {"type": "string", "maxLength": 255, "description": "Unique per agent: the idempotency key."},
-        "agent": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$", "description": "Agent slug; unknown agents are created."},
+        "external_id": {
+            "type": "string",
+            "maxLength": 255,
+            "description": "Unique per agent: the idempotency key.",
+        },
+        "agent": {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+            "description": "Agent slug; unknown agents are created.",
+        },
         "agent_version": {"type": ["string", "null"], "maxLength": 100},
         "conversation_id": {"type": ["string", "null"], "maxLength": 255},
         "input": {"type": "string"},
@@ -72,7 +80,10 @@ _FEEDBACK_SCHEMA = {
     "properties": {
         "agent": {"type": "string"},
         "external_id": {"type": "string", "maxLength": 255},
-        "kind": {"type": "string", "enum": ["clicked", "skipped", "thumbs_up", "thumbs_down", "resolved", "escalated"]},
+        "kind": {
+            "type": "string",
+            "enum": ["clicked", "skipped", "thumbs_up", "thumbs_down", "resolved", "escalated"],
+        },
         "item_ref": {"type": ["string", "null"], "maxLength": 255},
         "value": {"type": ["number", "null"]},
         "created_at": {"type": ["string", "null"], "format": "date-time"},
@@ -86,7 +97,11 @@ def _array_body(item_schema: dict) -> dict:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": {"type": "array", "maxItems": settings.INGEST_MAX_ITEMS_PER_REQUEST, "items": item_schema}
+                    "schema": {
+                        "type": "array",
+                        "maxItems": settings.INGEST_MAX_ITEMS_PER_REQUEST,
+                        "items": item_schema,
+                    }
                 }
             },
         }
@@ -101,7 +116,9 @@ def _ingest(request: HttpRequest, ingest) -> HttpResponse:
     try:
         body = request.body
     except RequestDataTooBig:
-        return _json(413, {"detail": f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"})
+        return _json(
+            413, {"detail": f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"}
+        )
     try:
         items = parse_record(body)
     except ValueError as exc:
@@ -110,13 +127,20 @@ def _ingest(request: HttpRequest, ingest) -> HttpResponse:
         return _json(400, {"detail": "body must be a JSON array of objects"})
     limit = settings.INGEST_MAX_ITEMS_PER_REQUEST
     if len(items) > limit:
-        return _json(413, {"detail": f"{len(items):,} items in one request; the limit is {limit:,}"})
+        return _json(
+            413, {"detail": f"{len(items):,} items in one request; the limit is {limit:,}"}
+        )
     result: IngestResult = ingest(enumerate(items), actor_id=request.user.pk, source="api")
-    return _json(200, {
-        "created": result.created,
-        "duplicates": result.duplicates,
-        "errors": [{"index": e.position, "field": e.field, "message": e.message} for e in result.errors],
-    })
+    return _json(
+        200,
+        {
+            "created": result.created,
+            "duplicates": result.duplicates,
+            "errors": [
+                {"index": e.position, "field": e.field, "message": e.message} for e in result.errors
+            ],
+        },
+    )
 
 
 @router.post(

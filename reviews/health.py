@@ -25,7 +25,9 @@ def _check_redis() -> str:
     import redis
 
     try:
-        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+        redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5
+        ).ping()
     except redis.RedisError as exc:
         return f"down: {type(exc).__name__}"
     return "ok"
@@ -39,7 +41,9 @@ def healthz(request):
     redis_state = _check_redis()
     degraded = redis_state.startswith("down")
     body = {
-        "status": "ok" if database == "ok" and not degraded else ("degraded" if database == "ok" else "down"),
+        "status": "ok"
+        if database == "ok" and not degraded
+        else ("degraded" if database == "ok" else "down"),
         "database": database,
         "redis": redis_state,
         "celery": "eager (in-process)" if settings.CELERY_TASK_ALWAYS_EAGER else "broker",

@@ -65,8 +65,11 @@ class _Agents:
             with transaction.atomic():
                 agent = Agent.objects.create(slug=slug, name=slug)
                 AuditEvent.objects.create(
-                    actor_id=self._actor_id, action="agent.created", target_type="agent",
-                    target_id=agent.pk, after={"slug": slug, "via": "ingest"},
+                    actor_id=self._actor_id,
+                    action="agent.created",
+                    target_type="agent",
+                    target_id=agent.pk,
+                    after={"slug": slug, "via": "ingest"},
                 )
                 return agent
         except IntegrityError:  # a concurrent import created it first
@@ -118,7 +121,9 @@ def interactions_ingest(
     result = IngestResult()
     sink = on_error or result.errors.append
     agents = _Agents(actor_id)
-    write = _write_interactions_pg if connection.vendor == "postgresql" else _write_interactions_generic
+    write = (
+        _write_interactions_pg if connection.vendor == "postgresql" else _write_interactions_generic
+    )
     size = batch_size or settings.INGEST_BATCH_SIZE
     for batch in _batches(_validated(records, validate_interaction, result, sink), size):
         now = timezone.now()
@@ -129,16 +134,24 @@ def interactions_ingest(
             result.duplicates += dupes + (len(rows) - created)
             result.routed += routed
             AuditEvent.objects.create(
-                actor_id=actor_id, action="interactions.ingested", target_type="ingest",
-                after={"source": source, "created": created, "routed": routed,
-                       "duplicates": dupes + len(rows) - created},
+                actor_id=actor_id,
+                action="interactions.ingested",
+                target_type="ingest",
+                after={
+                    "source": source,
+                    "created": created,
+                    "routed": routed,
+                    "duplicates": dupes + len(rows) - created,
+                },
             )
         if on_batch:
             on_batch(result)
     return result
 
 
-def _prepare_interactions(batch: list[dict], agents: _Agents, now: datetime) -> tuple[list[tuple], int]:
+def _prepare_interactions(
+    batch: list[dict], agents: _Agents, now: datetime
+) -> tuple[list[tuple], int]:
     """Drops repeats within the batch, resolves agents, routes; returns rows in key order."""
     seen: dict[tuple[int, str], tuple] = {}
     dupes = 0
@@ -149,23 +162,54 @@ def _prepare_interactions(batch: list[dict], agents: _Agents, now: datetime) -> 
             dupes += 1
             continue
         routing = route(
-            policy, external_id=rec["external_id"], confidence=rec["confidence"],
-            intent=rec["intent"], domain=rec["domain"],
+            policy,
+            external_id=rec["external_id"],
+            confidence=rec["confidence"],
+            intent=rec["intent"],
+            domain=rec["domain"],
         )
         reason, detail = routing if routing else (None, None)
         seen[key] = (
-            policy.agent_id, rec["external_id"], rec["agent_version"], rec["conversation_id"],
-            rec["input"], rec["context"], rec["output"], rec["confidence"], rec["intent"],
-            rec["domain"], rec["resolved"], rec["escalated"], rec["sentiment"], rec["turns"],
-            rec["metadata"], rec["created_at"] or now,
-            reason, detail, policy.item_domain(rec["domain"]), policy.required_reviews,
+            policy.agent_id,
+            rec["external_id"],
+            rec["agent_version"],
+            rec["conversation_id"],
+            rec["input"],
+            rec["context"],
+            rec["output"],
+            rec["confidence"],
+            rec["intent"],
+            rec["domain"],
+            rec["resolved"],
+            rec["escalated"],
+            rec["sentiment"],
+            rec["turns"],
+            rec["metadata"],
+            rec["created_at"] or now,
+            reason,
+            detail,
+            policy.item_domain(rec["domain"]),
+            policy.required_reviews,
         )
     return [seen[key] for key in sorted(seen)], dupes
 
 
 _INTERACTION_COLUMNS = (
-    "agent_id", "external_id", "agent_version", "conversation_id", "input", "context", "output",
-    "confidence", "intent", "domain", "resolved", "escalated", "sentiment", "turns", "metadata",
+    "agent_id",
+    "external_id",
+    "agent_version",
+    "conversation_id",
+    "input",
+    "context",
+    "output",
+    "confidence",
+    "intent",
+    "domain",
+    "resolved",
+    "escalated",
+    "sentiment",
+    "turns",
+    "metadata",
     "created_at",
 )
 _N_INTERACTION = len(_INTERACTION_COLUMNS)
@@ -237,16 +281,23 @@ def _write_interactions_generic(rows: list[tuple], now: datetime) -> tuple[int, 
                 params.extend(values)
                 params.append(stamp)
             cursor.execute(
-                sql_head + ", ".join([placeholders] * len(part))
-                + " ON CONFLICT (agent_id, external_id) DO NOTHING RETURNING id, agent_id, external_id",
+                sql_head
+                + ", ".join([placeholders] * len(part))
+                + " ON CONFLICT (agent_id, external_id) DO NOTHING"
+                + " RETURNING id, agent_id, external_id",
                 params,
             )
             for pk, agent_id, external_id in cursor.fetchall():
                 created[(agent_id, external_id)] = pk
     items = [
         ReviewItem(
-            interaction_id=created[(row[0], row[1])], agent_id=row[0], domain=row[18],
-            confidence=row[7], source_created_at=row[15], reason=row[16], reason_detail=row[17],
+            interaction_id=created[(row[0], row[1])],
+            agent_id=row[0],
+            domain=row[18],
+            confidence=row[7],
+            source_created_at=row[15],
+            reason=row[16],
+            reason_detail=row[17],
             required_reviews=row[19],
         )
         for row in rows
@@ -287,7 +338,9 @@ def feedback_ingest(
             result.duplicates += dupes
             result.routed += routed
             AuditEvent.objects.create(
-                actor_id=actor_id, action="feedback.ingested", target_type="ingest",
+                actor_id=actor_id,
+                action="feedback.ingested",
+                target_type="ingest",
                 after={"source": source, "created": created, "routed": routed, "duplicates": dupes},
             )
         if on_batch:
@@ -295,7 +348,9 @@ def feedback_ingest(
     return result
 
 
-def _write_feedback(batch: list[dict], result: IngestResult, sink: ErrorSink) -> tuple[int, int, int]:
+def _write_feedback(
+    batch: list[dict], result: IngestResult, sink: ErrorSink
+) -> tuple[int, int, int]:
     agents = {a.slug: a for a in Agent.objects.filter(slug__in={r["agent"] for r in batch})}
     wanted: dict[int, set[str]] = {}
     for rec in batch:
@@ -320,17 +375,24 @@ def _write_feedback(batch: list[dict], result: IngestResult, sink: ErrorSink) ->
         interaction_id = interactions.get((agent.pk, rec["external_id"]))
         if interaction_id is None:
             result.rejected += 1
-            sink(RecordError(
-                rec["_position"], "external_id",
-                f"no interaction {rec['external_id'][:80]!r} for agent {rec['agent']!r}",
-            ))
+            sink(
+                RecordError(
+                    rec["_position"],
+                    "external_id",
+                    f"no interaction {rec['external_id'][:80]!r} for agent {rec['agent']!r}",
+                )
+            )
             continue
         if rec["dedupe_key"] in events:
             dupes += 1
             continue
         events[rec["dedupe_key"]] = FeedbackEvent(
-            interaction_id=interaction_id, agent_id=agent.pk, kind=rec["kind"],
-            item_ref=rec["item_ref"], value=rec["value"], created_at=rec["created_at"] or now,
+            interaction_id=interaction_id,
+            agent_id=agent.pk,
+            kind=rec["kind"],
+            item_ref=rec["item_ref"],
+            value=rec["value"],
+            created_at=rec["created_at"] or now,
             dedupe_key=rec["dedupe_key"],
         )
     if not events:
@@ -338,7 +400,9 @@ def _write_feedback(batch: list[dict], result: IngestResult, sink: ErrorSink) ->
     # Stored events are duplicates; the lock-free check is safe because the insert below
     # ignores conflicts, so a concurrent import of the same events only shifts the counts.
     stored = set(
-        FeedbackEvent.objects.filter(dedupe_key__in=list(events)).values_list("dedupe_key", flat=True)
+        FeedbackEvent.objects.filter(dedupe_key__in=list(events)).values_list(
+            "dedupe_key", flat=True
+        )
     )
     new = [event for key, event in sorted(events.items()) if key not in stored]
     FeedbackEvent.objects.bulk_create(new, ignore_conflicts=True, batch_size=2000)
@@ -358,14 +422,25 @@ def _route_on_feedback(kinds: dict[int, str]) -> int:
     fresh = (
         Interaction.objects.filter(pk__in=kinds, review_item__isnull=True)
         .select_related("agent")
-        .only("pk", "agent_id", "domain", "confidence", "created_at",
-              "agent__domain", "agent__required_reviews")
+        .only(
+            "pk",
+            "agent_id",
+            "domain",
+            "confidence",
+            "created_at",
+            "agent__domain",
+            "agent__required_reviews",
+        )
     )
     items = [
         ReviewItem(
-            interaction_id=i.pk, agent_id=i.agent_id, domain=i.domain or i.agent.domain,
-            confidence=i.confidence, source_created_at=i.created_at,
-            reason=ReviewItem.Reason.FEEDBACK, reason_detail=f"{kinds[i.pk]} feedback",
+            interaction_id=i.pk,
+            agent_id=i.agent_id,
+            domain=i.domain or i.agent.domain,
+            confidence=i.confidence,
+            source_created_at=i.created_at,
+            reason=ReviewItem.Reason.FEEDBACK,
+            reason_detail=f"{kinds[i.pk]} feedback",
             required_reviews=i.agent.required_reviews,
         )
         for i in fresh

@@ -59,7 +59,9 @@ class Agent(models.Model):
     alert_thresholds = models.JSONField(
         default=dict,
         blank=True,
-        help_text='KPI alert thresholds, e.g. {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}',
+        help_text=(
+            'KPI alert thresholds, e.g. {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}'
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -89,7 +91,9 @@ class ReviewerProfile(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviewer_profile"
     )
-    domains = models.JSONField(default=list, blank=True, help_text="Domains this reviewer may review.")
+    domains = models.JSONField(
+        default=list, blank=True, help_text="Domains this reviewer may review."
+    )
     daily_capacity = models.PositiveIntegerField(default=200)
     active = models.BooleanField(default=True, help_text="Away reviewers get no new assignments.")
 
@@ -139,7 +143,9 @@ class Interaction(models.Model):
     class Meta:
         constraints = [
             # The idempotency key of ingest.
-            models.UniqueConstraint(fields=["agent", "external_id"], name="interaction_agent_external_id"),
+            models.UniqueConstraint(
+                fields=["agent", "external_id"], name="interaction_agent_external_id"
+            ),
             models.CheckConstraint(
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1),
                 name="interaction_confidence_in_unit_interval",
@@ -152,7 +158,9 @@ class Interaction(models.Model):
         indexes = [
             # KPI aggregation scans one agent's days (and versions within them).
             models.Index(fields=["agent", "created_at"], name="interaction_agent_day"),
-            models.Index(fields=["agent", "agent_version", "created_at"], name="interaction_agent_ver_day"),
+            models.Index(
+                fields=["agent", "agent_version", "created_at"], name="interaction_agent_ver_day"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -184,6 +192,9 @@ class FeedbackEvent(models.Model):
     class Meta:
         indexes = [models.Index(fields=["agent", "created_at"], name="feedback_agent_day")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.interaction_id}"
+
     @staticmethod
     def make_dedupe_key(
         agent: str, external_id: str, kind: str, item_ref: str, value: float | None, created_at: str
@@ -211,7 +222,9 @@ class ReviewItem(models.Model):
 
     OPEN_STATUSES = (Status.PENDING, Status.NEEDS_SECOND_REVIEW)
 
-    interaction = models.OneToOneField(Interaction, on_delete=models.CASCADE, related_name="review_item")
+    interaction = models.OneToOneField(
+        Interaction, on_delete=models.CASCADE, related_name="review_item"
+    )
     # Denormalised from the interaction so the claim query is one index scan.
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="review_items")
     domain = models.CharField(max_length=100, blank=True, default="")
@@ -225,10 +238,18 @@ class ReviewItem(models.Model):
     status = models.CharField(max_length=24, choices=Status, default=Status.PENDING)
     required_reviews = models.PositiveSmallIntegerField(default=1)
     assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_items"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_items",
     )
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claimed_items"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_items",
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     final_verdict = models.CharField(max_length=20, blank=True, default="")
@@ -278,10 +299,14 @@ class Review(models.Model):
         SKIP = "skip"
 
     item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
     verdict = models.CharField(max_length=20, choices=Verdict)
     corrected_output = models.TextField(blank=True, default="")
-    error_category = models.ForeignKey(ErrorCategory, null=True, blank=True, on_delete=models.PROTECT)
+    error_category = models.ForeignKey(
+        ErrorCategory, null=True, blank=True, on_delete=models.PROTECT
+    )
     notes = models.TextField(blank=True, default="")
     seconds_spent = models.PositiveIntegerField(null=True, blank=True)
     is_adjudication = models.BooleanField(default=False)
@@ -300,12 +325,17 @@ class Review(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.verdict} by {self.reviewer_id} on item {self.item_id}"
+
 
 class ApiToken(models.Model):
     """A named API credential. Only the sha256 of the token is stored; the token itself is
     shown once. Tokens are 256-bit random, so a fast hash is enough (no brute force)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
     name = models.CharField(max_length=100)
     key_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token.")
@@ -316,18 +346,20 @@ class ApiToken(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
 
 
 class AuditEvent(models.Model):
     """Append-only record of every state change: who, when, what, before, after."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     action = models.CharField(max_length=64)
     target_type = models.CharField(max_length=64)
     target_id = models.BigIntegerField(null=True)

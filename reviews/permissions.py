@@ -29,7 +29,9 @@ def user_roles(user) -> frozenset[str]:
         if user.is_superuser:
             cached = ALL_ROLES
         else:
-            cached = frozenset(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+            cached = frozenset(
+                user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True)
+            )
         user._coachdesk_roles = cached
     return cached
 
@@ -74,6 +76,8 @@ class RoleBearer(HttpBearer):
         if user is None:
             return None
         if not has_role(user, self.roles):
-            raise HttpError(403, f"this token's user needs one of the roles: {', '.join(sorted(self.roles))}")
+            raise HttpError(
+                403, f"this token's user needs one of the roles: {', '.join(sorted(self.roles))}"
+            )
         request.user = user
         return user

@@ -131,8 +131,11 @@ def _iter_jsonl(
                     progress.bytes_read += len(rest)
                 if not rest or rest.endswith(b"\n"):
                     break
-            yield lineno, RecordError(
-                lineno, "record", f"line is longer than the limit of {MAX_RECORD_BYTES:,} bytes"
+            yield (
+                lineno,
+                RecordError(
+                    lineno, "record", f"line is longer than the limit of {MAX_RECORD_BYTES:,} bytes"
+                ),
             )
             continue
         if not line.strip():
@@ -184,13 +187,21 @@ def _iter_array(
     while True:
         skip(" \t\r\n")
         if not buf and not refill():
-            yield lines_before + 1, RecordError(lines_before + 1, "record", "the JSON array is not closed")
+            yield (
+                lines_before + 1,
+                RecordError(lines_before + 1, "record", "the JSON array is not closed"),
+            )
             return
         if buf[0] == "]":
             return
         if not expect_value:
             if buf[0] != ",":
-                yield lines_before + 1, RecordError(lines_before + 1, "record", "expected ',' or ']' between array elements")
+                yield (
+                    lines_before + 1,
+                    RecordError(
+                        lines_before + 1, "record", "expected ',' or ']' between array elements"
+                    ),
+                )
                 return
             buf = buf[1:]
             expect_value = True
@@ -209,7 +220,10 @@ def _iter_array(
                 continue
             break
         if _has_surrogates(value):
-            yield lineno, RecordError(lineno, "record", "not valid UTF-8 or contains an unpaired surrogate")
+            yield (
+                lineno,
+                RecordError(lineno, "record", "not valid UTF-8 or contains an unpaired surrogate"),
+            )
         else:
             yield lineno, value
         lines_before += buf.count("\n", 0, end)

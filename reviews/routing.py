@@ -62,7 +62,10 @@ def route(
     if domain and domain in policy.review_domains:
         return Reason.RULE, f"domain '{domain}' is always reviewed"
     if confidence < policy.threshold:
-        return Reason.LOW_CONFIDENCE, f"confidence {confidence:.3f} < threshold {policy.threshold:.3f}"
+        return (
+            Reason.LOW_CONFIDENCE,
+            f"confidence {confidence:.3f} < threshold {policy.threshold:.3f}",
+        )
     if policy.audit_rate > 0 and audit_fraction(policy.slug, external_id) < policy.audit_rate:
         return Reason.AUDIT_SAMPLE, f"audit sample ({policy.audit_rate:.1%} of confident responses)"
     return None

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from reviews.models import ApiToken, AuditEvent
 
-TOKEN_PREFIX = "cd_"
+TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 
 
 @transaction.atomic
@@ -19,7 +19,10 @@ def token_create(*, user, name: str, actor=None) -> tuple[ApiToken, str]:
         user=user, name=name, key_hash=ApiToken.hash_key(secret), prefix=secret[:10]
     )
     AuditEvent.objects.create(
-        actor=actor or user, action="token.created", target_type="api_token", target_id=token.pk,
+        actor=actor or user,
+        action="token.created",
+        target_type="api_token",
+        target_id=token.pk,
         after={"user": user.username, "name": name, "prefix": token.prefix},
     )
     return token, secret
@@ -27,9 +30,14 @@ def token_create(*, user, name: str, actor=None) -> tuple[ApiToken, str]:
 
 @transaction.atomic
 def token_revoke(*, token: ApiToken, actor) -> None:
-    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
     if updated:
         AuditEvent.objects.create(
-            actor=actor, action="token.revoked", target_type="api_token", target_id=token.pk,
+            actor=actor,
+            action="token.revoked",
+            target_type="api_token",
+            target_id=token.pk,
             after={"name": token.name, "prefix": token.prefix},
         )

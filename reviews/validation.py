@@ -46,7 +46,9 @@ def _text(obj: dict, name: str, errors: FieldErrors, *, required: bool, limit: i
     value = obj.get(name)
     if value is None:
         if required:
-            errors.append((name, "is required" if name not in obj else "must be a string, got null"))
+            errors.append(
+                (name, "is required" if name not in obj else "must be a string, got null")
+            )
         return ""
     if not isinstance(value, str):
         errors.append((name, f"must be a string, got {_type_name(value)}"))
@@ -58,18 +60,29 @@ def _text(obj: dict, name: str, errors: FieldErrors, *, required: bool, limit: i
     return value
 
 
-def _number(obj: dict, name: str, errors: FieldErrors, *, required: bool, low: float, high: float) -> float | None:
+def _number(
+    obj: dict, name: str, errors: FieldErrors, *, required: bool, low: float, high: float
+) -> float | None:
     value = obj.get(name)
     if value is None:
         if required:
-            errors.append((name, "is required" if name not in obj else "must be a number, got null"))
+            errors.append(
+                (name, "is required" if name not in obj else "must be a number, got null")
+            )
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         errors.append((name, f"must be a number, got {_type_name(value)}"))
         return None
     value = float(value)
     if not math.isfinite(value):
-        errors.append((name, f"must be a finite number, got {value!r}".replace("nan", "NaN").replace("inf", "Infinity")))
+        errors.append(
+            (
+                name,
+                f"must be a finite number, got {value!r}".replace("nan", "NaN").replace(
+                    "inf", "Infinity"
+                ),
+            )
+        )
         return None
     if not low <= value <= high:
         errors.append((name, f"must be between {low:g} and {high:g}, got {value:g}"))
@@ -95,7 +108,9 @@ def parse_timestamp(value: Any, name: str, errors: FieldErrors) -> datetime | No
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        errors.append((name, f"is not an ISO 8601 date-time: {value[:40]!r} (e.g. 2026-11-20T10:15:00Z)"))
+        errors.append(
+            (name, f"is not an ISO 8601 date-time: {value[:40]!r} (e.g. 2026-11-20T10:15:00Z)")
+        )
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
@@ -105,7 +120,9 @@ def parse_timestamp(value: Any, name: str, errors: FieldErrors) -> datetime | No
 def _slug(obj: dict, name: str, errors: FieldErrors) -> str:
     value = _text(obj, name, errors, required=True, limit=64)
     if value and not SLUG_RE.match(value):
-        errors.append((name, f"must be a slug (lowercase letters, digits, '-' or '_'), got {value[:64]!r}"))
+        errors.append(
+            (name, f"must be a slug (lowercase letters, digits, '-' or '_'), got {value[:64]!r}")
+        )
     return value
 
 
@@ -120,7 +137,9 @@ def _context(value: Any, errors: FieldErrors, limit: int) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        errors.append(("context", f"must be an array of {{role, content}} objects, got {_type_name(value)}"))
+        errors.append(
+            ("context", f"must be an array of {{role, content}} objects, got {_type_name(value)}")
+        )
         return []
     if len(value) > MAX_CONTEXT_TURNS:
         errors.append(("context", f"has {len(value)} turns; the limit is {MAX_CONTEXT_TURNS}"))
@@ -128,20 +147,31 @@ def _context(value: Any, errors: FieldErrors, limit: int) -> list:
     for i, turn in enumerate(value):
         where = f"context[{i}]"
         if not isinstance(turn, dict):
-            errors.append((where, f"must be an object with role and content, got {_type_name(turn)}"))
+            errors.append(
+                (where, f"must be an object with role and content, got {_type_name(turn)}")
+            )
             return []
         role, content = turn.get("role"), turn.get("content")
         if role not in CONTEXT_ROLES:
-            errors.append((f"{where}.role", f"must be one of {', '.join(sorted(CONTEXT_ROLES))}, got {role!r}"[:200]))
+            errors.append(
+                (
+                    f"{where}.role",
+                    f"must be one of {', '.join(sorted(CONTEXT_ROLES))}, got {role!r}"[:200],
+                )
+            )
             return []
         if not isinstance(content, str):
             errors.append((f"{where}.content", f"must be a string, got {_type_name(content)}"))
             return []
         if len(content) > limit:
-            errors.append((f"{where}.content", f"is {len(content):,} characters long; the limit is {limit:,}"))
+            errors.append(
+                (f"{where}.content", f"is {len(content):,} characters long; the limit is {limit:,}")
+            )
             return []
         if "\x00" in content:
-            errors.append((f"{where}.content", "contains a NUL character (\\u0000), which cannot be stored"))
+            errors.append(
+                (f"{where}.content", "contains a NUL character (\\u0000), which cannot be stored")
+            )
             return []
     return value
 
@@ -158,7 +188,9 @@ def _metadata(value: Any, errors: FieldErrors) -> str:
         errors.append(("metadata", "must be plain JSON (finite numbers, UTF-8 strings)"))
         return "{}"
     if len(encoded) > MAX_METADATA_BYTES:
-        errors.append(("metadata", f"is {len(encoded):,} bytes as JSON; the limit is {MAX_METADATA_BYTES:,}"))
+        errors.append(
+            ("metadata", f"is {len(encoded):,} bytes as JSON; the limit is {MAX_METADATA_BYTES:,}")
+        )
     elif b"\\u0000" in encoded:
         errors.append(("metadata", "contains a NUL character (\\u0000), which cannot be stored"))
     return encoded.decode()
@@ -176,13 +208,17 @@ def validate_interaction(obj: Any) -> tuple[dict | None, FieldErrors]:
     input_ = _text(obj, "input", errors, required=True, limit=limit)
     output = _text(obj, "output", errors, required=True, limit=limit)
     confidence = _number(obj, "confidence", errors, required=True, low=0.0, high=1.0)
-    short = {name: _text(obj, name, errors, required=False, limit=size) for name, size in _SHORT.items()}
+    short = {
+        name: _text(obj, name, errors, required=False, limit=size) for name, size in _SHORT.items()
+    }
     context = _context(obj.get("context"), errors, limit)
     resolved = _bool(obj, "resolved", errors)
     escalated = _bool(obj, "escalated", errors)
     sentiment = _number(obj, "sentiment", errors, required=False, low=-1.0, high=1.0)
     turns = obj.get("turns")
-    if turns is not None and (isinstance(turns, bool) or not isinstance(turns, int) or not 0 <= turns <= 100_000):
+    if turns is not None and (
+        isinstance(turns, bool) or not isinstance(turns, int) or not 0 <= turns <= 100_000
+    ):
         if isinstance(turns, int) and not isinstance(turns, bool):
             errors.append(("turns", f"must be between 0 and 100000, got {turns}"))
         else:
@@ -219,7 +255,9 @@ def validate_feedback(obj: Any) -> tuple[dict | None, FieldErrors]:
     if kind is None:
         errors.append(("kind", "is required"))
     elif kind not in FEEDBACK_KINDS:
-        errors.append(("kind", f"must be one of {', '.join(sorted(FEEDBACK_KINDS))}, got {str(kind)[:40]!r}"))
+        errors.append(
+            ("kind", f"must be one of {', '.join(sorted(FEEDBACK_KINDS))}, got {str(kind)[:40]!r}")
+        )
     item_ref = _text(obj, "item_ref", errors, required=False, limit=255)
     value = _number(obj, "value", errors, required=False, low=-1e12, high=1e12)
     raw_created = obj.get("created_at")

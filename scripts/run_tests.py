@@ -23,8 +23,12 @@ def postgres_answers(url: str) -> str | None:
     try:
         # The server's maintenance database: the test database does not exist yet.
         psycopg.connect(
-            host=db["HOST"] or None, port=db["PORT"] or None, user=db["USER"] or None,
-            password=db["PASSWORD"] or None, dbname="postgres", connect_timeout=3,
+            host=db["HOST"] or None,
+            port=db["PORT"] or None,
+            user=db["USER"] or None,
+            password=db["PASSWORD"] or None,
+            dbname="postgres",
+            connect_timeout=3,
         ).close()
     except psycopg.Error as exc:
         return str(exc).strip().splitlines()[0]
@@ -76,7 +80,9 @@ def main() -> int:
             print("!!  COACHDESK_REQUIRE_SERVICES=1: that is a failure.", file=sys.stderr)
             print(line, file=sys.stderr)
             return 3
-        print("!!  The suite runs on SQLite. Start them for a full run (see README).", file=sys.stderr)
+        print(
+            "!!  The suite runs on SQLite. Start them for a full run (see README).", file=sys.stderr
+        )
         print(line, file=sys.stderr)
 
     args = [sys.executable, "-m", "pytest", *sys.argv[1:]]

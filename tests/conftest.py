@@ -39,7 +39,9 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("!", "SERVICES MISSING", red=True, bold=True)
         for line in MISSING.splitlines():
             terminalreporter.write_line(f"  {line}", red=True)
-        terminalreporter.write_line(f"  {len(skipped)} tests skipped. Run .ci/run for the full suite.", red=True)
+        terminalreporter.write_line(
+            f"  {len(skipped)} tests skipped. Run .ci/run for the full suite.", red=True
+        )
 
 
 @pytest.fixture
@@ -83,7 +85,9 @@ def api_client(client):
             import json
 
             body = data if isinstance(data, (bytes, str)) else json.dumps(data)
-            return client.post(path, body, content_type="application/json", headers=self.headers, **kwargs)
+            return client.post(
+                path, body, content_type="application/json", headers=self.headers, **kwargs
+            )
 
         def get(self, path: str, **kwargs):
             return client.get(path, headers=self.headers, **kwargs)

@@ -27,7 +27,9 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def domains(self, create, extracted, **kwargs):
         if extracted is not None:
-            ReviewerProfile.objects.update_or_create(user=self, defaults={"domains": list(extracted)})
+            ReviewerProfile.objects.update_or_create(
+                user=self, defaults={"domains": list(extracted)}
+            )
 
 
 class AgentFactory(factory.django.DjangoModelFactory):

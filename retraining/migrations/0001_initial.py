@@ -6,67 +6,174 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('reviews', '0001_initial'),
+        ("reviews", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TrainingPair',
+            name="TrainingPair",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('agent_version', models.CharField(blank=True, default='', max_length=100)),
-                ('source', models.CharField(choices=[('approve', 'Approve'), ('correct', 'Correct')], max_length=10)),
-                ('input', models.TextField()),
-                ('context', models.JSONField(blank=True, default=list)),
-                ('output', models.TextField(help_text='The approved or corrected output (the chosen side).')),
-                ('rejected_output', models.TextField(blank=True, default='', help_text='The original output of a correction.')),
-                ('content_hash', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_pairs', to='reviews.agent')),
-                ('error_category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to='reviews.errorcategory')),
-                ('interaction', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_pairs', to='reviews.interaction')),
-                ('item', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='training_pair', to='reviews.reviewitem')),
-                ('reviewers', models.ManyToManyField(related_name='training_pairs', to=settings.AUTH_USER_MODEL)),
-                ('reviews', models.ManyToManyField(related_name='training_pairs', to='reviews.review')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("agent_version", models.CharField(blank=True, default="", max_length=100)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("approve", "Approve"), ("correct", "Correct")], max_length=10
+                    ),
+                ),
+                ("input", models.TextField()),
+                ("context", models.JSONField(blank=True, default=list)),
+                (
+                    "output",
+                    models.TextField(
+                        help_text="The approved or corrected output (the chosen side)."
+                    ),
+                ),
+                (
+                    "rejected_output",
+                    models.TextField(
+                        blank=True, default="", help_text="The original output of a correction."
+                    ),
+                ),
+                ("content_hash", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_pairs",
+                        to="reviews.agent",
+                    ),
+                ),
+                (
+                    "error_category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="reviews.errorcategory",
+                    ),
+                ),
+                (
+                    "interaction",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_pairs",
+                        to="reviews.interaction",
+                    ),
+                ),
+                (
+                    "item",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_pair",
+                        to="reviews.reviewitem",
+                    ),
+                ),
+                (
+                    "reviewers",
+                    models.ManyToManyField(
+                        related_name="training_pairs", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "reviews",
+                    models.ManyToManyField(related_name="training_pairs", to="reviews.review"),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ExportBatch',
+            name="ExportBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('format', models.CharField(choices=[('jsonl', 'Jsonl'), ('openai', 'Openai'), ('preference', 'Preference'), ('csv', 'Csv'), ('parquet', 'Parquet')], max_length=20)),
-                ('filters', models.JSONField(blank=True, default=dict)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('building', 'Building'), ('ready', 'Ready'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('progress', models.PositiveSmallIntegerField(default=0, help_text='Percent built.')),
-                ('failure_reason', models.TextField(blank=True, default='')),
-                ('row_count', models.PositiveIntegerField(default=0)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('file', models.FileField(blank=True, upload_to='exports/')),
-                ('sha256', models.CharField(blank=True, default='', max_length=64)),
-                ('manifest', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('trained_agent_version', models.CharField(blank=True, default='', max_length=100)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='export_batches', to='reviews.agent')),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('pairs', models.ManyToManyField(blank=True, related_name='batches', to='retraining.trainingpair')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[
+                            ("jsonl", "Jsonl"),
+                            ("openai", "Openai"),
+                            ("preference", "Preference"),
+                            ("csv", "Csv"),
+                            ("parquet", "Parquet"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("filters", models.JSONField(blank=True, default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("building", "Building"),
+                            ("ready", "Ready"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "progress",
+                    models.PositiveSmallIntegerField(default=0, help_text="Percent built."),
+                ),
+                ("failure_reason", models.TextField(blank=True, default="")),
+                ("row_count", models.PositiveIntegerField(default=0)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("file", models.FileField(blank=True, upload_to="exports/")),
+                ("sha256", models.CharField(blank=True, default="", max_length=64)),
+                ("manifest", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("trained_agent_version", models.CharField(blank=True, default="", max_length=100)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="export_batches",
+                        to="reviews.agent",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "pairs",
+                    models.ManyToManyField(
+                        blank=True, related_name="batches", to="retraining.trainingpair"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'export batches',
-                'ordering': ['-created_at'],
+                "verbose_name_plural": "export batches",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddIndex(
-            model_name='trainingpair',
-            index=models.Index(fields=['agent', 'created_at'], name='pair_agent_time'),
+            model_name="trainingpair",
+            index=models.Index(fields=["agent", "created_at"], name="pair_agent_time"),
         ),
         migrations.AddIndex(
-            model_name='trainingpair',
-            index=models.Index(fields=['content_hash'], name='pair_content_hash'),
+            model_name="trainingpair",
+            index=models.Index(fields=["content_hash"], name="pair_content_hash"),
         ),
     ]

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,217 +15,545 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ErrorCategory',
+            name="ErrorCategory",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('active', models.BooleanField(default=True)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=100)),
+                ("description", models.TextField(blank=True)),
+                ("active", models.BooleanField(default=True)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'verbose_name_plural': 'error categories',
-                'ordering': ['position', 'slug'],
+                "verbose_name_plural": "error categories",
+                "ordering": ["position", "slug"],
             },
         ),
         migrations.CreateModel(
-            name='Agent',
+            name="Agent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('chat', 'Chat'), ('recommender', 'Recommender'), ('other', 'Other')], default='other', max_length=20)),
-                ('domain', models.SlugField(default='general', help_text="Review domain of this agent's items when an interaction names none.", max_length=100)),
-                ('confidence_threshold', models.FloatField(default=0.7, help_text='Responses below this confidence are queued for review.', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)])),
-                ('audit_rate', models.FloatField(default=0.02, help_text='Share of confident responses sampled for review.', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)])),
-                ('required_reviews', models.PositiveSmallIntegerField(choices=[(1, 'One reviewer'), (2, 'Two agreeing reviewers (four-eyes)')], default=1)),
-                ('review_intents', models.JSONField(blank=True, default=list, help_text='Intents that are always reviewed.')),
-                ('review_domains', models.JSONField(blank=True, default=list, help_text='Domains that are always reviewed.')),
-                ('guidelines', models.TextField(blank=True, help_text='Markdown shown to reviewers.')),
-                ('alert_thresholds', models.JSONField(blank=True, default=dict, help_text='KPI alert thresholds, e.g. {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("chat", "Chat"),
+                            ("recommender", "Recommender"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "domain",
+                    models.SlugField(
+                        default="general",
+                        help_text="Review domain of this agent's items when an interaction names none.",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "confidence_threshold",
+                    models.FloatField(
+                        default=0.7,
+                        help_text="Responses below this confidence are queued for review.",
+                        validators=[
+                            django.core.validators.MinValueValidator(0.0),
+                            django.core.validators.MaxValueValidator(1.0),
+                        ],
+                    ),
+                ),
+                (
+                    "audit_rate",
+                    models.FloatField(
+                        default=0.02,
+                        help_text="Share of confident responses sampled for review.",
+                        validators=[
+                            django.core.validators.MinValueValidator(0.0),
+                            django.core.validators.MaxValueValidator(1.0),
+                        ],
+                    ),
+                ),
+                (
+                    "required_reviews",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "One reviewer"), (2, "Two agreeing reviewers (four-eyes)")],
+                        default=1,
+                    ),
+                ),
+                (
+                    "review_intents",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Intents that are always reviewed."
+                    ),
+                ),
+                (
+                    "review_domains",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Domains that are always reviewed."
+                    ),
+                ),
+                (
+                    "guidelines",
+                    models.TextField(blank=True, help_text="Markdown shown to reviewers."),
+                ),
+                (
+                    "alert_thresholds",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='KPI alert thresholds, e.g. {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}',
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['slug'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('confidence_threshold__gte', 0), ('confidence_threshold__lte', 1)), name='agent_threshold_in_unit_interval'), models.CheckConstraint(condition=models.Q(('audit_rate__gte', 0), ('audit_rate__lte', 1)), name='agent_audit_rate_in_unit_interval'), models.CheckConstraint(condition=models.Q(('required_reviews__in', [1, 2])), name='agent_required_reviews_1_or_2')],
+                "ordering": ["slug"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("confidence_threshold__gte", 0), ("confidence_threshold__lte", 1)
+                        ),
+                        name="agent_threshold_in_unit_interval",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("audit_rate__gte", 0), ("audit_rate__lte", 1)),
+                        name="agent_audit_rate_in_unit_interval",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("required_reviews__in", [1, 2])),
+                        name="agent_required_reviews_1_or_2",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('key_hash', models.CharField(max_length=64, unique=True)),
-                ('prefix', models.CharField(help_text='First characters, to recognise a token.', max_length=12)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("key_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "prefix",
+                    models.CharField(
+                        help_text="First characters, to recognise a token.", max_length=12
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Interaction',
+            name="Interaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255)),
-                ('agent_version', models.CharField(blank=True, default='', max_length=100)),
-                ('conversation_id', models.CharField(blank=True, default='', max_length=255)),
-                ('input', models.TextField()),
-                ('context', models.JSONField(blank=True, default=list)),
-                ('output', models.TextField()),
-                ('confidence', models.FloatField()),
-                ('intent', models.CharField(blank=True, default='', max_length=100)),
-                ('domain', models.CharField(blank=True, default='', max_length=100)),
-                ('resolved', models.BooleanField(null=True)),
-                ('escalated', models.BooleanField(null=True)),
-                ('sentiment', models.FloatField(null=True)),
-                ('turns', models.PositiveIntegerField(null=True)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField()),
-                ('ingested_at', models.DateTimeField(auto_now_add=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='interactions', to='reviews.agent')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=255)),
+                ("agent_version", models.CharField(blank=True, default="", max_length=100)),
+                ("conversation_id", models.CharField(blank=True, default="", max_length=255)),
+                ("input", models.TextField()),
+                ("context", models.JSONField(blank=True, default=list)),
+                ("output", models.TextField()),
+                ("confidence", models.FloatField()),
+                ("intent", models.CharField(blank=True, default="", max_length=100)),
+                ("domain", models.CharField(blank=True, default="", max_length=100)),
+                ("resolved", models.BooleanField(null=True)),
+                ("escalated", models.BooleanField(null=True)),
+                ("sentiment", models.FloatField(null=True)),
+                ("turns", models.PositiveIntegerField(null=True)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField()),
+                ("ingested_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="interactions",
+                        to="reviews.agent",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='FeedbackEvent',
+            name="FeedbackEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('clicked', 'Clicked'), ('skipped', 'Skipped'), ('thumbs_up', 'Thumbs Up'), ('thumbs_down', 'Thumbs Down'), ('resolved', 'Resolved'), ('escalated', 'Escalated')], max_length=20)),
-                ('item_ref', models.CharField(blank=True, default='', max_length=255)),
-                ('value', models.FloatField(null=True)),
-                ('created_at', models.DateTimeField()),
-                ('dedupe_key', models.CharField(max_length=64, unique=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='feedback', to='reviews.agent')),
-                ('interaction', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feedback', to='reviews.interaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("clicked", "Clicked"),
+                            ("skipped", "Skipped"),
+                            ("thumbs_up", "Thumbs Up"),
+                            ("thumbs_down", "Thumbs Down"),
+                            ("resolved", "Resolved"),
+                            ("escalated", "Escalated"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("item_ref", models.CharField(blank=True, default="", max_length=255)),
+                ("value", models.FloatField(null=True)),
+                ("created_at", models.DateTimeField()),
+                ("dedupe_key", models.CharField(max_length=64, unique=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="feedback",
+                        to="reviews.agent",
+                    ),
+                ),
+                (
+                    "interaction",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="feedback",
+                        to="reviews.interaction",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ReviewerProfile',
+            name="ReviewerProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domains', models.JSONField(blank=True, default=list, help_text='Domains this reviewer may review.')),
-                ('daily_capacity', models.PositiveIntegerField(default=200)),
-                ('active', models.BooleanField(default=True, help_text='Away reviewers get no new assignments.')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='reviewer_profile', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "domains",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Domains this reviewer may review."
+                    ),
+                ),
+                ("daily_capacity", models.PositiveIntegerField(default=200)),
+                (
+                    "active",
+                    models.BooleanField(
+                        default=True, help_text="Away reviewers get no new assignments."
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reviewer_profile",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ReviewItem',
+            name="ReviewItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domain', models.CharField(blank=True, default='', max_length=100)),
-                ('confidence', models.FloatField()),
-                ('source_created_at', models.DateTimeField()),
-                ('reason', models.CharField(choices=[('low_confidence', 'Low Confidence'), ('audit_sample', 'Audit Sample'), ('rule', 'Rule'), ('feedback', 'Feedback'), ('manual', 'Manual')], max_length=20)),
-                ('reason_detail', models.CharField(blank=True, default='', max_length=255)),
-                ('priority', models.SmallIntegerField(default=0)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('claimed', 'Claimed'), ('needs_second_review', 'Needs Second Review'), ('disputed', 'Disputed'), ('done', 'Done')], default='pending', max_length=24)),
-                ('required_reviews', models.PositiveSmallIntegerField(default=1)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('final_verdict', models.CharField(blank=True, default='', max_length=20)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('version', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='review_items', to='reviews.agent')),
-                ('assigned_to', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assigned_items', to=settings.AUTH_USER_MODEL)),
-                ('claimed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='claimed_items', to=settings.AUTH_USER_MODEL)),
-                ('interaction', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='review_item', to='reviews.interaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("domain", models.CharField(blank=True, default="", max_length=100)),
+                ("confidence", models.FloatField()),
+                ("source_created_at", models.DateTimeField()),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("low_confidence", "Low Confidence"),
+                            ("audit_sample", "Audit Sample"),
+                            ("rule", "Rule"),
+                            ("feedback", "Feedback"),
+                            ("manual", "Manual"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("reason_detail", models.CharField(blank=True, default="", max_length=255)),
+                ("priority", models.SmallIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("claimed", "Claimed"),
+                            ("needs_second_review", "Needs Second Review"),
+                            ("disputed", "Disputed"),
+                            ("done", "Done"),
+                        ],
+                        default="pending",
+                        max_length=24,
+                    ),
+                ),
+                ("required_reviews", models.PositiveSmallIntegerField(default=1)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("final_verdict", models.CharField(blank=True, default="", max_length=20)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("version", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="review_items",
+                        to="reviews.agent",
+                    ),
+                ),
+                (
+                    "assigned_to",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="assigned_items",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "claimed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="claimed_items",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "interaction",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="review_item",
+                        to="reviews.interaction",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Review',
+            name="Review",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('verdict', models.CharField(choices=[('approve', 'Approve'), ('correct', 'Correct'), ('reject', 'Reject'), ('escalate', 'Escalate'), ('skip', 'Skip')], max_length=20)),
-                ('corrected_output', models.TextField(blank=True, default='')),
-                ('notes', models.TextField(blank=True, default='')),
-                ('seconds_spent', models.PositiveIntegerField(blank=True, null=True)),
-                ('is_adjudication', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('error_category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to='reviews.errorcategory')),
-                ('reviewer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reviews', to=settings.AUTH_USER_MODEL)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reviews', to='reviews.reviewitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "verdict",
+                    models.CharField(
+                        choices=[
+                            ("approve", "Approve"),
+                            ("correct", "Correct"),
+                            ("reject", "Reject"),
+                            ("escalate", "Escalate"),
+                            ("skip", "Skip"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("corrected_output", models.TextField(blank=True, default="")),
+                ("notes", models.TextField(blank=True, default="")),
+                ("seconds_spent", models.PositiveIntegerField(blank=True, null=True)),
+                ("is_adjudication", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "error_category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="reviews.errorcategory",
+                    ),
+                ),
+                (
+                    "reviewer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reviews",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reviews",
+                        to="reviews.reviewitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'pk'],
+                "ordering": ["created_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(max_length=64)),
-                ('target_type', models.CharField(max_length=64)),
-                ('target_id', models.BigIntegerField(null=True)),
-                ('before', models.JSONField(blank=True, default=dict)),
-                ('after', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("action", models.CharField(max_length=64)),
+                ("target_type", models.CharField(max_length=64)),
+                ("target_id", models.BigIntegerField(null=True)),
+                ("before", models.JSONField(blank=True, default=dict)),
+                ("after", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
-                'indexes': [models.Index(fields=['target_type', 'target_id'], name='audit_target'), models.Index(fields=['actor', 'created_at'], name='audit_actor_time'), models.Index(fields=['created_at'], name='audit_time')],
+                "ordering": ["-created_at", "-pk"],
+                "indexes": [
+                    models.Index(fields=["target_type", "target_id"], name="audit_target"),
+                    models.Index(fields=["actor", "created_at"], name="audit_actor_time"),
+                    models.Index(fields=["created_at"], name="audit_time"),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='interaction',
-            index=models.Index(fields=['agent', 'created_at'], name='interaction_agent_day'),
+            model_name="interaction",
+            index=models.Index(fields=["agent", "created_at"], name="interaction_agent_day"),
         ),
         migrations.AddIndex(
-            model_name='interaction',
-            index=models.Index(fields=['agent', 'agent_version', 'created_at'], name='interaction_agent_ver_day'),
+            model_name="interaction",
+            index=models.Index(
+                fields=["agent", "agent_version", "created_at"], name="interaction_agent_ver_day"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='interaction',
-            constraint=models.UniqueConstraint(fields=('agent', 'external_id'), name='interaction_agent_external_id'),
+            model_name="interaction",
+            constraint=models.UniqueConstraint(
+                fields=("agent", "external_id"), name="interaction_agent_external_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='interaction',
-            constraint=models.CheckConstraint(condition=models.Q(('confidence__gte', 0), ('confidence__lte', 1)), name='interaction_confidence_in_unit_interval'),
+            model_name="interaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("confidence__gte", 0), ("confidence__lte", 1)),
+                name="interaction_confidence_in_unit_interval",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='interaction',
-            constraint=models.CheckConstraint(condition=models.Q(('sentiment__isnull', True), models.Q(('sentiment__gte', -1), ('sentiment__lte', 1)), _connector='OR'), name='interaction_sentiment_in_range'),
+            model_name="interaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("sentiment__isnull", True),
+                    models.Q(("sentiment__gte", -1), ("sentiment__lte", 1)),
+                    _connector="OR",
+                ),
+                name="interaction_sentiment_in_range",
+            ),
         ),
         migrations.AddIndex(
-            model_name='feedbackevent',
-            index=models.Index(fields=['agent', 'created_at'], name='feedback_agent_day'),
+            model_name="feedbackevent",
+            index=models.Index(fields=["agent", "created_at"], name="feedback_agent_day"),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(models.F('domain'), models.OrderBy(models.F('priority'), descending=True), models.F('confidence'), models.F('source_created_at'), condition=models.Q(('status__in', ['pending', 'needs_second_review'])), name='reviewitem_claim_order'),
+            model_name="reviewitem",
+            index=models.Index(
+                models.F("domain"),
+                models.OrderBy(models.F("priority"), descending=True),
+                models.F("confidence"),
+                models.F("source_created_at"),
+                condition=models.Q(("status__in", ["pending", "needs_second_review"])),
+                name="reviewitem_claim_order",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(condition=models.Q(('assigned_to__isnull', False)), fields=['assigned_to', 'status'], name='reviewitem_assigned_open'),
+            model_name="reviewitem",
+            index=models.Index(
+                condition=models.Q(("assigned_to__isnull", False)),
+                fields=["assigned_to", "status"],
+                name="reviewitem_assigned_open",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(condition=models.Q(('status', 'claimed')), fields=['lease_expires_at'], name='reviewitem_lease'),
+            model_name="reviewitem",
+            index=models.Index(
+                condition=models.Q(("status", "claimed")),
+                fields=["lease_expires_at"],
+                name="reviewitem_lease",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(fields=['agent', 'status', 'created_at'], name='reviewitem_agent_status'),
+            model_name="reviewitem",
+            index=models.Index(
+                fields=["agent", "status", "created_at"], name="reviewitem_agent_status"
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(fields=['agent', 'decided_at'], name='reviewitem_agent_decided'),
+            model_name="reviewitem",
+            index=models.Index(fields=["agent", "decided_at"], name="reviewitem_agent_decided"),
         ),
         migrations.AddIndex(
-            model_name='review',
-            index=models.Index(fields=['reviewer', 'created_at'], name='review_reviewer_time'),
+            model_name="review",
+            index=models.Index(fields=["reviewer", "created_at"], name="review_reviewer_time"),
         ),
         migrations.AddIndex(
-            model_name='review',
-            index=models.Index(fields=['created_at'], name='review_time'),
+            model_name="review",
+            index=models.Index(fields=["created_at"], name="review_time"),
         ),
         migrations.AddConstraint(
-            model_name='review',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('verdict', 'correct'), _negated=True), models.Q(('corrected_output', ''), _negated=True), _connector='OR'), name='review_correct_has_output'),
+            model_name="review",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("verdict", "correct"), _negated=True),
+                    models.Q(("corrected_output", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="review_correct_has_output",
+            ),
         ),
     ]

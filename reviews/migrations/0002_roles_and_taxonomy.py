@@ -6,7 +6,11 @@ ROLES = ["reviewer", "admin", "ml", "agent"]
 CATEGORIES = [
     ("wrong-intent", "Wrong intent", "The agent misunderstood what the user asked."),
     ("factual-error", "Factual error", "A statement in the answer is false."),
-    ("policy-legal-risk", "Policy / legal risk", "The answer breaks policy or creates legal exposure."),
+    (
+        "policy-legal-risk",
+        "Policy / legal risk",
+        "The answer breaks policy or creates legal exposure.",
+    ),
     ("tone", "Tone", "Correct content, wrong register or attitude."),
     ("incomplete", "Incomplete", "The answer leaves out something the user needs."),
     ("hallucination", "Hallucination", "The answer invents products, laws, links or facts."),

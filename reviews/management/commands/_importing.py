@@ -68,8 +68,11 @@ class ImportCommand(BaseCommand):
 
         try:
             result = self.ingest(
-                iter_records(stream, tracker), source=self.source, batch_size=batch_size,
-                on_error=one_line_per_record, on_batch=bar.update,
+                iter_records(stream, tracker),
+                source=self.source,
+                batch_size=batch_size,
+                on_error=one_line_per_record,
+                on_batch=bar.update,
             )
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}", returncode=2) from exc

@@ -5,7 +5,10 @@ from reviews.services import token_create
 
 
 class Command(BaseCommand):
-    help = "Creates an API token for USERNAME and prints only the token (shown once; only its hash is stored)."
+    help = (
+        "Creates an API token for USERNAME and prints only the token "
+        "(shown once; only its hash is stored)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
