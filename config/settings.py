@@ -161,3 +161,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }
+
+# --- Review workflow ------------------------------------------------------------------------
+REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 15 * 60)
+# How often the periodic sweep returns expired leases to the queue (Celery beat).
+LEASE_SWEEP_SECONDS = env_int("LEASE_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["reviews.expire-leases"] = {
+    "task": "reviews.tasks.expire_leases",
+    "schedule": float(LEASE_SWEEP_SECONDS),
+}

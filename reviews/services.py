@@ -1,13 +1,458 @@
-"""Writes of the reviews app. Review item state transitions live here and only here."""
+"""Writes of the reviews app.
 
+`ReviewItem.status` changes here and only here (a test enforces it): the allowed transitions
+are the `TRANSITIONS` table, `_transition` checks them, applies them with a compare-and-swap
+UPDATE (zero rows updated → `Conflict`) and writes the AuditEvent in the same transaction.
+Pages, the API and Celery tasks all call these functions: one claim path, one decision path.
+"""
+
+import hashlib
 import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from reviews.models import ApiToken, AuditEvent
+from retraining.models import TrainingPair
+from reviews.models import ApiToken, AuditEvent, ErrorCategory, Review, ReviewItem
+
+Status = ReviewItem.Status
+Verdict = Review.Verdict
 
 TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
+
+# (from, to) → the action name recorded in the audit log.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (Status.PENDING, Status.CLAIMED): "item.claimed",
+    (Status.NEEDS_SECOND_REVIEW, Status.CLAIMED): "item.claimed",
+    (Status.CLAIMED, Status.PENDING): "item.released",
+    (Status.CLAIMED, Status.NEEDS_SECOND_REVIEW): "item.released",
+    (Status.CLAIMED, Status.DONE): "item.decided",
+    (Status.CLAIMED, Status.DISPUTED): "item.disputed",
+    (Status.DISPUTED, Status.DONE): "item.adjudicated",
+}
+DECIDING = (Verdict.APPROVE, Verdict.CORRECT, Verdict.REJECT)
+MAX_NOTES = 5000
+
+
+class ReviewError(Exception):
+    """Base of the domain errors; `str()` is a message for the reviewer."""
+
+
+class Conflict(ReviewError):
+    """The item is not in the state the caller expected (someone else moved it)."""
+
+
+class LeaseLost(Conflict):
+    """The caller does not hold the item's lease (expired, released or never held)."""
+
+
+class StalePage(Conflict):
+    """The decision was made on a page rendered for an earlier claim of the item."""
+
+
+class InvalidDecision(ReviewError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    corrected_output: str = ""
+    error_category: ErrorCategory | None = None
+    notes: str = ""
+    seconds_spent: int | None = None
+
+
+@dataclass
+class Outcome:
+    """What a decision did: the item's new status and, when it was decided, the pair made."""
+
+    item: ReviewItem
+    review: Review
+    status: str
+    pair: TrainingPair | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
+
+
+# --- the state machine -------------------------------------------------------------------------
+
+
+def _transition(
+    item: ReviewItem, to: str, *, actor, expect: tuple[str, ...] | None = None, **changes: Any
+) -> None:
+    """Moves `item` from its current status to `to` with a compare-and-swap UPDATE.
+
+    `expect` are the statuses the caller believes the item is in (default: `item.status`).
+    Extra `changes` are written in the same UPDATE and mirrored on the instance. Raises
+    Conflict when the row is no longer in an expected status (or `changes` filters fail).
+    """
+    expect = expect or (item.status,)
+    actions = {TRANSITIONS.get((status, to)) for status in expect}
+    if None in actions:
+        raise ValueError(f"transition {expect} → {to} is not allowed")
+    now = timezone.now()
+    guard = changes.pop("_guard", {})
+    updated = ReviewItem.objects.filter(pk=item.pk, status__in=expect, **guard).update(
+        status=to, version=F("version") + 1, updated_at=now, **changes
+    )
+    if not updated:
+        raise Conflict("This item changed in the meantime; it is no longer yours to decide.")
+    before = {"status": item.status, "claimed_by": item.claimed_by_id, "version": item.version}
+    item.status, item.version, item.updated_at = to, item.version + 1, now
+    for name, value in changes.items():
+        setattr(item, name, value)
+    AuditEvent.objects.create(
+        actor=actor,
+        action=actions.pop(),
+        target_type="review_item",
+        target_id=item.pk,
+        before=before,
+        after={"status": to, **{k: _plain(v) for k, v in changes.items()}},
+    )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "pk"):
+        return value.pk
+    return value
+
+
+def _open_status(item: ReviewItem) -> str:
+    """Where an item goes when a claim ends without a decision: back to the first queue, or
+    to the second-review queue if one deciding review is already in."""
+    has_review = item.reviews.filter(verdict__in=DECIDING, is_adjudication=False).exists()
+    return Status.NEEDS_SECOND_REVIEW if has_review else Status.PENDING
+
+
+# --- claiming ----------------------------------------------------------------------------------
+
+
+def _claimable(reviewer, *, agent_id: int | None, domain: str | None):
+    # Correlated NOT EXISTS: probes the (few) reviews of each candidate through the item_id
+    # index instead of materialising every review the reviewer ever made.
+    qs = ReviewItem.objects.filter(status__in=ReviewItem.OPEN_STATUSES).exclude(
+        Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer))
+    )
+    if agent_id:
+        qs = qs.filter(agent_id=agent_id)
+    if domain:
+        qs = qs.filter(domain=domain)
+    return qs
+
+
+def reviewer_domains(reviewer) -> list[str]:
+    profile = getattr(reviewer, "reviewer_profile", None)
+    return list(profile.domains) if profile and profile.active else []
+
+
+@transaction.atomic
+def item_claim(
+    reviewer, *, agent_id: int | None = None, domain: str | None = None
+) -> ReviewItem | None:
+    """Claims the next item for `reviewer` and holds it with a lease; None when none is left.
+
+    Order: items assigned to the reviewer first, then unassigned items of the reviewer's
+    domains by priority, lower confidence, older. Items the reviewer already reviewed (the
+    first half of a four-eyes pair, or one they skipped) are never offered to them again.
+
+    Locks: each candidate query is `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` on PostgreSQL, so
+    concurrent claimers never wait for or take the same row; the claim itself is a
+    compare-and-swap. One candidate per domain is locked (each query walks the
+    `reviewitem_claim_order` index of that domain), then the best is claimed and the other
+    locks end with the transaction.
+    """
+    leases_expire(limit=50)
+    domains = reviewer_domains(reviewer)
+    if domain:
+        domains = [d for d in domains if d == domain]
+    order = ("-priority", "confidence", "source_created_at", "pk")
+    base = _claimable(reviewer, agent_id=agent_id, domain=None)
+
+    candidate = (
+        base.filter(assigned_to=reviewer)
+        .order_by(*order)
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("pk", "priority", "confidence", "source_created_at")
+    )
+    if domain:
+        candidate = candidate.filter(domain=domain)
+    rows = list(candidate[:1])
+    if not rows:
+        for d in domains:
+            rows += list(
+                base.filter(domain=d, assigned_to__isnull=True)
+                .order_by(*order)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("pk", "priority", "confidence", "source_created_at")[:1]
+            )
+    if not rows:
+        return None
+    pk = min(rows, key=lambda r: (-r[1], r[2], r[3], r[0]))[0]
+    item = ReviewItem.objects.select_related("interaction", "agent").get(pk=pk)
+    _transition(
+        item,
+        Status.CLAIMED,
+        actor=reviewer,
+        claimed_by=reviewer,
+        lease_expires_at=timezone.now() + lease_duration(),
+    )
+    return item
+
+
+@transaction.atomic
+def item_renew_lease(item: ReviewItem, reviewer) -> ReviewItem:
+    """Extends the lease of an item the reviewer holds (the review page calls this while it
+    is open). Raises LeaseLost when the reviewer no longer holds it."""
+    expires = timezone.now() + lease_duration()
+    renewed = ReviewItem.objects.filter(
+        pk=item.pk, status=Status.CLAIMED, claimed_by=reviewer, lease_expires_at__gt=timezone.now()
+    ).update(lease_expires_at=expires)
+    if not renewed:
+        raise LeaseLost("Your hold on this item has ended; it went back to the queue.")
+    item.lease_expires_at = expires
+    return item
+
+
+def item_release(item: ReviewItem, *, actor, reason: str = "released") -> None:
+    """Ends a claim without a decision (lease expiry, an admin releasing a stuck claim)."""
+    with transaction.atomic():
+        _transition(
+            item,
+            _open_status(item),
+            actor=actor,
+            expect=(Status.CLAIMED,),
+            claimed_by=None,
+            lease_expires_at=None,
+        )
+
+
+def leases_expire(*, limit: int | None = None) -> int:
+    """Returns items whose lease ran out to their queue. Safe to run concurrently (each item
+    moves by compare-and-swap; a lost race is skipped). Returns how many were released."""
+    expired = ReviewItem.objects.filter(status=Status.CLAIMED, lease_expires_at__lt=timezone.now())
+    ids = list(expired.order_by("lease_expires_at").values_list("pk", flat=True)[:limit])
+    released = 0
+    for item in ReviewItem.objects.filter(pk__in=ids):
+        try:
+            with transaction.atomic():
+                _transition(
+                    item,
+                    _open_status(item),
+                    actor=None,
+                    expect=(Status.CLAIMED,),
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    _guard={"lease_expires_at__lt": timezone.now()},
+                )
+        except Conflict:
+            continue
+        released += 1
+    return released
+
+
+# --- deciding ----------------------------------------------------------------------------------
+
+
+def decision_validate(
+    *,
+    item: ReviewItem,
+    verdict: str,
+    corrected_output: str = "",
+    error_category: str | None = None,
+    notes: str = "",
+    seconds_spent: int | None = None,
+) -> Decision:
+    """Checks a decision's fields; raises InvalidDecision with a message per field."""
+    errors: dict[str, str] = {}
+    if verdict not in Verdict.values:
+        errors["verdict"] = f"must be one of {', '.join(Verdict.values)}"
+    corrected_output = (corrected_output or "").replace("\r\n", "\n")
+    if verdict == Verdict.CORRECT:
+        if not corrected_output.strip():
+            errors["corrected_output"] = (
+                "is required to correct: write the output the agent should have given"
+            )
+        elif corrected_output == item.interaction.output:
+            errors["corrected_output"] = "is identical to the agent's output; approve instead"
+        elif len(corrected_output) > settings.INGEST_MAX_TEXT_CHARS:
+            errors["corrected_output"] = (
+                f"is longer than {settings.INGEST_MAX_TEXT_CHARS:,} characters"
+            )
+    elif corrected_output and verdict != Verdict.CORRECT:
+        corrected_output = ""  # a stale edit under another verdict is not a correction
+    category = None
+    if error_category:
+        category = ErrorCategory.objects.filter(slug=error_category, active=True).first()
+        if category is None:
+            errors["error_category"] = f"unknown error category {error_category!r}"
+    if notes and len(notes) > MAX_NOTES:
+        errors["notes"] = f"is longer than {MAX_NOTES:,} characters"
+    if seconds_spent is not None and not (0 <= seconds_spent <= 86_400):
+        errors["seconds_spent"] = "must be between 0 and 86400"
+    if errors:
+        raise InvalidDecision(errors)
+    return Decision(verdict, corrected_output, category, notes or "", seconds_spent)
+
+
+@transaction.atomic
+def review_submit(
+    item: ReviewItem, reviewer, decision: Decision, *, expected_version: int | None = None
+) -> Outcome:
+    """Records `reviewer`'s decision on an item they hold and moves the item on.
+
+    Locks the item row (SELECT … FOR UPDATE) for the duration, so a lease expiry or an admin
+    release cannot interleave. Raises LeaseLost when the reviewer does not hold a live lease,
+    StalePage when `expected_version` (the version the page was rendered at) is not current.
+
+    approve / correct / reject decide the item, or for a four-eyes item: the first review
+    sends it to the second-review queue, the second decides it when both verdicts agree and
+    disputes it (admin adjudication) when they do not. escalate sends it to adjudication;
+    skip puts it back in the queue for someone else.
+    """
+    locked = (
+        ReviewItem.objects.select_for_update(of=("self",))
+        .select_related("interaction")
+        .get(pk=item.pk)
+    )
+    now = timezone.now()
+    if (
+        locked.status != Status.CLAIMED
+        or locked.claimed_by_id != reviewer.pk
+        or (locked.lease_expires_at and locked.lease_expires_at <= now)
+    ):
+        raise LeaseLost(
+            "Your hold on this item ended (it expired or was released), so this decision was not saved."
+        )
+    if expected_version is not None and expected_version != locked.version:
+        raise StalePage(
+            "This page is out of date: the item was claimed again since. Your decision was not saved."
+        )
+
+    review = Review.objects.create(
+        item=locked,
+        reviewer=reviewer,
+        verdict=decision.verdict,
+        corrected_output=decision.corrected_output,
+        error_category=decision.error_category,
+        notes=decision.notes,
+        seconds_spent=decision.seconds_spent,
+    )
+    release = {"claimed_by": None, "lease_expires_at": None}
+    outcome = Outcome(item=locked, review=review, status=locked.status)
+
+    if decision.verdict == Verdict.SKIP:
+        _transition(
+            locked, _open_status(locked), actor=reviewer, expect=(Status.CLAIMED,), **release
+        )
+    elif decision.verdict == Verdict.ESCALATE:
+        _transition(locked, Status.DISPUTED, actor=reviewer, **release)
+        outcome.messages.append("Escalated to a review lead.")
+    else:
+        earlier = list(
+            locked.reviews.filter(verdict__in=DECIDING, is_adjudication=False)
+            .exclude(pk=review.pk)
+            .select_related("error_category")
+        )
+        if len(earlier) + 1 < locked.required_reviews:
+            _transition(
+                locked,
+                Status.NEEDS_SECOND_REVIEW,
+                actor=reviewer,
+                expect=(Status.CLAIMED,),
+                **release,
+            )
+            outcome.messages.append("Recorded; a second reviewer will check this item.")
+        elif earlier and any(r.verdict != decision.verdict for r in earlier):
+            _transition(locked, Status.DISPUTED, actor=reviewer, **release)
+            outcome.messages.append("The reviewers disagree; a review lead will adjudicate.")
+        else:
+            outcome.pair = _decide(locked, [*earlier, review], actor=reviewer, **release)
+    outcome.status = locked.status
+    return outcome
+
+
+@transaction.atomic
+def item_adjudicate(item: ReviewItem, admin, decision: Decision) -> Outcome:
+    """An admin's final decision on a disputed (or escalated) item."""
+    locked = (
+        ReviewItem.objects.select_for_update(of=("self",))
+        .select_related("interaction")
+        .get(pk=item.pk)
+    )
+    if locked.status != Status.DISPUTED:
+        raise Conflict("This item is not awaiting adjudication.")
+    if decision.verdict not in DECIDING:
+        raise InvalidDecision({"verdict": "an adjudication must approve, correct or reject"})
+    review = Review.objects.create(
+        item=locked,
+        reviewer=admin,
+        verdict=decision.verdict,
+        corrected_output=decision.corrected_output,
+        error_category=decision.error_category,
+        notes=decision.notes,
+        seconds_spent=decision.seconds_spent,
+        is_adjudication=True,
+    )
+    earlier = list(locked.reviews.filter(verdict__in=DECIDING).exclude(pk=review.pk))
+    pair = _decide(locked, [*earlier, review], actor=admin, final=review)
+    return Outcome(item=locked, review=review, status=locked.status, pair=pair)
+
+
+def _decide(
+    item: ReviewItem, reviews: list[Review], *, actor, final: Review | None = None, **changes: Any
+) -> TrainingPair | None:
+    """Marks the item done with the final review's verdict and makes its training pair."""
+    final = final or reviews[-1]
+    _transition(
+        item,
+        Status.DONE,
+        actor=actor,
+        final_verdict=final.verdict,
+        decided_at=timezone.now(),
+        **changes,
+    )
+    if final.verdict not in (Verdict.APPROVE, Verdict.CORRECT):
+        return None
+    return _make_pair(item, final, [r for r in reviews if r.verdict == final.verdict] or [final])
+
+
+def _make_pair(item: ReviewItem, final: Review, reviews: list[Review]) -> TrainingPair:
+    interaction = item.interaction
+    corrected = final.verdict == Verdict.CORRECT
+    output = final.corrected_output if corrected else interaction.output
+    pair = TrainingPair.objects.create(
+        item=item,
+        interaction=interaction,
+        agent_id=item.agent_id,
+        agent_version=interaction.agent_version,
+        source=final.verdict,
+        input=interaction.input,
+        context=interaction.context,
+        output=output,
+        rejected_output=interaction.output if corrected else "",
+        error_category=final.error_category
+        or next((r.error_category for r in reviews if r.error_category), None),
+        content_hash=hashlib.sha256(f"{interaction.input}\x1f{output}".encode()).hexdigest(),
+    )
+    pair.reviews.set(reviews)
+    pair.reviewers.set({r.reviewer_id for r in reviews})
+    return pair
+
+
+# --- tokens ------------------------------------------------------------------------------------
 
 
 @transaction.atomic

@@ -260,8 +260,7 @@ def validate_feedback(obj: Any) -> tuple[dict | None, FieldErrors]:
         )
     item_ref = _text(obj, "item_ref", errors, required=False, limit=255)
     value = _number(obj, "value", errors, required=False, low=-1e12, high=1e12)
-    raw_created = obj.get("created_at")
-    created_at = parse_timestamp(raw_created, "created_at", errors)
+    created_at = parse_timestamp(obj.get("created_at"), "created_at", errors)
     if errors:
         return None, errors
     return {
@@ -272,6 +271,12 @@ def validate_feedback(obj: Any) -> tuple[dict | None, FieldErrors]:
         "value": value,
         "created_at": created_at,
         "dedupe_key": FeedbackEvent.make_dedupe_key(
-            agent, external_id, kind, item_ref, value, raw_created or ""
+            # The parsed instant, so "…Z" and "…+00:00" are the same event.
+            agent,
+            external_id,
+            kind,
+            item_ref,
+            value,
+            created_at.astimezone(UTC).isoformat() if created_at else "",
         ),
     }, []

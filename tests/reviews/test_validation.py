@@ -167,3 +167,10 @@ def test_it_gives_identical_feedback_the_same_dedupe_key():
     second, _ = validate_feedback(dict(event))
     other, _ = validate_feedback({**event, "item_ref": "sku-2"})
     assert first["dedupe_key"] == second["dedupe_key"] != other["dedupe_key"]
+
+
+def test_it_treats_the_same_instant_in_two_notations_as_the_same_feedback():
+    event = {"agent": "a", "external_id": "t-1", "kind": "clicked"}
+    zulu, _ = validate_feedback({**event, "created_at": "2026-11-21T08:00:00Z"})
+    offset, _ = validate_feedback({**event, "created_at": "2026-11-21T09:00:00+01:00"})
+    assert zulu["dedupe_key"] == offset["dedupe_key"]

@@ -1,0 +1,130 @@
+"""Review API: claim the next item and decide it, for reviewers working from other tools.
+
+Same services as the pages: `item_claim`, `decision_validate`, `review_submit`.
+"""
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Router, Schema, Status
+from ninja.errors import HttpError
+
+from reviews import selectors, services
+from reviews.models import Agent, Role
+from reviews.permissions import RoleBearer
+
+router = Router(tags=["review"])
+reviewer_auth = RoleBearer(Role.REVIEWER)
+
+
+class ClaimIn(Schema):
+    agent: str | None = None
+    domain: str | None = None
+
+
+class DecisionIn(Schema):
+    verdict: str
+    corrected_output: str | None = None
+    error_category: str | None = None
+    notes: str | None = None
+    seconds_spent: int | None = None
+    version: int | None = None
+
+
+class DecisionOut(Schema):
+    id: int
+    status: str
+
+
+class FieldErrors(Schema):
+    detail: str
+    errors: dict[str, str]
+
+
+class Problem(Schema):
+    detail: str
+
+
+@router.post(
+    "/queue/claim",
+    auth=reviewer_auth,
+    response={200: dict, 204: None, 400: Problem},
+    summary="Claim the next item of my queue",
+)
+def claim(request: HttpRequest, body: ClaimIn | None = None):
+    """Claims the highest-priority item the caller may review and holds it with a lease.
+    Answers 204 when nothing is claimable."""
+    agent_id = None
+    if body and body.agent:
+        agent_id = Agent.objects.filter(slug=body.agent).values_list("pk", flat=True).first()
+        if agent_id is None:
+            raise HttpError(400, f"unknown agent {body.agent!r}")
+    item = services.item_claim(
+        request.auth, agent_id=agent_id, domain=body.domain if body else None
+    )
+    if item is None:
+        return HttpResponse(status=204)
+    item = selectors.item_for_review(item.pk)
+    return Status(
+        200,
+        {
+            "item": selectors.item_payload(item),
+            "lease_expires_at": item.lease_expires_at.isoformat(),
+        },
+    )
+
+
+@router.post(
+    "/items/{item_id}/decision",
+    auth=reviewer_auth,
+    response={200: DecisionOut, 400: FieldErrors, 404: Problem, 409: Problem},
+    summary="Decide an item I hold",
+)
+def decision(request: HttpRequest, item_id: int, body: DecisionIn):
+    """approve / correct / reject / escalate / skip an item whose lease the caller holds.
+    409 when the caller does not hold the lease (or `version` is stale); 400 with field
+    errors when the decision is invalid (e.g. `correct` without `corrected_output`)."""
+    item = selectors.item_for_review(item_id)
+    if item is None:
+        return Status(404, {"detail": "no such item"})
+    if item.claimed_by_id != request.auth.pk:
+        # Not yours: do not reveal anything about the item beyond that.
+        return Status(409, {"detail": "you do not hold this item's lease; claim it first"})
+    try:
+        choice = services.decision_validate(
+            item=item,
+            verdict=body.verdict,
+            corrected_output=body.corrected_output or "",
+            error_category=body.error_category,
+            notes=body.notes or "",
+            seconds_spent=body.seconds_spent,
+        )
+        outcome = services.review_submit(item, request.auth, choice, expected_version=body.version)
+    except services.InvalidDecision as exc:
+        return Status(400, {"detail": "invalid decision", "errors": exc.errors})
+    except services.Conflict as exc:
+        return Status(409, {"detail": str(exc)})
+    return Status(200, {"id": outcome.item.pk, "status": outcome.status})
+
+
+@router.post(
+    "/items/{item_id}/lease",
+    auth=reviewer_auth,
+    response={200: dict, 409: Problem},
+    summary="Renew my lease on an item",
+)
+def renew(request: HttpRequest, item_id: int):
+    item = selectors.item_for_review(item_id)
+    if item is None or item.claimed_by_id != request.auth.pk:
+        return Status(409, {"detail": "you do not hold this item's lease"})
+    try:
+        services.item_renew_lease(item, request.auth)
+    except services.LeaseLost as exc:
+        return Status(409, {"detail": str(exc)})
+    return Status(
+        200,
+        {
+            "id": item.pk,
+            "lease_expires_at": item.lease_expires_at.isoformat(),
+            "now": timezone.now().isoformat(),
+        },
+    )

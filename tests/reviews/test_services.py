@@ -1,0 +1,330 @@
+"""The review state machine: claim, lease, decide, four-eyes, adjudicate, audit, pairs."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from retraining.models import TrainingPair
+from reviews import services
+from reviews.models import AuditEvent, Review, ReviewItem
+from reviews.services import Conflict, InvalidDecision, LeaseLost, StalePage
+from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+Status = ReviewItem.Status
+
+
+def make_item(confidence=0.5, domain="support", agent=None, **kwargs):
+    agent = agent or AgentFactory(slug="support-bot", domain="support")
+    interaction = InteractionFactory(agent=agent, confidence=confidence, domain=domain)
+    return ReviewItemFactory(interaction=interaction, required_reviews=agent.required_reviews, **kwargs)
+
+
+def decide(item, reviewer, verdict="approve", **fields):
+    decision = services.decision_validate(item=item, verdict=verdict, **fields)
+    return services.review_submit(item, reviewer, decision)
+
+
+# --- claiming --------------------------------------------------------------------------------
+
+def test_it_claims_the_lowest_confidence_item_first(reviewer):
+    make_item(confidence=0.6)
+    low = make_item(confidence=0.2)
+    make_item(confidence=0.4)
+    item = services.item_claim(reviewer)
+    assert item.pk == low.pk
+    assert (item.status, item.claimed_by, item.version) == ("claimed", reviewer, 1)
+    assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
+
+
+def test_it_claims_higher_priority_before_lower_confidence(reviewer):
+    make_item(confidence=0.1)
+    urgent = make_item(confidence=0.6, priority=5)
+    assert services.item_claim(reviewer).pk == urgent.pk
+
+
+def test_it_claims_older_items_first_at_equal_confidence(reviewer):
+    newer = make_item(confidence=0.3)
+    older = make_item(confidence=0.3)
+    ReviewItem.objects.filter(pk=older.pk).update(source_created_at=newer.source_created_at - timedelta(days=1))
+    assert services.item_claim(reviewer).pk == older.pk
+
+
+def test_it_claims_items_assigned_to_me_first(reviewer):
+    make_item(confidence=0.1)
+    mine = make_item(confidence=0.9, assigned_to=reviewer)
+    assert services.item_claim(reviewer).pk == mine.pk
+
+
+def test_it_never_offers_an_item_assigned_to_someone_else(reviewer, other_reviewer):
+    make_item(assigned_to=other_reviewer)
+    assert services.item_claim(reviewer) is None
+
+
+def test_it_only_offers_items_of_my_domains(reviewer):
+    make_item(domain="legal")
+    assert services.item_claim(reviewer) is None
+    legal = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
+    assert services.item_claim(legal) is not None
+
+
+def test_it_filters_the_claim_by_agent(reviewer):
+    other = AgentFactory(slug="other-bot", domain="support")
+    make_item(confidence=0.1)
+    wanted = make_item(confidence=0.9, agent=other)
+    assert services.item_claim(reviewer, agent_id=other.pk).pk == wanted.pk
+
+
+def test_it_never_gives_two_reviewers_the_same_item(reviewer, other_reviewer):
+    make_item()
+    assert services.item_claim(reviewer) is not None
+    assert services.item_claim(other_reviewer) is None
+
+
+def test_it_returns_none_when_the_queue_is_empty(reviewer):
+    assert services.item_claim(reviewer) is None
+
+
+def test_it_audits_the_claim(reviewer):
+    item = make_item()
+    services.item_claim(reviewer)
+    event = AuditEvent.objects.get(action="item.claimed", target_id=item.pk)
+    assert (event.actor, event.before["status"], event.after["status"]) == (reviewer, "pending", "claimed")
+
+
+# --- leases ----------------------------------------------------------------------------------
+
+def expire(item):
+    ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_it_returns_expired_leases_to_the_queue(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    expire(item)
+    assert services.leases_expire() == 1
+    item.refresh_from_db()
+    assert (item.status, item.claimed_by, item.lease_expires_at) == ("pending", None, None)
+    assert AuditEvent.objects.filter(action="item.released", target_id=item.pk).exists()
+
+
+def test_it_expires_leases_lazily_when_claiming(reviewer, other_reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    expire(item)
+    assert services.item_claim(other_reviewer).pk == item.pk
+
+
+def test_it_runs_the_expiry_twice_without_harm(reviewer):
+    make_item()
+    expire(services.item_claim(reviewer))
+    assert services.leases_expire() == 1
+    assert services.leases_expire() == 0
+
+
+def test_it_renews_a_live_lease(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() + timedelta(minutes=1))
+    services.item_renew_lease(item, reviewer)
+    item.refresh_from_db()
+    assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
+
+
+def test_it_refuses_to_renew_a_lost_lease(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    expire(item)
+    with pytest.raises(LeaseLost):
+        services.item_renew_lease(item, reviewer)
+
+
+def test_it_refuses_a_decision_on_an_expired_lease(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    expire(item)
+    with pytest.raises(LeaseLost):
+        decide(item, reviewer)
+    assert not Review.objects.exists()
+
+
+def test_it_refuses_a_decision_by_someone_who_does_not_hold_the_item(reviewer, other_reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    with pytest.raises(LeaseLost):
+        decide(item, other_reviewer)
+
+
+def test_it_refuses_a_decision_from_a_stale_page(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    page_version = item.version
+    expire(item)
+    services.item_claim(reviewer)  # claimed again: a new version
+    decision = services.decision_validate(item=item, verdict="approve")
+    with pytest.raises(StalePage):
+        services.review_submit(item, reviewer, decision, expected_version=page_version)
+
+
+# --- single review ---------------------------------------------------------------------------
+
+def test_it_decides_an_approval_and_makes_a_training_pair(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    outcome = decide(item, reviewer, "approve", error_category="tone", notes="fine", seconds_spent=12)
+    item.refresh_from_db()
+    assert (item.status, item.final_verdict, item.claimed_by) == ("done", "approve", None)
+    pair = outcome.pair
+    assert (pair.source, pair.input, pair.output, pair.rejected_output) == (
+        "approve", item.interaction.input, item.interaction.output, "")
+    assert list(pair.reviewers.all()) == [reviewer]
+    assert pair.error_category.slug == "tone"
+    assert pair.agent_version == "v1"
+
+
+def test_it_keeps_the_original_as_the_rejected_side_of_a_correction(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    outcome = decide(item, reviewer, "correct", corrected_output="Returns are free within 30 days.")
+    assert (outcome.pair.output, outcome.pair.rejected_output) == (
+        "Returns are free within 30 days.", item.interaction.output)
+
+
+def test_it_makes_no_pair_for_a_rejection(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    assert decide(item, reviewer, "reject", error_category="hallucination").pair is None
+    assert not TrainingPair.objects.exists()
+
+
+def test_it_requires_the_output_to_correct(reviewer):
+    item = make_item()
+    with pytest.raises(InvalidDecision) as info:
+        services.decision_validate(item=item, verdict="correct", corrected_output="  ")
+    assert "corrected_output" in info.value.errors
+
+
+def test_it_refuses_a_correction_identical_to_the_output(reviewer):
+    item = make_item()
+    with pytest.raises(InvalidDecision, match="approve instead"):
+        services.decision_validate(item=item, verdict="correct", corrected_output=item.interaction.output)
+
+
+def test_it_refuses_an_unknown_verdict_and_category():
+    item = make_item()
+    with pytest.raises(InvalidDecision) as info:
+        services.decision_validate(item=item, verdict="maybe", error_category="nope")
+    assert set(info.value.errors) == {"verdict", "error_category"}
+
+
+def test_it_puts_a_skipped_item_back_for_someone_else(reviewer, other_reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    decide(item, reviewer, "skip")
+    item.refresh_from_db()
+    assert item.status == "pending"
+    assert services.item_claim(reviewer) is None
+    assert services.item_claim(other_reviewer).pk == item.pk
+
+
+def test_it_sends_an_escalation_to_adjudication(reviewer, lead):
+    make_item()
+    item = services.item_claim(reviewer)
+    decide(item, reviewer, "escalate", notes="needs a lawyer")
+    item.refresh_from_db()
+    assert item.status == "disputed"
+    outcome = services.item_adjudicate(item, lead, services.decision_validate(item=item, verdict="approve"))
+    assert outcome.status == "done" and outcome.pair is not None
+
+
+# --- four-eyes -------------------------------------------------------------------------------
+
+@pytest.fixture
+def legal():
+    return AgentFactory(slug="legal-bot", domain="legal", required_reviews=2)
+
+
+@pytest.fixture
+def lawyers(db):
+    return (UserFactory(username="lena", roles=["reviewer"], domains=["legal"]),
+            UserFactory(username="lars", roles=["reviewer"], domains=["legal"]))
+
+
+def test_it_needs_a_second_review_from_someone_else(legal, lawyers):
+    first, second = lawyers
+    make_item(agent=legal, domain="legal")
+    item = services.item_claim(first)
+    decide(item, first, "approve")
+    item.refresh_from_db()
+    assert item.status == "needs_second_review"
+    assert services.item_claim(first) is None
+    assert services.item_claim(second).pk == item.pk
+    assert not TrainingPair.objects.exists()
+
+
+def test_it_decides_when_two_reviewers_agree(legal, lawyers):
+    first, second = lawyers
+    make_item(agent=legal, domain="legal")
+    decide(services.item_claim(first), first, "correct", corrected_output="Draft A")
+    outcome = decide(services.item_claim(second), second, "correct", corrected_output="Draft B")
+    assert outcome.status == "done"
+    assert outcome.pair.output == "Draft B"
+    assert set(outcome.pair.reviewers.all()) == {first, second}
+
+
+def test_it_disputes_when_two_reviewers_disagree_and_the_admin_decides(legal, lawyers, lead):
+    first, second = lawyers
+    make_item(agent=legal, domain="legal")
+    decide(services.item_claim(first), first, "approve")
+    outcome = decide(services.item_claim(second), second, "reject")
+    assert outcome.status == "disputed"
+    item = outcome.item
+    final = services.item_adjudicate(item, lead, services.decision_validate(item=item, verdict="approve"))
+    item.refresh_from_db()
+    assert (item.status, item.final_verdict) == ("done", "approve")
+    assert set(final.pair.reviewers.all()) == {first, lead}
+    with pytest.raises(Conflict):
+        services.item_adjudicate(item, lead, services.decision_validate(item=item, verdict="reject"))
+
+
+def test_it_returns_an_expired_second_review_to_the_second_queue(legal, lawyers):
+    first, second = lawyers
+    make_item(agent=legal, domain="legal")
+    decide(services.item_claim(first), first, "approve")
+    item = services.item_claim(second)
+    expire(item)
+    services.leases_expire()
+    item.refresh_from_db()
+    assert item.status == "needs_second_review"
+
+
+# --- invariants ------------------------------------------------------------------------------
+
+def test_it_refuses_transitions_that_are_not_in_the_table(reviewer):
+    item = make_item()
+    with pytest.raises(ValueError, match="not allowed"):
+        services._transition(item, Status.DONE, actor=reviewer)
+
+
+def test_it_raises_conflict_when_the_row_changed_underneath():
+    item = make_item()
+    ReviewItem.objects.filter(pk=item.pk).update(status=Status.DONE)
+    with pytest.raises(Conflict):
+        services._transition(item, Status.CLAIMED, actor=None)
+
+
+def test_it_assigns_status_only_in_services():
+    """One place owns the state machine: no other module writes ReviewItem.status."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for path in [*root.glob("reviews/**/*.py"), *root.glob("kpis/**/*.py"), *root.glob("retraining/**/*.py"), *root.glob("config/**/*.py")]:
+        if path.name == "services.py" and path.parent.name == "reviews" or "migrations" in path.parts:
+            continue
+        text = path.read_text()
+        if re.search(r"\.status\s*=[^=]|update\([^)]*\bstatus=", text) and "ReviewItem" in text:
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []

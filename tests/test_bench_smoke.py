@@ -1,0 +1,48 @@
+"""Smoke run of the benchmarks at a tiny size: they run end to end and print their figures.
+
+The bench works on a database of its own (created and dropped by the run, named after this
+process so parallel runs do not collide), never on the test database; it only borrows the
+PostgreSQL server the suite runs against.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench_database_url() -> str:
+    server = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x")
+    return server._replace(path=f"/coachdesk_bench_smoke_{os.getpid()}").geturl()
+
+
+def _run_bench(script: str, *args: str) -> dict:
+    proc = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+        [sys.executable, f"bench/{script}", *args, "--database-url", _bench_database_url(),
+         "--drop-db"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_it_prints_the_ingest_figures_as_its_last_line():
+    figures = _run_bench("ingest.py", "--n", "2000", "--http-n", "2000")
+
+    assert figures["bench"] == "ingest"
+    assert figures["n"] == figures["stored"] == 2000
+    assert figures["rows_per_s"] > 0 and figures["raw_rows_per_s"] > 0 and figures["ratio"] > 0
+    assert figures["peak_rss_mb"] > 0 and figures["peak_rss_mb_small_n"] > 0
+    assert figures["low_confidence"] == figures["low_confidence_expected"] > 0
+    assert figures["routed"] >= figures["low_confidence"]
+    assert figures["http_n"] == figures["http_created"] == 2000
+    assert figures["http_rows_per_s"] > 0
+    assert figures["checks_ok"] is True
