@@ -8,12 +8,13 @@ Pages, the API and Celery tasks all call these functions: one claim path, one de
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -36,6 +37,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.DISPUTED, Status.DONE): "item.adjudicated",
 }
 DECIDING = (Verdict.APPROVE, Verdict.CORRECT, Verdict.REJECT)
+LAZY_SWEEP_SECONDS = 5.0
 MAX_NOTES = 5000
 
 
@@ -158,6 +160,107 @@ def reviewer_domains(reviewer) -> list[str]:
     return list(profile.domains) if profile and profile.active else []
 
 
+_CLAIM_ORDER = "priority DESC, confidence, source_created_at, id"
+_CLAIM_CANDIDATE = f"""
+    SELECT id, status, priority, confidence, source_created_at FROM reviews_reviewitem ri
+    WHERE ri.status IN ('pending', 'needs_second_review') AND {{where}}
+      AND NOT EXISTS (
+          SELECT 1 FROM reviews_review r WHERE r.item_id = ri.id AND r.reviewer_id = %(me)s)
+    ORDER BY {_CLAIM_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+
+
+def _claim_sql(n_domains: int, *, agent: bool, domain: bool) -> str:
+    """The PostgreSQL claim: one statement that locks the best candidate of each queue
+    (items assigned to me, then each of my domains) with SKIP LOCKED, picks the best, moves
+    it to `claimed` with a compare-and-swap UPDATE and writes the audit event."""
+    extra = (" AND ri.agent_id = %(agent)s" if agent else "") + (
+        " AND ri.domain = %(domain)s" if domain else ""
+    )
+    ctes = [("mine", 0, "ri.assigned_to_id = %(me)s" + extra)]
+    ctes += [
+        (f"d{i}", 1, f"ri.domain = %(d{i})s AND ri.assigned_to_id IS NULL" + extra)
+        for i in range(n_domains)
+    ]
+    parts = [f"{name} AS ({_CLAIM_CANDIDATE.format(where=where)})" for name, _, where in ctes]
+    union = " UNION ALL ".join(f"SELECT *, {rank} AS rank FROM {name}" for name, rank, _ in ctes)
+    return f"""
+    -- The audit action is TRANSITIONS[(pending | needs_second_review, claimed)].
+    WITH {", ".join(parts)},
+    pick AS (SELECT * FROM ({union}) c ORDER BY rank, {_CLAIM_ORDER} LIMIT 1),
+    claimed AS (
+        UPDATE reviews_reviewitem ri
+        SET status = 'claimed', claimed_by_id = %(me)s, version = ri.version + 1,
+            lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now()
+        FROM pick
+        WHERE ri.id = pick.id AND ri.status = pick.status
+        RETURNING ri.id, pick.status AS before, ri.version, ri.claimed_by_id, ri.lease_expires_at
+    )
+    INSERT INTO reviews_auditevent
+        (actor_id, action, target_type, target_id, before, after, created_at)
+    SELECT %(me)s, 'item.claimed', 'review_item', id,
+           jsonb_build_object('status', before, 'claimed_by', NULL, 'version', version - 1),
+           jsonb_build_object('status', 'claimed', 'claimed_by', claimed_by_id,
+                              'lease_expires_at', lease_expires_at),
+           now()
+    FROM claimed
+    RETURNING target_id
+    """
+
+
+def _claim_pg(
+    reviewer, *, agent_id: int | None, domain: str | None, domains: list[str]
+) -> int | None:
+    params: dict[str, Any] = {
+        "me": reviewer.pk,
+        "agent": agent_id,
+        "domain": domain,
+        "lease": settings.REVIEW_LEASE_SECONDS,
+        **{f"d{i}": d for i, d in enumerate(domains)},
+    }
+    sql = _claim_sql(len(domains), agent=agent_id is not None, domain=bool(domain))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _claim_portable(
+    reviewer, *, agent_id: int | None, domain: str | None, domains: list[str]
+) -> int | None:
+    """The same claim through the ORM, for databases without SKIP LOCKED (SQLite, whose
+    IMMEDIATE transactions serialise writers, so select-then-swap is safe there)."""
+    order = ("-priority", "confidence", "source_created_at", "pk")
+    base = _claimable(reviewer, agent_id=agent_id, domain=domain)
+    mine = list(base.filter(assigned_to=reviewer).order_by(*order).values_list("pk", flat=True)[:1])
+    if mine:
+        pk = mine[0]
+    else:
+        fields = ("pk", "priority", "confidence", "source_created_at")
+        rows = [
+            row
+            for d in domains
+            for row in base.filter(domain=d, assigned_to__isnull=True)
+            .order_by(*order)
+            .values_list(*fields)[:1]
+        ]
+        if not rows:
+            return None
+        pk = min(rows, key=lambda r: (-r[1], r[2], r[3], r[0]))[0]
+    item = ReviewItem.objects.get(pk=pk)
+    _transition(
+        item,
+        Status.CLAIMED,
+        actor=reviewer,
+        claimed_by=reviewer,
+        lease_expires_at=timezone.now() + lease_duration(),
+    )
+    return item.pk
+
+
+_last_lazy_sweep = 0.0
+
+
 @transaction.atomic
 def item_claim(
     reviewer, *, agent_id: int | None = None, domain: str | None = None
@@ -168,48 +271,27 @@ def item_claim(
     domains by priority, lower confidence, older. Items the reviewer already reviewed (the
     first half of a four-eyes pair, or one they skipped) are never offered to them again.
 
-    Locks: each candidate query is `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` on PostgreSQL, so
-    concurrent claimers never wait for or take the same row; the claim itself is a
-    compare-and-swap. One candidate per domain is locked (each query walks the
-    `reviewitem_claim_order` index of that domain), then the best is claimed and the other
-    locks end with the transaction.
+    Locks: on PostgreSQL this is one statement whose candidate queries are
+    `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` (each walks the `reviewitem_claim_order` index
+    of one domain), so concurrent claimers never wait for or take the same row; the claim is
+    a compare-and-swap. Expired leases are swept lazily here (at most every few seconds per
+    process, and whenever the queue looks empty) besides the periodic task.
     """
-    leases_expire(limit=50)
+    global _last_lazy_sweep
     domains = reviewer_domains(reviewer)
     if domain:
         domains = [d for d in domains if d == domain]
-    order = ("-priority", "confidence", "source_created_at", "pk")
-    base = _claimable(reviewer, agent_id=agent_id, domain=None)
-
-    candidate = (
-        base.filter(assigned_to=reviewer)
-        .order_by(*order)
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("pk", "priority", "confidence", "source_created_at")
-    )
-    if domain:
-        candidate = candidate.filter(domain=domain)
-    rows = list(candidate[:1])
-    if not rows:
-        for d in domains:
-            rows += list(
-                base.filter(domain=d, assigned_to__isnull=True)
-                .order_by(*order)
-                .select_for_update(skip_locked=True, of=("self",))
-                .values_list("pk", "priority", "confidence", "source_created_at")[:1]
-            )
-    if not rows:
+    claim = _claim_pg if connection.vendor == "postgresql" else _claim_portable
+    now = time.monotonic()
+    if now - _last_lazy_sweep > LAZY_SWEEP_SECONDS:
+        _last_lazy_sweep = now
+        leases_expire(limit=50)
+    pk = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
+    if pk is None and leases_expire(limit=50):
+        pk = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
+    if pk is None:
         return None
-    pk = min(rows, key=lambda r: (-r[1], r[2], r[3], r[0]))[0]
-    item = ReviewItem.objects.select_related("interaction", "agent").get(pk=pk)
-    _transition(
-        item,
-        Status.CLAIMED,
-        actor=reviewer,
-        claimed_by=reviewer,
-        lease_expires_at=timezone.now() + lease_duration(),
-    )
-    return item
+    return ReviewItem.objects.select_related("interaction", "agent").get(pk=pk)
 
 
 @transaction.atomic
@@ -334,11 +416,13 @@ def review_submit(
         or (locked.lease_expires_at and locked.lease_expires_at <= now)
     ):
         raise LeaseLost(
-            "Your hold on this item ended (it expired or was released), so this decision was not saved."
+            "Your hold on this item ended (it expired or was released), "
+            "so this decision was not saved."
         )
     if expected_version is not None and expected_version != locked.version:
         raise StalePage(
-            "This page is out of date: the item was claimed again since. Your decision was not saved."
+            "This page is out of date: the item was claimed again since. "
+            "Your decision was not saved."
         )
 
     review = Review.objects.create(

@@ -93,3 +93,92 @@ def api_client(client):
             return client.get(path, headers=self.headers, **kwargs)
 
     return ApiClient
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings):
+    """A real `celery worker` process on Redis, against the test database.
+
+    The test process sends to the same Redis (on a queue private to this test) instead of
+    running tasks eagerly. Needs `@pytest.mark.redis` and a transactional database, so the
+    worker sees committed rows.
+    """
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from config.celery import app
+    from tests.reviews.test_commands import subprocess_env
+
+    redis_url = os.environ["TEST_REDIS_URL"]
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {**subprocess_env(), "REDIS_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "0"}
+    root = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queue,
+            "-c",
+            "1",
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{queue}@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
+    app.conf.update(broker_url=redis_url, task_always_eager=False, task_default_queue=queue)
+    if app._pool:
+        app.pool.force_close_all()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=0.5):
+                break
+            if worker.poll() is not None:
+                raise RuntimeError(f"celery worker exited: {worker.stdout.read()}")
+        else:
+            raise RuntimeError("celery worker did not answer within 30 s")
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            output, _ = worker.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output, _ = worker.communicate()
+        app.conf.update(saved)
+        if app._pool:
+            app.pool.force_close_all()
+        worker.log = output
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Polls `predicate` until it is truthy; fails the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")

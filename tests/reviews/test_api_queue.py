@@ -46,7 +46,9 @@ def test_it_refuses_the_claim_to_non_reviewers(api_client, ml, item):
 def test_it_decides_a_claimed_item(api_client, reviewer, item):
     client = api_client(reviewer)
     client.post("/api/v1/queue/claim", {})
-    response = client.post(f"/api/v1/items/{item.pk}/decision", {"verdict": "approve", "seconds_spent": 9})
+    response = client.post(
+        f"/api/v1/items/{item.pk}/decision", {"verdict": "approve", "seconds_spent": 9}
+    )
     assert response.status_code == 200
     assert response.json() == {"id": item.pk, "status": "done"}
     assert Review.objects.get().seconds_spent == 9
@@ -54,7 +56,9 @@ def test_it_decides_a_claimed_item(api_client, reviewer, item):
 
 def test_it_answers_409_without_the_lease(api_client, reviewer, other_reviewer, item):
     api_client(reviewer).post("/api/v1/queue/claim", {})
-    response = api_client(other_reviewer).post(f"/api/v1/items/{item.pk}/decision", {"verdict": "approve"})
+    response = api_client(other_reviewer).post(
+        f"/api/v1/items/{item.pk}/decision", {"verdict": "approve"}
+    )
     assert response.status_code == 409
     assert not Review.objects.exists()
 
@@ -71,10 +75,17 @@ def test_it_answers_400_with_field_errors(api_client, reviewer, item):
 def test_it_answers_400_for_a_malformed_body(api_client, reviewer, item):
     client = api_client(reviewer)
     client.post("/api/v1/queue/claim", {})
-    response = client.post(f"/api/v1/items/{item.pk}/decision", {"verdict": "approve", "seconds_spent": "soon"})
+    response = client.post(
+        f"/api/v1/items/{item.pk}/decision", {"verdict": "approve", "seconds_spent": "soon"}
+    )
     assert response.status_code == 400
     assert "seconds_spent" in response.json()["errors"]
 
 
 def test_it_answers_404_for_an_unknown_item(api_client, reviewer):
-    assert api_client(reviewer).post("/api/v1/items/999999/decision", {"verdict": "approve"}).status_code == 404
+    assert (
+        api_client(reviewer)
+        .post("/api/v1/items/999999/decision", {"verdict": "approve"})
+        .status_code
+        == 404
+    )

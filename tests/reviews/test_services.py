@@ -18,7 +18,9 @@ Status = ReviewItem.Status
 def make_item(confidence=0.5, domain="support", agent=None, **kwargs):
     agent = agent or AgentFactory(slug="support-bot", domain="support")
     interaction = InteractionFactory(agent=agent, confidence=confidence, domain=domain)
-    return ReviewItemFactory(interaction=interaction, required_reviews=agent.required_reviews, **kwargs)
+    return ReviewItemFactory(
+        interaction=interaction, required_reviews=agent.required_reviews, **kwargs
+    )
 
 
 def decide(item, reviewer, verdict="approve", **fields):
@@ -27,6 +29,7 @@ def decide(item, reviewer, verdict="approve", **fields):
 
 
 # --- claiming --------------------------------------------------------------------------------
+
 
 def test_it_claims_the_lowest_confidence_item_first(reviewer):
     make_item(confidence=0.6)
@@ -47,7 +50,9 @@ def test_it_claims_higher_priority_before_lower_confidence(reviewer):
 def test_it_claims_older_items_first_at_equal_confidence(reviewer):
     newer = make_item(confidence=0.3)
     older = make_item(confidence=0.3)
-    ReviewItem.objects.filter(pk=older.pk).update(source_created_at=newer.source_created_at - timedelta(days=1))
+    ReviewItem.objects.filter(pk=older.pk).update(
+        source_created_at=newer.source_created_at - timedelta(days=1)
+    )
     assert services.item_claim(reviewer).pk == older.pk
 
 
@@ -90,13 +95,20 @@ def test_it_audits_the_claim(reviewer):
     item = make_item()
     services.item_claim(reviewer)
     event = AuditEvent.objects.get(action="item.claimed", target_id=item.pk)
-    assert (event.actor, event.before["status"], event.after["status"]) == (reviewer, "pending", "claimed")
+    assert (event.actor, event.before["status"], event.after["status"]) == (
+        reviewer,
+        "pending",
+        "claimed",
+    )
 
 
 # --- leases ----------------------------------------------------------------------------------
 
+
 def expire(item):
-    ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    ReviewItem.objects.filter(pk=item.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def test_it_returns_expired_leases_to_the_queue(reviewer):
@@ -126,7 +138,9 @@ def test_it_runs_the_expiry_twice_without_harm(reviewer):
 def test_it_renews_a_live_lease(reviewer):
     make_item()
     item = services.item_claim(reviewer)
-    ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() + timedelta(minutes=1))
+    ReviewItem.objects.filter(pk=item.pk).update(
+        lease_expires_at=timezone.now() + timedelta(minutes=1)
+    )
     services.item_renew_lease(item, reviewer)
     item.refresh_from_db()
     assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
@@ -169,15 +183,22 @@ def test_it_refuses_a_decision_from_a_stale_page(reviewer):
 
 # --- single review ---------------------------------------------------------------------------
 
+
 def test_it_decides_an_approval_and_makes_a_training_pair(reviewer):
     make_item()
     item = services.item_claim(reviewer)
-    outcome = decide(item, reviewer, "approve", error_category="tone", notes="fine", seconds_spent=12)
+    outcome = decide(
+        item, reviewer, "approve", error_category="tone", notes="fine", seconds_spent=12
+    )
     item.refresh_from_db()
     assert (item.status, item.final_verdict, item.claimed_by) == ("done", "approve", None)
     pair = outcome.pair
     assert (pair.source, pair.input, pair.output, pair.rejected_output) == (
-        "approve", item.interaction.input, item.interaction.output, "")
+        "approve",
+        item.interaction.input,
+        item.interaction.output,
+        "",
+    )
     assert list(pair.reviewers.all()) == [reviewer]
     assert pair.error_category.slug == "tone"
     assert pair.agent_version == "v1"
@@ -188,7 +209,9 @@ def test_it_keeps_the_original_as_the_rejected_side_of_a_correction(reviewer):
     item = services.item_claim(reviewer)
     outcome = decide(item, reviewer, "correct", corrected_output="Returns are free within 30 days.")
     assert (outcome.pair.output, outcome.pair.rejected_output) == (
-        "Returns are free within 30 days.", item.interaction.output)
+        "Returns are free within 30 days.",
+        item.interaction.output,
+    )
 
 
 def test_it_makes_no_pair_for_a_rejection(reviewer):
@@ -208,7 +231,9 @@ def test_it_requires_the_output_to_correct(reviewer):
 def test_it_refuses_a_correction_identical_to_the_output(reviewer):
     item = make_item()
     with pytest.raises(InvalidDecision, match="approve instead"):
-        services.decision_validate(item=item, verdict="correct", corrected_output=item.interaction.output)
+        services.decision_validate(
+            item=item, verdict="correct", corrected_output=item.interaction.output
+        )
 
 
 def test_it_refuses_an_unknown_verdict_and_category():
@@ -234,11 +259,14 @@ def test_it_sends_an_escalation_to_adjudication(reviewer, lead):
     decide(item, reviewer, "escalate", notes="needs a lawyer")
     item.refresh_from_db()
     assert item.status == "disputed"
-    outcome = services.item_adjudicate(item, lead, services.decision_validate(item=item, verdict="approve"))
+    outcome = services.item_adjudicate(
+        item, lead, services.decision_validate(item=item, verdict="approve")
+    )
     assert outcome.status == "done" and outcome.pair is not None
 
 
 # --- four-eyes -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def legal():
@@ -247,8 +275,10 @@ def legal():
 
 @pytest.fixture
 def lawyers(db):
-    return (UserFactory(username="lena", roles=["reviewer"], domains=["legal"]),
-            UserFactory(username="lars", roles=["reviewer"], domains=["legal"]))
+    return (
+        UserFactory(username="lena", roles=["reviewer"], domains=["legal"]),
+        UserFactory(username="lars", roles=["reviewer"], domains=["legal"]),
+    )
 
 
 def test_it_needs_a_second_review_from_someone_else(legal, lawyers):
@@ -280,12 +310,16 @@ def test_it_disputes_when_two_reviewers_disagree_and_the_admin_decides(legal, la
     outcome = decide(services.item_claim(second), second, "reject")
     assert outcome.status == "disputed"
     item = outcome.item
-    final = services.item_adjudicate(item, lead, services.decision_validate(item=item, verdict="approve"))
+    final = services.item_adjudicate(
+        item, lead, services.decision_validate(item=item, verdict="approve")
+    )
     item.refresh_from_db()
     assert (item.status, item.final_verdict) == ("done", "approve")
     assert set(final.pair.reviewers.all()) == {first, lead}
     with pytest.raises(Conflict):
-        services.item_adjudicate(item, lead, services.decision_validate(item=item, verdict="reject"))
+        services.item_adjudicate(
+            item, lead, services.decision_validate(item=item, verdict="reject")
+        )
 
 
 def test_it_returns_an_expired_second_review_to_the_second_queue(legal, lawyers):
@@ -300,6 +334,7 @@ def test_it_returns_an_expired_second_review_to_the_second_queue(legal, lawyers)
 
 
 # --- invariants ------------------------------------------------------------------------------
+
 
 def test_it_refuses_transitions_that_are_not_in_the_table(reviewer):
     item = make_item()
@@ -321,8 +356,17 @@ def test_it_assigns_status_only_in_services():
 
     root = Path(__file__).resolve().parents[2]
     offenders = []
-    for path in [*root.glob("reviews/**/*.py"), *root.glob("kpis/**/*.py"), *root.glob("retraining/**/*.py"), *root.glob("config/**/*.py")]:
-        if path.name == "services.py" and path.parent.name == "reviews" or "migrations" in path.parts:
+    for path in [
+        *root.glob("reviews/**/*.py"),
+        *root.glob("kpis/**/*.py"),
+        *root.glob("retraining/**/*.py"),
+        *root.glob("config/**/*.py"),
+    ]:
+        if (
+            path.name == "services.py"
+            and path.parent.name == "reviews"
+            or "migrations" in path.parts
+        ):
             continue
         text = path.read_text()
         if re.search(r"\.status\s*=[^=]|update\([^)]*\bstatus=", text) and "ReviewItem" in text:
