@@ -5,6 +5,7 @@ from ninja import NinjaAPI
 from ninja.errors import ValidationError
 
 from reviews.api import router as reviews_router
+from reviews.api_admin import router as admin_router
 from reviews.api_queue import router as queue_router
 
 api = NinjaAPI(
@@ -20,6 +21,7 @@ api = NinjaAPI(
 
 api.add_router("", reviews_router)
 api.add_router("", queue_router)
+api.add_router("", admin_router)
 
 
 @api.exception_handler(ValidationError)
