@@ -14,18 +14,23 @@ wait on each other in a cycle (no deadlock).
 
 from __future__ import annotations
 
+import io
+import multiprocessing
+import os
+import queue
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from reviews.models import Agent, AuditEvent, FeedbackEvent, Interaction, ReviewItem
-from reviews.readers import RecordError
+from reviews.readers import ProgressTracker, RecordError, iter_records
 from reviews.routing import Policy, route
 from reviews.validation import validate_feedback, validate_interaction
 
@@ -102,6 +107,84 @@ def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
+@dataclass
+class _Prepared:
+    """One batch, validated, de-duplicated and routed, ready to write: `rows` for the portable
+    writer or `copy_data` (COPY text) for PostgreSQL, plus the errors found on the way."""
+
+    n_rows: int
+    dupes: int
+    rejected: int
+    errors: list[RecordError]
+    now: datetime
+    rows: list[tuple] = field(default_factory=list)
+    copy_data: bytes = b""
+    bytes_read: int = 0
+
+
+def _prepare_stream(
+    records: Iterable[tuple[int, Any]], agents: _Agents, size: int, *, copy_text: bool
+) -> Iterator[_Prepared]:
+    """Validates, de-duplicates and routes `records` batch by batch. Pure CPU work apart from
+    agent lookups, so it can run in another process than the writer (see ingest_file)."""
+    counts = IngestResult()  # only its `rejected` is used, as the validation tally
+    errors: list[RecordError] = []
+    clean = _validated(records, validate_interaction, counts, errors.append)
+    rejected_before = 0
+    for batch in _batches(clean, size):
+        now = timezone.now()
+        rows, dupes = _prepare_interactions(batch, agents, now)
+        prepared = _Prepared(
+            n_rows=len(rows),
+            dupes=dupes,
+            rejected=counts.rejected - rejected_before,
+            errors=errors[:],
+            now=now,
+        )
+        rejected_before = counts.rejected
+        errors.clear()
+        if copy_text:
+            prepared.copy_data = _copy_text(rows)
+        else:
+            prepared.rows = rows
+        yield prepared
+    if errors or counts.rejected > rejected_before:  # invalid records after the last batch
+        yield _Prepared(0, 0, counts.rejected - rejected_before, errors[:], timezone.now())
+
+
+def _commit(
+    prepared: _Prepared, result: IngestResult, sink: ErrorSink, *, actor_id: int | None, source: str
+) -> None:
+    """Writes one prepared batch in one transaction: interactions, review items, audit."""
+    for error in prepared.errors:
+        sink(error)
+    result.rejected += prepared.rejected
+    if not prepared.n_rows:
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            created, routed = _write_interactions_pg(
+                prepared.copy_data or _copy_text(prepared.rows)
+            )
+        else:
+            created, routed = _write_interactions_generic(prepared.rows, prepared.now)
+        duplicates = prepared.dupes + prepared.n_rows - created
+        result.created += created
+        result.duplicates += duplicates
+        result.routed += routed
+        AuditEvent.objects.create(
+            actor_id=actor_id,
+            action="interactions.ingested",
+            target_type="ingest",
+            after={
+                "source": source,
+                "created": created,
+                "routed": routed,
+                "duplicates": duplicates,
+            },
+        )
+
+
 def interactions_ingest(
     records: Iterable[tuple[int, Any]],
     *,
@@ -120,33 +203,154 @@ def interactions_ingest(
     """
     result = IngestResult()
     sink = on_error or result.errors.append
-    agents = _Agents(actor_id)
-    write = (
-        _write_interactions_pg if connection.vendor == "postgresql" else _write_interactions_generic
-    )
     size = batch_size or settings.INGEST_BATCH_SIZE
-    for batch in _batches(_validated(records, validate_interaction, result, sink), size):
-        now = timezone.now()
-        rows, dupes = _prepare_interactions(batch, agents, now)
-        with transaction.atomic():
-            created, routed = write(rows, now) if rows else (0, 0)
-            result.created += created
-            result.duplicates += dupes + (len(rows) - created)
-            result.routed += routed
-            AuditEvent.objects.create(
-                actor_id=actor_id,
-                action="interactions.ingested",
-                target_type="ingest",
-                after={
-                    "source": source,
-                    "created": created,
-                    "routed": routed,
-                    "duplicates": dupes + len(rows) - created,
-                },
-            )
+    copy_text = connection.vendor == "postgresql"
+    for prepared in _prepare_stream(records, _Agents(actor_id), size, copy_text=copy_text):
+        _commit(prepared, result, sink, actor_id=actor_id, source=source)
         if on_batch:
             on_batch(result)
     return result
+
+
+class IngestAborted(Exception):
+    """The preparing process failed; batches committed before it stay committed."""
+
+
+def interactions_ingest_file(
+    stream: BinaryIO,
+    *,
+    actor_id: int | None = None,
+    source: str = "cli",
+    batch_size: int | None = None,
+    on_error: ErrorSink | None = None,
+    on_batch: Callable[[IngestResult], None] | None = None,
+    progress: ProgressTracker | None = None,
+    parallel: bool | None = None,
+) -> IngestResult:
+    """`interactions_ingest` for a file, pipelined on PostgreSQL.
+
+    A forked child reads, parses, validates and routes the file and formats each batch as
+    COPY text; this process only streams those batches into the database and commits. The
+    two overlap, so the database is not idle while Python parses, nor the other way round.
+    The queue between them holds at most a few batches, so memory stays flat in file size.
+    Same results, same errors, same order as the in-process path (`parallel=False`).
+    """
+    size = batch_size or settings.INGEST_BATCH_SIZE
+    if parallel is None:
+        parallel = (
+            connection.vendor == "postgresql" and "fork" in multiprocessing.get_all_start_methods()
+        )
+    if not parallel:
+        return interactions_ingest(
+            iter_records(stream, progress),
+            actor_id=actor_id,
+            source=source,
+            batch_size=size,
+            on_error=on_error,
+            on_batch=on_batch,
+        )
+    result = IngestResult()
+    sink = on_error or result.errors.append
+    context = multiprocessing.get_context("fork")
+    channel = context.Queue(maxsize=3)
+    connections.close_all()  # the child must not share this process's connection
+    # multiprocessing closes standard input in its children: hand the child its own
+    # descriptor of the stream (a duplicate) when it has one.
+    try:
+        source_fd: int | None = os.dup(stream.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        source_fd = None
+    child = context.Process(
+        target=_produce, args=(stream, source_fd, channel, actor_id, size), daemon=True
+    )
+    child.start()
+    try:
+        while True:
+            try:
+                message = channel.get(timeout=1.0)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise IngestAborted(
+                        f"the reading process died (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if message is None:
+                break
+            if isinstance(message, str):
+                raise IngestAborted(message)
+            if progress:
+                progress.bytes_read = message.bytes_read
+            _commit(message, result, sink, actor_id=actor_id, source=source)
+            if on_batch:
+                on_batch(result)
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join(timeout=10)
+        if source_fd is not None:
+            os.close(source_fd)
+    return result
+
+
+def _produce(
+    stream: BinaryIO, source_fd: int | None, channel, actor_id: int | None, size: int
+) -> None:
+    """The child of `interactions_ingest_file`: prepared batches into `channel`, then None
+    (or a traceback string when something failed)."""
+    tracker = ProgressTracker()
+    if source_fd is not None:
+        # Buffered exactly like the parent's stream, from the position it had reached.
+        stream = os.fdopen(os.dup(source_fd), "rb", buffering=1024 * 1024)
+    try:
+        agents = _Agents(actor_id)
+        for prepared in _prepare_stream(
+            iter_records(stream, tracker), agents, size, copy_text=True
+        ):
+            prepared.bytes_read = tracker.bytes_read
+            channel.put(prepared)
+        channel.put(None)
+    except BaseException:
+        channel.put(traceback.format_exc())
+    finally:
+        connections.close_all()
+        channel.close()
+        channel.join_thread()
+
+
+def _copy_escape(value: str) -> str:
+    """COPY text format: backslash, tab, newline and carriage return are escaped."""
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\t" in value:
+        value = value.replace("\t", "\\t")
+    if "\n" in value:
+        value = value.replace("\n", "\\n")
+    if "\r" in value:
+        value = value.replace("\r", "\\r")
+    return value
+
+
+def _copy_text(rows: list[tuple]) -> bytes:
+    """The rows as one COPY … FROM STDIN (text format) payload."""
+    lines = []
+    for row in rows:
+        fields = []
+        for value in row:
+            if value is None:
+                fields.append("\\N")
+            elif value is True:
+                fields.append("t")
+            elif value is False:
+                fields.append("f")
+            elif isinstance(value, str):
+                fields.append(_copy_escape(value))
+            elif isinstance(value, datetime):
+                fields.append(value.isoformat())
+            else:
+                fields.append(repr(value))
+        lines.append("\t".join(fields))
+    lines.append("")
+    return "\n".join(lines).encode()
 
 
 def _prepare_interactions(
@@ -247,15 +451,16 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM items)
 """
 
 
-def _write_interactions_pg(rows: list[tuple], now: datetime) -> tuple[int, int]:
+def _write_interactions_pg(copy_data: bytes) -> tuple[int, int]:
     """COPY into a session-local staging table, then one INSERT … ON CONFLICT statement."""
     with connection.cursor() as cursor:
         cursor.execute(_PG_STAGE)
         # Explicit, because inside an outer transaction (tests) ON COMMIT has not fired yet.
         cursor.execute("TRUNCATE coachdesk_ingest_stage")
+        # The insert sorts the batch by key; give the sort room so it does not spill to disk.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         with cursor.cursor.copy("COPY coachdesk_ingest_stage FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            copy.write(copy_data)
         cursor.execute(_PG_INSERT)
         created, routed = cursor.fetchone()
     return created, routed

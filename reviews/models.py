@@ -122,7 +122,10 @@ class Interaction(models.Model):
     """One agent response, as sent by the agent pipeline. Immutable after ingest except for
     the outcome signals (`resolved`, `escalated`) that feedback may set later."""
 
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="interactions")
+    # No index of its own: (agent, external_id) and (agent, created_at) lead with it.
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="interactions", db_index=False
+    )
     external_id = models.CharField(max_length=255)
     agent_version = models.CharField(max_length=100, blank=True, default="")
     conversation_id = models.CharField(max_length=255, blank=True, default="")
@@ -180,7 +183,9 @@ class FeedbackEvent(models.Model):
 
     interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="feedback")
     # Denormalised so KPI queries group feedback by agent / day without a join.
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="feedback")
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="feedback", db_index=False
+    )
     kind = models.CharField(max_length=20, choices=Kind)
     item_ref = models.CharField(max_length=255, blank=True, default="")
     value = models.FloatField(null=True)
@@ -226,7 +231,9 @@ class ReviewItem(models.Model):
         Interaction, on_delete=models.CASCADE, related_name="review_item"
     )
     # Denormalised from the interaction so the claim query is one index scan.
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="review_items")
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="review_items", db_index=False
+    )
     domain = models.CharField(max_length=100, blank=True, default="")
     confidence = models.FloatField()
     source_created_at = models.DateTimeField()
@@ -243,6 +250,7 @@ class ReviewItem(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assigned_items",
+        db_index=False,  # reviewitem_assigned_open covers every non-null value
     )
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -250,6 +258,7 @@ class ReviewItem(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="claimed_items",
+        db_index=False,  # looked up only with status=claimed: reviewitem_claimed below
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     final_verdict = models.CharField(max_length=20, blank=True, default="")
@@ -275,6 +284,9 @@ class ReviewItem(models.Model):
                 fields=["assigned_to", "status"],
                 name="reviewitem_assigned_open",
                 condition=Q(assigned_to__isnull=False),
+            ),
+            models.Index(
+                fields=["claimed_by"], name="reviewitem_claimed", condition=Q(status="claimed")
             ),
             # Expired-lease sweep.
             models.Index(

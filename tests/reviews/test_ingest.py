@@ -240,3 +240,45 @@ def test_it_sets_outcome_flags_from_resolved_and_escalated_feedback():
     flags = dict(Interaction.objects.values_list("external_id", "resolved"))
     assert flags == {"t-1": True, "t-2": None}
     assert Interaction.objects.get(external_id="t-2").escalated is True
+
+
+# --- the pipelined file path ------------------------------------------------------------------
+
+
+def test_it_escapes_copy_text_so_text_round_trips():
+    from reviews.ingest import _copy_text
+
+    tricky = "tab\there\nnew line\r\\backslash \\N not null"
+    payload = _copy_text([(1, tricky, None, True, False, 0.1)])
+    assert payload == (b"1\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t\\N\tt\tf\t0.1\n")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_it_imports_a_file_in_a_pipelined_child_with_the_same_results(parallel, tmp_path):
+    import io
+    import json
+
+    from django.db import connection
+
+    from reviews.ingest import interactions_ingest_file
+
+    if parallel and connection.vendor != "postgresql":
+        pytest.skip("the pipelined path is for PostgreSQL")
+    tricky = "Zeile 1\n\tעברית \\ <script>alert(1)</script> 😀"
+    lines = [json.dumps(rec(f"t-{i}", confidence=i / 10, input=tricky)) for i in range(10)]
+    lines[3] = "not json"
+    lines.append(json.dumps(rec("t-1")))  # a duplicate
+    lines.append('{"agent": "support-bot"}')  # invalid, after the last batch's records
+    errors = []
+    result = interactions_ingest_file(
+        io.BytesIO("\n".join(lines).encode()),
+        batch_size=4,
+        on_error=errors.append,
+        parallel=parallel,
+    )
+    assert (result.created, result.duplicates, result.rejected) == (9, 1, 2)
+    assert [e.position for e in errors][:1] == [4] and errors[-1].position == 12
+    assert Interaction.objects.get(external_id="t-5").input == tricky
+    # Below the 0.7 threshold: confidence 0.0 … 0.6 but t-3 (rejected).
+    assert ReviewItem.objects.filter(reason="low_confidence").count() == 6

@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.ingest import IngestResult
+from reviews.ingest import IngestAborted, IngestResult
 from reviews.readers import ProgressTracker, RecordError, iter_records
 
 
@@ -67,15 +67,19 @@ class ImportCommand(BaseCommand):
             report(error)
 
         try:
-            result = self.ingest(
-                iter_records(stream, tracker),
-                source=self.source,
+            result = self.ingest_stream(
+                stream,
+                tracker,
                 batch_size=batch_size,
                 on_error=one_line_per_record,
                 on_batch=bar.update,
             )
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}", returncode=2) from exc
+        except IngestAborted as exc:
+            raise CommandError(
+                f"import stopped; batches before this point are stored: {exc}"
+            ) from exc
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
@@ -83,6 +87,9 @@ class ImportCommand(BaseCommand):
         self.stdout.write(result.summary())
         if result.rejected:
             sys.exit(1)
+
+    def ingest_stream(self, stream: BinaryIO, tracker: ProgressTracker, **options) -> IngestResult:
+        return self.ingest(iter_records(stream, tracker), source=self.source, **options)
 
     def _open(self, path: str) -> tuple[BinaryIO, int | None]:
         if path == "-":

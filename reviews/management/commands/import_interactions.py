@@ -1,5 +1,8 @@
-from reviews.ingest import interactions_ingest
+from typing import BinaryIO
+
+from reviews.ingest import IngestResult, interactions_ingest, interactions_ingest_file
 from reviews.management.commands._importing import ImportCommand
+from reviews.readers import ProgressTracker
 
 
 class Command(ImportCommand):
@@ -9,3 +12,7 @@ class Command(ImportCommand):
         "was rejected, 1 when some records were, 2 when the input could not be read."
     )
     ingest = staticmethod(interactions_ingest)
+
+    def ingest_stream(self, stream: BinaryIO, tracker: ProgressTracker, **options) -> IngestResult:
+        # Pipelined on PostgreSQL: parsing and writing overlap (see interactions_ingest_file).
+        return interactions_ingest_file(stream, source=self.source, progress=tracker, **options)
