@@ -4,6 +4,8 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import ValidationError
 
+from kpis.api import router as kpis_router
+from retraining.api import router as exports_router
 from reviews.api import router as reviews_router
 from reviews.api_admin import router as admin_router
 from reviews.api_queue import router as queue_router
@@ -22,6 +24,8 @@ api = NinjaAPI(
 api.add_router("", reviews_router)
 api.add_router("", queue_router)
 api.add_router("", admin_router)
+api.add_router("", exports_router)
+api.add_router("", kpis_router)
 
 
 @api.exception_handler(ValidationError)

@@ -170,3 +170,92 @@ CELERY_BEAT_SCHEDULE["reviews.expire-leases"] = {
     "task": "reviews.tasks.expire_leases",
     "schedule": float(LEASE_SWEEP_SECONDS),
 }
+
+# --- Content security policy (Django's built-in CSP) --------------------------------------
+# No inline scripts anywhere: every script is a static file. Inline *styles* are allowed
+# because htmx and Chart.js set style attributes.
+from django.utils.csp import CSP  # noqa: E402
+
+MIDDLEWARE.insert(1, "django.middleware.csp.ContentSecurityPolicyMiddleware")
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# --- Login throttling -----------------------------------------------------------------------
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+
+
+# --- Exports --------------------------------------------------------------------------------
+def _env_float(name: str, default: float, *, below: float) -> float:
+    raw = env_str(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if not 0 <= value < below:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least 0 and below {below}")
+    return value
+
+
+# Share of inputs (by a stable hash of the input text) in the validation split.
+EXPORT_VALIDATION_SHARE = _env_float("EXPORT_VALIDATION_SHARE", 0.1, below=1)
+# Rows fetched per query while streaming a batch from the database (memory stays flat).
+EXPORT_CHUNK_SIZE = env_int("EXPORT_CHUNK_SIZE", 5000)
+EXPORT_PARQUET_ROW_GROUP_ROWS = env_int("EXPORT_PARQUET_ROW_GROUP_ROWS", 20_000)
+# A building batch renews its lease at least every few seconds while it streams; one silent
+# for longer than this lost its worker and is taken over (or failed after the last attempt).
+EXPORT_BUILD_LEASE_SECONDS = env_int("EXPORT_BUILD_LEASE_SECONDS", 300)
+EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)
+# A queued batch nobody started for this long is enqueued again (a lost broker message).
+EXPORT_REQUEUE_SECONDS = env_int("EXPORT_REQUEUE_SECONDS", 600)
+EXPORT_SWEEP_SECONDS = env_int("EXPORT_SWEEP_SECONDS", 60)
+# Local folder for files being built; on the same filesystem as MEDIA_ROOT the finished file
+# is renamed into place.
+EXPORT_TMP_DIR = Path(env_str("EXPORT_TMP_DIR", str(MEDIA_ROOT / ".export-tmp")))
+EXPORT_PAGE_SIZE = env_int("EXPORT_PAGE_SIZE", 20)
+# Testing only: sleep this long after every chunk, so a test can kill a worker mid-build.
+EXPORT_TEST_CHUNK_DELAY_SECONDS = _env_float("EXPORT_TEST_CHUNK_DELAY_SECONDS", 0.0, below=60)
+CELERY_BEAT_SCHEDULE["retraining.sweep-batches"] = {
+    "task": "retraining.tasks.sweep_batches",
+    "schedule": float(EXPORT_SWEEP_SECONDS),
+}
+
+# --- KPIs -----------------------------------------------------------------------------------
+# The periodic recompute of the days touched since the last run (Celery beat), in seconds.
+KPI_RECOMPUTE_SECONDS = env_int("KPI_RECOMPUTE_SECONDS", 300)
+# A row inserted before a run but committed after it is still read if it commits within
+# this long (ids are taken at insert, visible at commit): see kpis.models.KpiCursor.
+KPI_CURSOR_OVERLAP_SECONDS = env_int("KPI_CURSOR_OVERLAP_SECONDS", 600)
+# Once a day, every day of the last KPI_SETTLE_DAYS is recomputed whatever the cursors say.
+KPI_SETTLE_DAYS = env_int("KPI_SETTLE_DAYS", 3)
+KPI_RUN_STALE_SECONDS = env_int("KPI_RUN_STALE_SECONDS", 3600)  # a run this old is dead
+KPI_RUN_RETENTION_DAYS = env_int("KPI_RUN_RETENTION_DAYS", 30)
+KPI_MAX_RANGE_DAYS = env_int("KPI_MAX_RANGE_DAYS", 366)  # longest range of a page / API call
+# A recompute aggregates its agents together, this many agent-days per pass at most.
+KPI_CHUNK_AGENT_DAYS = env_int("KPI_CHUNK_AGENT_DAYS", 5000)
+# Alerts: optional webhook POST of every raised / resolved alert, retried with backoff.
+KPI_ALERT_WEBHOOK_URL = env_str("KPI_ALERT_WEBHOOK_URL", "")
+KPI_ALERT_WEBHOOK_TIMEOUT = env_int("KPI_ALERT_WEBHOOK_TIMEOUT", 5)
+KPI_ALERT_WEBHOOK_ATTEMPTS = env_int("KPI_ALERT_WEBHOOK_ATTEMPTS", 5)
+KPI_ALERT_WEBHOOK_BACKOFF_SECONDS = env_int("KPI_ALERT_WEBHOOK_BACKOFF_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["kpis.recompute"] = {
+    "task": "kpis.tasks.recompute",
+    "schedule": float(KPI_RECOMPUTE_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["kpis.settle"] = {
+    "task": "kpis.tasks.settle",
+    "schedule": 86_400.0,
+}
+CELERY_BEAT_SCHEDULE["kpis.deliver-due-alerts"] = {
+    "task": "kpis.tasks.deliver_due_alerts",
+    "schedule": 60.0,
+}

@@ -1,19 +1,25 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from config.api import api
-from reviews import health, views
+from reviews import accounts, health, views
+
+# Django's admin is for superusers only (DESIGN.md): review leads work in the console.
+admin.site.has_permission = lambda request: request.user.is_active and request.user.is_superuser
+admin.site.site_header = "Coachdesk administration"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("", include("reviews.urls")),
+    path("console/", include("reviews.console_urls")),
     path("healthz", health.healthz, name="healthz"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", accounts.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/tokens/", accounts.tokens, name="tokens"),
+    path("accounts/tokens/<int:token_id>/revoke", accounts.token_revoke_view, name="token-revoke"),
+    path("exports/", include("retraining.urls")),
+    path("kpis/", include("kpis.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -212,3 +212,42 @@ def items_spread(items: QuerySet[ReviewItem], *, reviewers: list, actor) -> Bulk
                 ((pk, {"assigned_to": None}, {"assigned_to": reviewer_id}) for pk in ids),
             )
     return result
+
+
+@transaction.atomic
+def reviewer_profile_update(user, *, changes: dict, actor) -> ReviewerProfile:
+    profile, _ = ReviewerProfile.objects.get_or_create(user=user)
+    before = {k: getattr(profile, k) for k in changes}
+    for name, value in changes.items():
+        setattr(profile, name, value)
+    profile.save()
+    AuditEvent.objects.create(
+        actor=actor,
+        action="reviewer.updated",
+        target_type="user",
+        target_id=user.pk,
+        before=before,
+        after=changes,
+    )
+    return profile
+
+
+@transaction.atomic
+def agent_policy_update(agent, *, changes: dict, actor):
+    """Updates an agent's review policy. New items follow it; queued items keep theirs."""
+    before = {k: getattr(agent, k) for k in changes}
+    changed = {k: v for k, v in changes.items() if before[k] != v}
+    for name, value in changed.items():
+        setattr(agent, name, value)
+    agent.full_clean()
+    if changed:
+        agent.save(update_fields=list(changed))
+        AuditEvent.objects.create(
+            actor=actor,
+            action="agent.updated",
+            target_type="agent",
+            target_id=agent.pk,
+            before={k: before[k] for k in changed},
+            after=changed,
+        )
+    return agent

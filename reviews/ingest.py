@@ -14,6 +14,7 @@ wait on each other in a cycle (no deadlock).
 
 from __future__ import annotations
 
+import gc
 import io
 import multiprocessing
 import os
@@ -263,7 +264,13 @@ def interactions_ingest_file(
     child = context.Process(
         target=_produce, args=(stream, source_fd, channel, actor_id, size), daemon=True
     )
-    child.start()
+    # Nothing inherited may be finalised by the child's garbage collector (an object holding
+    # a database socket it shares with this process would close it for both).
+    gc.freeze()
+    try:
+        child.start()
+    finally:
+        gc.unfreeze()
     try:
         while True:
             try:
@@ -298,6 +305,8 @@ def _produce(
     """The child of `interactions_ingest_file`: prepared batches into `channel`, then None
     (or a traceback string when something failed)."""
     tracker = ProgressTracker()
+    for conn in connections.all(initialized_only=True):
+        conn.connection = None  # never speak on a handle inherited from the parent
     if source_fd is not None:
         # Buffered exactly like the parent's stream, from the position it had reached.
         stream = os.fdopen(os.dup(source_fd), "rb", buffering=1024 * 1024)
@@ -330,27 +339,48 @@ def _copy_escape(value: str) -> str:
     return value
 
 
+_COPY_BOOL = {True: "t", False: "f", None: "\\N"}
+
+
 def _copy_text(rows: list[tuple]) -> bytes:
-    """The rows as one COPY … FROM STDIN (text format) payload."""
-    lines = []
-    for row in rows:
-        fields = []
-        for value in row:
-            if value is None:
-                fields.append("\\N")
-            elif value is True:
-                fields.append("t")
-            elif value is False:
-                fields.append("f")
-            elif isinstance(value, str):
-                fields.append(_copy_escape(value))
-            elif isinstance(value, datetime):
-                fields.append(value.isoformat())
-            else:
-                fields.append(repr(value))
-        lines.append("\t".join(fields))
-    lines.append("")
-    return "\n".join(lines).encode()
+    """The prepared rows (`_prepare_interactions` layout) as one COPY text payload.
+
+    Written field by field for this one layout rather than with a generic per-value type
+    switch: it runs for every row of every import and is a third of the preparing work.
+    """
+    esc = _copy_escape
+    null = "\\N"
+    lines = [
+        f"{agent_id}\t{esc(external_id)}\t{esc(version)}\t{esc(conversation)}\t{esc(input_)}\t"
+        f"{esc(context)}\t{esc(output)}\t{confidence!r}\t{esc(intent)}\t{esc(domain)}\t"
+        f"{_COPY_BOOL[resolved]}\t{_COPY_BOOL[escalated]}\t"
+        f"{null if sentiment is None else repr(sentiment)}\t{null if turns is None else turns}\t"
+        f"{esc(metadata)}\t{created_at.isoformat()}\t{null if reason is None else reason}\t"
+        f"{null if detail is None else esc(detail)}\t{esc(item_domain)}\t{required_reviews}\n"
+        for (
+            agent_id,
+            external_id,
+            version,
+            conversation,
+            input_,
+            context,
+            output,
+            confidence,
+            intent,
+            domain,
+            resolved,
+            escalated,
+            sentiment,
+            turns,
+            metadata,
+            created_at,
+            reason,
+            detail,
+            item_domain,
+            required_reviews,
+        ) in rows
+    ]
+    return "".join(lines).encode()
 
 
 def _prepare_interactions(

@@ -159,11 +159,9 @@ class Interaction(models.Model):
             ),
         ]
         indexes = [
-            # KPI aggregation scans one agent's days (and versions within them).
+            # KPI aggregation scans one agent's days and groups the versions within them, so
+            # no (agent, version, day) index: every one costs each ingested row a write.
             models.Index(fields=["agent", "created_at"], name="interaction_agent_day"),
-            models.Index(
-                fields=["agent", "agent_version", "created_at"], name="interaction_agent_ver_day"
-            ),
         ]
 
     def __str__(self) -> str:
@@ -183,8 +181,11 @@ class FeedbackEvent(models.Model):
 
     interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="feedback")
     # Denormalised so KPI queries group feedback by agent / day without a join.
+    # Denormalised from the interaction (which has the constraint): no index of its own
+    # ((agent, created_at) leads with it) and no per-row constraint check on the ingest path.
     agent = models.ForeignKey(
-        Agent, on_delete=models.PROTECT, related_name="feedback", db_index=False
+        Agent, on_delete=models.PROTECT, related_name="feedback", db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=20, choices=Kind)
     item_ref = models.CharField(max_length=255, blank=True, default="")
@@ -231,8 +232,11 @@ class ReviewItem(models.Model):
         Interaction, on_delete=models.CASCADE, related_name="review_item"
     )
     # Denormalised from the interaction so the claim query is one index scan.
+    # Denormalised from the interaction, like `domain` and `confidence` below: no index of its
+    # own and no per-row constraint check on the ingest path (the interaction's FK holds).
     agent = models.ForeignKey(
-        Agent, on_delete=models.PROTECT, related_name="review_items", db_index=False
+        Agent, on_delete=models.PROTECT, related_name="review_items", db_index=False,
+        db_constraint=False,
     )
     domain = models.CharField(max_length=100, blank=True, default="")
     confidence = models.FloatField()
@@ -280,6 +284,14 @@ class ReviewItem(models.Model):
                 name="reviewitem_claim_order",
                 condition=Q(status__in=["pending", "needs_second_review"]),
             ),
+            # The admin's queue browser: open and claimed items in queue order, any domain.
+            models.Index(
+                models.F("priority").desc(),
+                "confidence",
+                "source_created_at",
+                name="reviewitem_browse_order",
+                condition=Q(status__in=["pending", "needs_second_review", "claimed"]),
+            ),
             models.Index(
                 fields=["assigned_to", "status"],
                 name="reviewitem_assigned_open",
@@ -295,7 +307,11 @@ class ReviewItem(models.Model):
                 condition=Q(status="claimed"),
             ),
             models.Index(fields=["agent", "status", "created_at"], name="reviewitem_agent_status"),
-            models.Index(fields=["agent", "decided_at"], name="reviewitem_agent_decided"),
+            models.Index(
+                fields=["agent", "decided_at"],
+                name="reviewitem_agent_decided",
+                condition=Q(decided_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

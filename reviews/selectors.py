@@ -1,5 +1,8 @@
 """Reads of the reviews app."""
 
+import difflib
+import json
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -24,7 +27,6 @@ def token_authenticate(secret: str):
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    token.user.api_token = token
     return token.user
 
 
@@ -43,8 +45,14 @@ def queue_overview() -> dict:
     by_reason = list(open_items.values("reason").annotate(n=Count("pk")).order_by("-n"))
     agents = []
     for agent in Agent.objects.order_by("slug"):
-        row = by_agent.get(agent.pk, {})
-        agents.append({"agent": agent, "open": row.get("n", 0), "oldest": row.get("oldest")})
+        row = by_agent.get(agent.pk)
+        agents.append(
+            {
+                "agent": agent,
+                "open": row["n"] if row else 0,
+                "oldest": row["oldest"] if row else None,
+            }
+        )
     return {"agents": agents, "by_reason": by_reason, "total_open": sum(a["open"] for a in agents)}
 
 
@@ -118,4 +126,293 @@ def item_payload(item) -> dict:
         "assigned_to": item.assigned_to.get_username() if item.assigned_to else None,
         "version": item.version,
         "previous_reviews": [review_payload(r) for r in item.reviews.all() if r.verdict != "skip"],
+    }
+
+
+# --- the reviewer's pages ---------------------------------------------------------------------
+# Read-only helpers of the queue, review and adjudication pages. Every function here runs a
+# fixed number of queries whatever the size of the queue (the page tests assert it).
+
+# Age buckets of "My queue", by the source time of the interaction (the claim order's "older
+# first" uses the same column): (key, label, upper bound of the age).
+AGE_BUCKETS = (
+    ("hour", "< 1 hour", timedelta(hours=1)),
+    ("day", "< 1 day", timedelta(days=1)),
+    ("week", "< 7 days", timedelta(days=7)),
+    ("older", "Older", None),
+)
+
+
+def claimable_items(user, *, agent_id: int | None = None, domain: str | None = None):
+    """Open items `services.item_claim` may hand to `user`, as a queryset.
+
+    Mirrors the claim: items assigned to the user (whatever their domain, as an admin's
+    assignment is deliberate) or unassigned items of the user's active pool domains, never an
+    item the user already reviewed (first half of a four-eyes pair, or a skip).
+    """
+    from django.db.models import Exists, OuterRef, Q
+
+    from reviews.models import Review, ReviewItem
+    from reviews.services import reviewer_domains
+
+    domains = reviewer_domains(user)
+    qs = ReviewItem.objects.filter(status__in=ReviewItem.OPEN_STATUSES).filter(
+        Q(assigned_to=user) | Q(assigned_to__isnull=True, domain__in=domains)
+    )
+    qs = qs.exclude(Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=user)))
+    if agent_id:
+        qs = qs.filter(agent_id=agent_id)
+    if domain:
+        qs = qs.filter(domain=domain)
+    return qs
+
+
+def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | None = None) -> dict:
+    """Counts of the items `user` may claim: total, by agent, by reason and by age bucket.
+
+    One grouped query (agent × reason, with the age buckets as conditional counts): its row
+    count is bounded by agents × reasons, never by the queue size.
+    """
+    from django.db.models import Count, Q
+
+    from reviews.models import ReviewItem
+
+    now = timezone.now()
+    cumulative = {
+        key: Count("pk", filter=Q(source_created_at__gt=now - bound))
+        for key, _, bound in AGE_BUCKETS
+        if bound is not None
+    }
+    rows = (
+        claimable_items(user, agent_id=agent_id, domain=domain)
+        .values("agent__slug", "agent__name", "reason")
+        .annotate(n=Count("pk"), **cumulative)
+        .order_by()
+    )
+    by_agent: dict[str, dict] = {}
+    by_reason: dict[str, int] = {}
+    within = dict.fromkeys(cumulative, 0)
+    total = 0
+    for row in rows:
+        agent = by_agent.setdefault(
+            row["agent__slug"], {"slug": row["agent__slug"], "name": row["agent__name"], "n": 0}
+        )
+        agent["n"] += row["n"]
+        by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["n"]
+        for key in within:
+            within[key] += row[key]
+        total += row["n"]
+    # Cumulative "younger than" counts → one exclusive bucket each.
+    ages, younger = [], 0
+    for key, label, bound in AGE_BUCKETS:
+        upto = within[key] if bound is not None else total
+        ages.append({"key": key, "label": label, "n": upto - younger})
+        younger = upto
+    labels = dict(ReviewItem.Reason.choices)
+    return {
+        "total": total,
+        "by_agent": sorted(by_agent.values(), key=lambda a: (-a["n"], a["slug"])),
+        "by_reason": [
+            {"reason": reason, "label": str(labels.get(reason, reason)).capitalize(), "n": n}
+            for reason, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "by_age": ages,
+    }
+
+
+def items_assigned_to(user, *, agent_id: int | None = None, domain: str | None = None):
+    """Open items an admin assigned to `user` (and those they hold now), oldest first; for a
+    paginated list, so the interaction is joined (one query per page)."""
+    from django.db.models import Q
+
+    from reviews.models import ReviewItem
+
+    qs = (
+        ReviewItem.objects.filter(assigned_to=user)
+        .filter(
+            Q(status__in=ReviewItem.OPEN_STATUSES)
+            | Q(status=ReviewItem.Status.CLAIMED, claimed_by=user)
+        )
+        .select_related("agent", "interaction")
+        .order_by("-priority", "confidence", "source_created_at", "pk")
+    )
+    if agent_id:
+        qs = qs.filter(agent_id=agent_id)
+    if domain:
+        qs = qs.filter(domain=domain)
+    return qs
+
+
+def item_held_by(user, *, agent_id: int | None = None, domain: str | None = None):
+    """The item `user` holds with a live lease (matching the filters), or None. The queue's
+    "Start reviewing" resumes it rather than claiming a second item while one is held."""
+    from reviews.models import ReviewItem
+
+    qs = ReviewItem.objects.filter(
+        status=ReviewItem.Status.CLAIMED, claimed_by=user, lease_expires_at__gt=timezone.now()
+    )
+    if agent_id:
+        qs = qs.filter(agent_id=agent_id)
+    if domain:
+        qs = qs.filter(domain=domain)
+    return qs.order_by("lease_expires_at").first()
+
+
+def reviews_today(user) -> int:
+    """How many decisions `user` made since midnight (in the project's time zone)."""
+    from reviews.models import Review
+
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Review.objects.filter(reviewer=user, created_at__gte=midnight).count()
+
+
+def agent_choices() -> list[tuple[str, str]]:
+    """(slug, name) of every agent, for the queue filters."""
+    from reviews.models import Agent
+
+    return list(Agent.objects.order_by("slug").values_list("slug", "name"))
+
+
+def agent_id_for(slug: str | None) -> int | None:
+    from reviews.models import Agent
+
+    if not slug:
+        return None
+    return Agent.objects.filter(slug=slug).values_list("pk", flat=True).first()
+
+
+def category_choices() -> list[tuple[str, str]]:
+    """(slug, name) of the active error categories, in taxonomy order."""
+    from reviews.models import ErrorCategory
+
+    return list(ErrorCategory.objects.filter(active=True).values_list("slug", "name"))
+
+
+def item_holds(item, user) -> bool:
+    """Whether `user` holds the claim on `item` (the lease may have run out but not yet been
+    swept: the decision then fails with LeaseLost, which the page explains)."""
+    return item.status == item.Status.CLAIMED and item.claimed_by_id == user.pk
+
+
+def item_lease_live(item) -> bool:
+    return bool(item.lease_expires_at and item.lease_expires_at > timezone.now())
+
+
+def item_claimed_before(item, user) -> bool:
+    """Whether `user` ever claimed `item` (from the audit log). A reviewer whose hold ended
+    may still see the item they were working on, so what they typed can be given back; to
+    anyone else it stays invisible."""
+    from reviews.models import AuditEvent
+
+    return AuditEvent.objects.filter(
+        target_type="review_item", target_id=item.pk, action="item.claimed", actor=user
+    ).exists()
+
+
+def earlier_reviews(item) -> list:
+    """The item's decisions so far, without skips (which carry no verdict), from the
+    prefetched reviews of `item_for_review`."""
+    return [r for r in item.reviews.all() if r.verdict != "skip"]
+
+
+def disputed_items():
+    """Items waiting for adjudication, oldest dispute first, with their reviews (three
+    queries per page: count, items, reviews)."""
+    from django.db.models import Prefetch
+
+    from reviews.models import Review, ReviewItem
+
+    return (
+        ReviewItem.objects.filter(status=ReviewItem.Status.DISPUTED)
+        .select_related("agent", "interaction")
+        .prefetch_related(
+            Prefetch(
+                "reviews",
+                queryset=Review.objects.exclude(verdict="skip")
+                .select_related("reviewer", "error_category")
+                .order_by("created_at", "pk"),
+            )
+        )
+        .order_by("updated_at", "pk")
+    )
+
+
+TRANSCRIPT_ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+def transcript(context) -> list[dict]:
+    """`Interaction.context` as chat turns `{role, content}`, tolerant of anything stored
+    (ingest validates the shape, but rows may predate it)."""
+    turns = []
+    for turn in context if isinstance(context, list) else []:
+        if isinstance(turn, dict):
+            role, content = turn.get("role"), turn.get("content")
+        else:
+            role, content = "other", turn
+        role = role if role in TRANSCRIPT_ROLES else "other"
+        if not isinstance(content, str):
+            content = json.dumps(content, ensure_ascii=False, indent=2)
+        turns.append({"role": role, "content": content})
+    return turns
+
+
+def metadata_rows(metadata) -> list[tuple[str, str]]:
+    """`Interaction.metadata` as (key, text) rows; nested values as indented JSON."""
+    if not isinstance(metadata, dict):
+        return [("value", json.dumps(metadata, ensure_ascii=False))] if metadata else []
+    rows = []
+    for key, value in metadata.items():
+        if isinstance(value, str):
+            text = value
+        else:
+            text = json.dumps(value, ensure_ascii=False, indent=2 if value else None)
+        rows.append((str(key), text))
+    return rows
+
+
+# Above this many tokens per side the word diff (quadratic in the worst case) falls back to
+# a line diff, so a keystroke in a very long correction never costs seconds of CPU.
+WORD_DIFF_MAX_TOKENS = 4000
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+_WORD = re.compile(r"\w")
+
+
+def word_diff(original: str, edited: str) -> dict:
+    """The word-level diff of a correction against the original output.
+
+    Returns `{"segments": [(op, text)], "added": n, "removed": n, "changed": bool}` where op
+    is "equal", "insert" or "delete". Text is returned raw: the template escapes it.
+    """
+    original = (original or "").replace("\r\n", "\n")
+    edited = (edited or "").replace("\r\n", "\n")
+    a, b = _TOKEN.findall(original), _TOKEN.findall(edited)
+    if max(len(a), len(b)) > WORD_DIFF_MAX_TOKENS:
+        a, b = original.splitlines(keepends=True), edited.splitlines(keepends=True)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    segments: list[tuple[str, str]] = []
+    added = removed = 0
+
+    def push(op: str, text: str) -> None:
+        if not text:
+            return
+        if segments and segments[-1][0] == op:
+            segments[-1] = (op, segments[-1][1] + text)
+        else:
+            segments.append((op, text))
+
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            push("equal", "".join(a[i1:i2]))
+            continue
+        if tag in ("delete", "replace"):
+            removed += sum(1 for t in a[i1:i2] if _WORD.search(t))
+            push("delete", "".join(a[i1:i2]))
+        if tag in ("insert", "replace"):
+            added += sum(1 for t in b[j1:j2] if _WORD.search(t))
+            push("insert", "".join(b[j1:j2]))
+    return {
+        "segments": segments,
+        "added": added,
+        "removed": removed,
+        "changed": original != edited,
     }

@@ -15,10 +15,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from retraining.models import TrainingPair
+from reviews import selectors
 from reviews.models import ApiToken, AuditEvent, ErrorCategory, Review, ReviewItem
 
 Status = ReviewItem.Status
@@ -100,8 +101,8 @@ def _transition(
     Conflict when the row is no longer in an expected status (or `changes` filters fail).
     """
     expect = expect or (item.status,)
-    actions = {TRANSITIONS.get((status, to)) for status in expect}
-    if None in actions:
+    actions = {TRANSITIONS.get((status, to), "") for status in expect}
+    if "" in actions:
         raise ValueError(f"transition {expect} → {to} is not allowed")
     now = timezone.now()
     guard = changes.pop("_guard", {})
@@ -140,19 +141,6 @@ def _open_status(item: ReviewItem) -> str:
 
 
 # --- claiming ----------------------------------------------------------------------------------
-
-
-def _claimable(reviewer, *, agent_id: int | None, domain: str | None):
-    # Correlated NOT EXISTS: probes the (few) reviews of each candidate through the item_id
-    # index instead of materialising every review the reviewer ever made.
-    qs = ReviewItem.objects.filter(status__in=ReviewItem.OPEN_STATUSES).exclude(
-        Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer))
-    )
-    if agent_id:
-        qs = qs.filter(agent_id=agent_id)
-    if domain:
-        qs = qs.filter(domain=domain)
-    return qs
 
 
 def reviewer_domains(reviewer) -> list[str]:
@@ -194,23 +182,46 @@ def _claim_sql(n_domains: int, *, agent: bool, domain: bool) -> str:
             lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now()
         FROM pick
         WHERE ri.id = pick.id AND ri.status = pick.status
-        RETURNING ri.id, pick.status AS before, ri.version, ri.claimed_by_id, ri.lease_expires_at
+        RETURNING ri.id, pick.status AS before, ri.version, ri.claimed_by_id,
+                  ri.lease_expires_at, ri.interaction_id, ri.agent_id, ri.required_reviews,
+                  ri.domain, ri.confidence, ri.source_created_at, ri.reason, ri.priority,
+                  ri.assigned_to_id
+    ),
+    audit AS (
+        INSERT INTO reviews_auditevent
+            (actor_id, action, target_type, target_id, before, after, created_at)
+        SELECT %(me)s, 'item.claimed', 'review_item', id,
+               jsonb_build_object('status', before, 'claimed_by', NULL, 'version', version - 1),
+               jsonb_build_object('status', 'claimed', 'claimed_by', claimed_by_id,
+                                  'lease_expires_at', lease_expires_at),
+               now()
+        FROM claimed
     )
-    INSERT INTO reviews_auditevent
-        (actor_id, action, target_type, target_id, before, after, created_at)
-    SELECT %(me)s, 'item.claimed', 'review_item', id,
-           jsonb_build_object('status', before, 'claimed_by', NULL, 'version', version - 1),
-           jsonb_build_object('status', 'claimed', 'claimed_by', claimed_by_id,
-                              'lease_expires_at', lease_expires_at),
-           now()
+    SELECT id, version, lease_expires_at, interaction_id, agent_id, required_reviews, domain,
+           confidence, source_created_at, reason, priority, assigned_to_id
     FROM claimed
-    RETURNING target_id
     """
+
+
+_CLAIM_RETURNS = (
+    "pk",
+    "version",
+    "lease_expires_at",
+    "interaction_id",
+    "agent_id",
+    "required_reviews",
+    "domain",
+    "confidence",
+    "source_created_at",
+    "reason",
+    "priority",
+    "assigned_to_id",
+)
 
 
 def _claim_pg(
     reviewer, *, agent_id: int | None, domain: str | None, domains: list[str]
-) -> int | None:
+) -> ReviewItem | None:
     params: dict[str, Any] = {
         "me": reviewer.pk,
         "agent": agent_id,
@@ -222,16 +233,23 @@ def _claim_pg(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    # The row as the statement left it; relations load lazily if a caller uses them.
+    return ReviewItem(
+        status=Status.CLAIMED, claimed_by=reviewer, **dict(zip(_CLAIM_RETURNS, row, strict=True))
+    )
 
 
+@transaction.atomic
 def _claim_portable(
     reviewer, *, agent_id: int | None, domain: str | None, domains: list[str]
-) -> int | None:
+) -> ReviewItem | None:
     """The same claim through the ORM, for databases without SKIP LOCKED (SQLite, whose
     IMMEDIATE transactions serialise writers, so select-then-swap is safe there)."""
     order = ("-priority", "confidence", "source_created_at", "pk")
-    base = _claimable(reviewer, agent_id=agent_id, domain=domain)
+    # The same definition of "claimable" as the queue page's counts.
+    base = selectors.claimable_items(reviewer, agent_id=agent_id, domain=domain)
     mine = list(base.filter(assigned_to=reviewer).order_by(*order).values_list("pk", flat=True)[:1])
     if mine:
         pk = mine[0]
@@ -255,13 +273,12 @@ def _claim_portable(
         claimed_by=reviewer,
         lease_expires_at=timezone.now() + lease_duration(),
     )
-    return item.pk
+    return item
 
 
 _last_lazy_sweep = 0.0
 
 
-@transaction.atomic
 def item_claim(
     reviewer, *, agent_id: int | None = None, domain: str | None = None
 ) -> ReviewItem | None:
@@ -270,6 +287,8 @@ def item_claim(
     Order: items assigned to the reviewer first, then unassigned items of the reviewer's
     domains by priority, lower confidence, older. Items the reviewer already reviewed (the
     first half of a four-eyes pair, or one they skipped) are never offered to them again.
+
+    Returns the claimed item with its own fields set (its relations load lazily when used).
 
     Locks: on PostgreSQL this is one statement whose candidate queries are
     `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` (each walks the `reviewitem_claim_order` index
@@ -286,12 +305,10 @@ def item_claim(
     if now - _last_lazy_sweep > LAZY_SWEEP_SECONDS:
         _last_lazy_sweep = now
         leases_expire(limit=50)
-    pk = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
-    if pk is None and leases_expire(limit=50):
-        pk = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
-    if pk is None:
-        return None
-    return ReviewItem.objects.select_related("interaction", "agent").get(pk=pk)
+    item = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
+    if item is None and leases_expire(limit=50):
+        item = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
+    return item
 
 
 @transaction.atomic
@@ -410,6 +427,10 @@ def review_submit(
         .get(pk=item.pk)
     )
     now = timezone.now()
+    if locked.status in (Status.DONE, Status.DISPUTED):
+        raise Conflict(
+            "This item was already decided (perhaps in another tab); your decision was not saved."
+        )
     if (
         locked.status != Status.CLAIMED
         or locked.claimed_by_id != reviewer.pk

@@ -251,8 +251,8 @@ def validate_feedback(obj: Any) -> tuple[dict | None, FieldErrors]:
     errors: FieldErrors = []
     external_id = _external_id(obj, errors)
     agent = _slug(obj, "agent", errors)
-    kind = obj.get("kind")
-    if kind is None:
+    kind: str = obj.get("kind") or ""
+    if not kind:
         errors.append(("kind", "is required"))
     elif kind not in FEEDBACK_KINDS:
         errors.append(

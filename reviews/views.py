@@ -1,12 +1,400 @@
-"""Pages of the reviews app. Thin: access checks, a selector or service, a template."""
+"""Pages of the reviews app. Thin: access checks, a selector, a form, one service, a template.
 
+The review screen is one template (`reviews/review.html`) whose partials are what htmx swaps:
+`#screen` (an item), `#lease` (the hold countdown) and `#clear` (the queue is empty).
+Every form also works as a plain POST with a redirect, for browsers without JavaScript.
+"""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import push_url
 
-from reviews import selectors
+from reviews import selectors, services
+from reviews.forms import AdjudicationForm, DecisionForm, QueueFilterForm
+from reviews.models import Review, Role
+from reviews.permissions import has_role, role_required, user_roles
+
+PAGE_SIZE = 25
+
+# What the review screen is for the viewer: the holder decides; an admin (not holding it)
+# reads; a reviewer whose hold ended sees their own text again and nothing more.
+HOLD, READONLY, LOST = "hold", "readonly", "lost"
+
+# The verdict buttons: (verdict, shortcut key). Labels come from `Review.Verdict`.
+REVIEW_KEYS = {"approve": "a", "correct": "c", "reject": "r", "escalate": "e", "skip": "s"}
+
+DONE_MESSAGES = {
+    "approve": "Approved.",
+    "correct": "Correction saved.",
+    "reject": "Rejected.",
+    "escalate": "",  # the service says "Escalated to a review lead."
+    "skip": "Skipped; it goes back to the queue for someone else.",
+}
+
+
+ADJUDICATED = {"approve": "approved", "correct": "corrected", "reject": "rejected"}
 
 
 @login_required
 def home(request):
-    """Role-aware landing page: what is waiting, per agent and reason."""
+    """Role-aware landing page (DESIGN.md): an admin lands on the console, a reviewer on their
+    queue, an ML engineer on the exports; anyone else sees the backlog overview."""
+    roles = user_roles(request.user)
+    if Role.ADMIN in roles:
+        return redirect("console:browser")
+    if Role.REVIEWER in roles:
+        return redirect("reviews:queue")
+    if Role.ML in roles:
+        return redirect("retraining:exports")
     return render(request, "reviews/home.html", {"overview": selectors.queue_overview()})
+
+
+# --- my queue ---------------------------------------------------------------------------------
+
+
+@role_required(Role.REVIEWER)
+@require_GET
+def queue(request):
+    """What I can claim, counted by agent, reason and age; the items assigned to me."""
+    form = _filter_form(request, request.GET or None)
+    filters = form.filters()
+    scope = _scope(filters)
+    assigned = Paginator(selectors.items_assigned_to(request.user, **scope), PAGE_SIZE)
+    context = {
+        "form": form,
+        "filters": filters,
+        "filters_qs": _qs(filters),
+        "has_domains": bool(services.reviewer_domains(request.user)),
+        "summary": selectors.reviewer_queue_summary(request.user, **scope),
+        "held": selectors.item_held_by(request.user, **scope),
+        "today": selectors.reviews_today(request.user),
+        "page": assigned.get_page(request.GET.get("page")),
+    }
+    template = "reviews/queue.html#queue" if request.htmx else "reviews/queue.html"
+    return render(request, template, context)
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def queue_claim(request):
+    """The "Start reviewing" button: the item I hold, else the next one the claim gives me."""
+    form = _filter_form(request, request.POST)
+    if not form.is_valid():
+        messages.error(request, "Those filters are not valid any more; choose again.")
+        return redirect("reviews:queue")
+    filters = form.filters()
+    item = _next_item(request.user, filters)
+    if item is None:
+        messages.info(request, "Nothing left to review here right now. Nice work!")
+        return redirect(reverse("reviews:queue") + _qs(filters))
+    return redirect(_review_url(item.pk, filters))
+
+
+# --- the review screen ------------------------------------------------------------------------
+
+
+@role_required(Role.REVIEWER, Role.ADMIN)
+@require_GET
+def review(request, item_id: int):
+    item, mode = _load(request, item_id)
+    if item is None:
+        return _gone(request)
+    form = DecisionForm(
+        initial=_initial(item, request.GET),
+        categories=selectors.category_choices(),
+    )
+    return _render_screen(request, item, mode=mode, form=form)
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def review_decide(request, item_id: int):
+    """Records my decision, then shows the next item (htmx) or redirects to it."""
+    item, mode = _load(request, item_id, former_ok=True)
+    if item is None:
+        return _gone(request)
+    form = DecisionForm(request.POST, categories=selectors.category_choices())
+    if not form.is_valid():
+        return _render_screen(request, item, mode=mode, form=form, status=400)
+    try:
+        decision = services.decision_validate(item=item, **form.decision_fields())
+        outcome = services.review_submit(
+            item, request.user, decision, expected_version=form.cleaned_data["version"]
+        )
+    except services.InvalidDecision as exc:
+        form.add_service_errors(exc.errors)
+        return _render_screen(request, item, mode=mode, form=form, status=400)
+    except services.Conflict as exc:
+        return _render_conflict(request, item_id, form, str(exc))
+    return _after_decision(request, outcome, form.filters())
+
+
+@role_required(Role.REVIEWER)
+@require_POST
+def review_lease(request, item_id: int):
+    """Extends my hold (the screen polls this every minute while I am active)."""
+    item, mode = _load(request, item_id, former_ok=True)
+    if item is None:
+        return _gone(request)
+    problem = None
+    try:
+        services.item_renew_lease(item, request.user)
+    except services.LeaseLost as exc:
+        problem, mode = str(exc), LOST
+    if request.htmx:
+        context = {"item": item, "mode": mode, "lease_live": not problem, "lease_problem": problem}
+        return render(request, "reviews/review.html#lease", context)
+    if problem:
+        messages.error(request, problem)
+        return redirect("reviews:queue")
+    messages.success(request, "Your hold was extended.")
+    return redirect("reviews:review", item_id=item.pk)
+
+
+@role_required(Role.REVIEWER, Role.ADMIN)
+@require_POST
+def review_diff(request, item_id: int):
+    """The word diff of a correction being written against the agent's output."""
+    item, mode = _load(request, item_id)
+    if item is None:
+        return _gone(request)
+    diff = selectors.word_diff(item.interaction.output, request.POST.get("corrected_output", ""))
+    if request.htmx:
+        return render(request, "reviews/_diff.html", {"item": item, "diff": diff})
+    # Without JavaScript ("Show changes"): the screen again, with what was typed and the diff.
+    form = DecisionForm(
+        initial={**request.POST.dict(), "verdict": Review.Verdict.CORRECT},
+        categories=selectors.category_choices(),
+    )
+    return _render_screen(request, item, mode=mode, form=form, diff=diff)
+
+
+# --- adjudication -----------------------------------------------------------------------------
+
+
+@role_required(Role.ADMIN)
+@require_GET
+def adjudication_list(request):
+    """Disputed and escalated items, oldest first, with the verdicts that disagree."""
+    page = Paginator(selectors.disputed_items(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "reviews/adjudication_list.html", {"page": page})
+
+
+@role_required(Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def adjudication_detail(request, item_id: int):
+    """All reviews side by side and the lead's final decision (`services.item_adjudicate`)."""
+    item = selectors.item_for_review(item_id)
+    if item is None:
+        return _gone(request)
+    categories = selectors.category_choices()
+    context: dict = {"problem": None, "diff": None}
+    status = 200
+    if request.method == "GET":
+        form = AdjudicationForm(
+            initial={"corrected_output": item.interaction.output}, categories=categories
+        )
+    elif "preview" in request.POST:  # "Show changes" without JavaScript
+        form = AdjudicationForm(
+            initial={**request.POST.dict(), "verdict": Review.Verdict.CORRECT},
+            categories=categories,
+        )
+        context["diff"] = selectors.word_diff(
+            item.interaction.output, request.POST.get("corrected_output", "")
+        )
+    else:
+        form = AdjudicationForm(request.POST, categories=categories)
+        if form.is_valid():
+            try:
+                decision = services.decision_validate(item=item, **form.decision_fields())
+                outcome = services.item_adjudicate(item, request.user, decision)
+            except services.InvalidDecision as exc:
+                form.add_service_errors(exc.errors)
+            except services.Conflict as exc:
+                context["problem"] = f"{exc} Nothing was saved; your text is below."
+                item, status = selectors.item_for_review(item_id), 409
+            else:
+                done = ADJUDICATED[outcome.review.verdict]
+                messages.success(request, f"Item #{item.pk} {done}. That decision is final.")
+                return redirect("reviews:adjudication_list")
+    can_decide = item.status == item.Status.DISPUTED
+    context.update(
+        _item_context(item),
+        form=form,
+        verdicts=_verdicts(AdjudicationForm),
+        can_decide=can_decide,
+        editable=can_decide,
+    )
+    if form.is_bound and form.errors:
+        status = 400
+    return render(request, "reviews/adjudication_detail.html", context, status=status)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _load(request, item_id: int, *, former_ok: bool = False):
+    """The item and what the viewer may do with it; (None, None) when they may not see it.
+
+    The holder decides, an admin reads anything, and with `former_ok` a reviewer who held the
+    item before gets it back (to recover their text after the hold ended). Everyone else gets
+    the same answer as for an item that does not exist: no hint that it does.
+    """
+    item = selectors.item_for_review(item_id)
+    user = request.user
+    if item is None:
+        return None, None
+    if selectors.item_holds(item, user):
+        return item, HOLD if selectors.item_lease_live(item) else LOST
+    if has_role(user, [Role.ADMIN]):
+        return item, READONLY
+    if former_ok and selectors.item_claimed_before(item, user):
+        return item, LOST
+    return None, None
+
+
+def _gone(request):
+    return render(request, "reviews/gone.html", status=404)
+
+
+def _filter_form(request, data) -> QueueFilterForm:
+    return QueueFilterForm(
+        data, agents=selectors.agent_choices(), domains=services.reviewer_domains(request.user)
+    )
+
+
+def _scope(filters: dict) -> dict:
+    """Query filters (`agent_id`, `domain`) from the page's filters (`agent` slug, `domain`)."""
+    return {
+        "agent_id": selectors.agent_id_for(filters.get("agent")),
+        "domain": filters.get("domain") or None,
+    }
+
+
+def _qs(filters: dict) -> str:
+    return f"?{urlencode(filters)}" if filters else ""
+
+
+def _review_url(item_id: int, filters: dict) -> str:
+    return reverse("reviews:review", kwargs={"item_id": item_id}) + _qs(filters)
+
+
+def _next_item(user, filters: dict):
+    """The item I already hold (one hold at a time), else the next claim."""
+    scope = _scope(filters)
+    return selectors.item_held_by(user, **scope) or services.item_claim(user, **scope)
+
+
+def _initial(item, filters) -> dict:
+    return {
+        "version": item.version,
+        "corrected_output": item.interaction.output,
+        "agent": filters.get("agent", ""),
+        "domain": filters.get("domain", ""),
+    }
+
+
+def _verdicts(form_class) -> list[dict]:
+    return [
+        {"value": v, "label": Review.Verdict(v).label, "key": REVIEW_KEYS[v]}
+        for v in form_class.verdicts
+    ]
+
+
+def _item_context(item) -> dict:
+    """What every page showing an item needs (prefetched by `selectors.item_for_review`)."""
+    interaction = item.interaction
+    return {
+        "item": item,
+        "interaction": interaction,
+        "turns": selectors.transcript(interaction.context),
+        "metadata": selectors.metadata_rows(interaction.metadata),
+        "earlier": selectors.earlier_reviews(item),
+        "below_threshold": item.confidence < item.agent.confidence_threshold,
+    }
+
+
+def _render_screen(
+    request, item, *, mode, form, status=200, notice=None, problem=None, diff=None, decided=None
+):
+    if diff is None and form.editing:
+        diff = selectors.word_diff(item.interaction.output, form["corrected_output"].value())
+    filters = {k: form[k].value() for k in ("agent", "domain") if form[k].value()}
+    context = {
+        **_item_context(item),
+        "mode": mode,
+        "lease_live": mode == HOLD,
+        "can_decide": mode == HOLD,
+        "editable": mode != READONLY,
+        "form": form,
+        "verdicts": _verdicts(DecisionForm),
+        "filters": filters,
+        "filters_qs": _qs(filters),
+        "notice": notice,
+        "problem": problem or _lost_message(mode),
+        "diff": diff,
+        "decided": decided,
+    }
+    if request.htmx:
+        # htmx swaps only 2xx answers: a form with errors is still a page to show.
+        return render(request, "reviews/review.html#screen", context)
+    return render(request, "reviews/review.html", context, status=status)
+
+
+def _lost_message(mode) -> str | None:
+    if mode != LOST:
+        return None
+    return (
+        "Your hold on this item ended (it expired or was released), so nothing was saved. "
+        "Everything you typed is below: copy it, then claim again from your queue."
+    )
+
+
+def _render_conflict(request, item_id: int, form: DecisionForm, message: str):
+    """A decision refused because the hold ended or the page was stale: the screen again with
+    everything the reviewer typed. If they hold the item now (a newer claim of theirs), the
+    form is brought up to date so that submitting again is a deliberate second click."""
+    item, mode = _load(request, item_id, former_ok=True)
+    if item is None:
+        return _gone(request)
+    data = request.POST.copy()
+    if mode == HOLD:
+        data["version"] = str(item.version)
+        message += " Check the item and submit again."
+    else:
+        message += " Everything you typed is below: copy it, then claim again from your queue."
+    form = DecisionForm(data, categories=selectors.category_choices())
+    form.is_valid()  # the typed values come back; they were valid a moment ago
+    return _render_screen(request, item, mode=mode, form=form, status=409, problem=message)
+
+
+def _after_decision(request, outcome, filters: dict):
+    done = " ".join(m for m in [DONE_MESSAGES[outcome.review.verdict], *outcome.messages] if m)
+    next_item = _next_item(request.user, filters)
+    if not request.htmx:
+        messages.success(request, done)
+        if next_item is None:
+            messages.info(request, "Your queue is clear.")
+            return redirect(reverse("reviews:queue") + _qs(filters))
+        return redirect(_review_url(next_item.pk, filters))
+    if next_item is None:
+        context = {"notice": done, "filters_qs": _qs(filters), "decided": outcome.item.pk}
+        response = render(request, "reviews/review.html#clear", context)
+        return push_url(response, reverse("reviews:queue") + _qs(filters))
+    item = selectors.item_for_review(next_item.pk)
+    form = DecisionForm(initial=_initial(item, filters), categories=selectors.category_choices())
+    response = _render_screen(
+        request,
+        item,
+        mode=HOLD,
+        form=form,
+        notice=f"{done} Next item…",
+        decided=outcome.item.pk,
+    )
+    return push_url(response, _review_url(item.pk, filters))

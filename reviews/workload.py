@@ -107,8 +107,7 @@ def backlog_by_agent() -> list[dict]:
         )
         .order_by("queued_since")
     )
-    now = timezone.now()
-    return [{**r, "oldest_age": now - r["queued_since"]} for r in rows]
+    return list(rows)
 
 
 WORKLOAD_SORTS = ("username", "open", "today", "week", "median_seconds", "agreement")

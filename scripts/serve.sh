@@ -16,7 +16,10 @@ cat <<MSG
 MSG
 if [ -n "${REDIS_URL:-}" ]; then
     .venv/bin/celery -A config worker -B --loglevel=INFO --concurrency=2 &
-    WORKER=$!
-    trap 'kill $WORKER 2>/dev/null' EXIT INT TERM
+else
+    # Embedded: tasks run in-process; this loop plays celery beat for the periodic ones.
+    .venv/bin/python manage.py run_periodic &
 fi
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null' EXIT INT TERM
 .venv/bin/python manage.py runserver "$HOST:$PORT"

@@ -15,6 +15,13 @@ MISSING = os.environ.get("COACHDESK_MISSING_SERVICES", "")
 REQUIRE = os.environ.get("COACHDESK_REQUIRE_SERVICES") == "1"
 
 
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Hashing is not under test: the fast hasher keeps user-heavy tests quick.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def pytest_report_header(config):
     if MISSING:
         return ["!!! SERVICES MISSING, dependent tests skipped:", *MISSING.splitlines()]
@@ -146,8 +153,7 @@ def celery_worker(transactional_db, settings):
     )
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
     app.conf.update(broker_url=redis_url, task_always_eager=False, task_default_queue=queue)
-    if app._pool:
-        app.pool.force_close_all()
+    _drop_celery_pools(app)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -166,9 +172,19 @@ def celery_worker(transactional_db, settings):
             worker.kill()
             output, _ = worker.communicate()
         app.conf.update(saved)
-        if app._pool:
-            app.pool.force_close_all()
+        _drop_celery_pools(app)
         worker.log = output
+
+
+def _drop_celery_pools(app) -> None:
+    """Closes Celery's broker connection pools *and forgets them*: a closed pool left on the
+    app, or in kombu's per-URL registry, makes the next send fail with "Acquire on closed
+    pool" (e.g. an eager `.delay()` after a worker test, or a second worker test)."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):

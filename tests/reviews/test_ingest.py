@@ -249,8 +249,33 @@ def test_it_escapes_copy_text_so_text_round_trips():
     from reviews.ingest import _copy_text
 
     tricky = "tab\there\nnew line\r\\backslash \\N not null"
-    payload = _copy_text([(1, tricky, None, True, False, 0.1)])
-    assert payload == (b"1\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t\\N\tt\tf\t0.1\n")
+    created = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
+    row = (
+        1,
+        "t-1",
+        "",
+        "c",
+        tricky,
+        "[]",
+        "out",
+        0.1,
+        "",
+        "",
+        True,
+        None,
+        None,
+        3,
+        '{"a":"\\n"}',
+        created,
+        None,
+        None,
+        "support",
+        1,
+    )
+    assert _copy_text([row]) == (
+        b"1\tt-1\t\tc\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t[]\tout\t0.1\t\t\t"
+        b't\t\\N\t\\N\t3\t{"a":"\\\\n"}\t2026-11-20T10:15:00+00:00\t\\N\t\\N\tsupport\t1\n'
+    )
 
 
 @pytest.mark.django_db(transaction=True)

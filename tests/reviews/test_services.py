@@ -372,3 +372,32 @@ def test_it_assigns_status_only_in_services():
         if re.search(r"\.status\s*=[^=]|update\([^)]*\bstatus=", text) and "ReviewItem" in text:
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+def test_it_says_an_item_was_already_decided(reviewer):
+    make_item()
+    item = services.item_claim(reviewer)
+    decide(item, reviewer, "approve")
+    with pytest.raises(Conflict, match="already decided"):
+        decide(item, reviewer, "reject")
+
+
+def test_it_returns_the_claimed_item_with_its_fields_set(reviewer):
+    made = make_item(confidence=0.25)
+    item = services.item_claim(reviewer)
+    stored = ReviewItem.objects.get(pk=made.pk)
+    for name in (
+        "pk",
+        "status",
+        "version",
+        "lease_expires_at",
+        "confidence",
+        "domain",
+        "reason",
+        "priority",
+        "agent_id",
+        "interaction_id",
+        "required_reviews",
+        "claimed_by_id",
+    ):
+        assert getattr(item, name) == getattr(stored, name), name

@@ -45,3 +45,12 @@ def test_it_expires_leases_on_a_real_worker(celery_worker, reviewer):
     expire_leases.delay()
     wait_for(lambda: ReviewItem.objects.get(pk=item.pk).status == "pending")
     assert ReviewItem.objects.get(pk=item.pk).claimed_by is None
+
+
+@pytest.mark.django_db
+def test_it_runs_the_periodic_tasks_in_process_for_the_embedded_mode(reviewer):
+    from django.core.management import call_command
+
+    item = claimed_and_expired(reviewer)
+    call_command("run_periodic", "--once")
+    assert ReviewItem.objects.get(pk=item.pk).status == "pending"

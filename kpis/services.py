@@ -1,0 +1,623 @@
+"""Writes of the KPI app: recomputing snapshots, the recompute runs behind the "recompute
+now" button, alerts and their webhook deliveries.
+
+Recompute is incremental, idempotent and safe when runs overlap:
+- *incremental*: each source table (interactions, feedback, review items, reviews) has a
+  cursor; a run reads the rows above it and recomputes every (agent, day) they touch
+  (compute.touched_since), plus today and yesterday of agents with open items, whose backlog
+  age moves with the clock. The very first run reads everything.
+- *idempotent*: an (agent, day) is recomputed from scratch and stored with an upsert;
+  rows of versions that no longer have data that day are deleted.
+- *overlap*: a run locks its agents (PostgreSQL advisory locks, in id order; SQLite: the
+  IMMEDIATE transaction) before its first read and until its write committed, so a second
+  run waits and then reads everything the first one saw, and its writes come last. Cursors
+  only move forward (`max`), so a slow run finishing late cannot move them back.
+- *one pass*: the agents of a run are aggregated together, one GROUP BY per source table
+  (compute.scope_stats), in chunks of at most KPI_CHUNK_AGENT_DAYS agent-days.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from kpis import compute
+from kpis.definitions import ALL_VERSIONS, BY_KEY, combine, threshold_crossed
+from kpis.models import Alert, AlertDelivery, KpiCursor, KpiRun, KpiSnapshot
+from reviews.models import Agent
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_lock(int, int): the first key names the lock space ("KP"), the second the
+# agent. Other code using two-key advisory locks must pick a different first key.
+LOCK_SPACE = 0x4B50
+
+
+@dataclass
+class RecomputeResult:
+    agents: int = 0
+    days: int = 0
+    rows: int = 0
+    alerts_raised: int = 0
+    alerts_resolved: int = 0
+    scopes: dict[int, set[date]] = field(default_factory=dict)
+
+
+def _today(now: datetime) -> date:
+    return compute.utc_day(now)
+
+
+# --- cursors ------------------------------------------------------------------------------------
+
+
+def _overlap() -> timedelta:
+    return timedelta(seconds=settings.KPI_CURSOR_OVERLAP_SECONDS)
+
+
+def cursor_floor(cursor: KpiCursor | None, now: datetime) -> int:
+    """The id above which a run reads: the highest id seen by the newest run at least one
+    overlap old (see KpiCursor); while every recorded run is younger, the oldest one's."""
+    if cursor is None:
+        return 0
+    entries = sorted(cursor.history or [], key=lambda e: e[0])
+    if not entries:
+        return cursor.last_id
+    limit = _stamp(now - _overlap())
+    old = [e for e in entries if e[0] <= limit]
+    return int((old[-1] if old else entries[0])[1])
+
+
+def _stamp(moment: datetime) -> str:
+    """A time as text that sorts like the time (UTC, always with microseconds)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _cursors_advance(tops: dict[str, int], started: datetime) -> None:
+    """Records this run's highest ids. Keeps the entries within one overlap plus the newest
+    older one (the floor of the next runs); `last_id` only grows."""
+    limit = _stamp(started - _overlap())
+    with transaction.atomic():
+        for source, top in tops.items():
+            cursor, _ = KpiCursor.objects.select_for_update().get_or_create(source=source)
+            entries = sorted([*cursor.history, [_stamp(started), top]], key=lambda e: e[0])
+            old = [e for e in entries if e[0] <= limit]
+            keep = old[-1:] + [e for e in entries if e[0] > limit]
+            cursor.history = keep
+            cursor.last_id = max(cursor.last_id, top)
+            cursor.save(update_fields=["history", "last_id", "updated_at"])
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def plan_incremental(now: datetime) -> tuple[dict[int, set[date]], dict[str, int]]:
+    """(agent → days to recompute, source → highest id read) since the last run."""
+    cursors = {c.source: c for c in KpiCursor.objects.filter(source__in=compute.SOURCES)}
+    scopes: dict[int, set[date]] = defaultdict(set)
+    tops: dict[str, int] = {}
+    for source in compute.SOURCES:
+        touched, top = compute.touched_since(source, cursor_floor(cursors.get(source), now))
+        tops[source] = top
+        for agent_id, day in touched:
+            scopes[agent_id].add(day)
+    today = _today(now)
+    for agent_id in compute.agents_with_open_items():
+        scopes[agent_id].update({today, today - timedelta(days=1)})
+    return dict(scopes), tops
+
+
+def plan_range(
+    now: datetime, *, agent_ids: list[int] | None = None, since: date | None = None
+) -> dict[int, set[date]]:
+    """Every day from `since` (default: the agent's first day) to today."""
+    today = _today(now)
+    ids = agent_ids or list(Agent.objects.order_by("pk").values_list("pk", flat=True))
+    scopes = {}
+    for agent_id in ids:
+        first = since or compute.first_day(agent_id)
+        if first is None or first > today:
+            continue
+        scopes[agent_id] = {first + timedelta(days=i) for i in range((today - first).days + 1)}
+    return scopes
+
+
+# --- recomputing --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _agents_locked(agent_ids):
+    """PostgreSQL session advisory locks on the agents, taken in id order (two runs never
+    wait on each other in a cycle) and released at the end, also on errors. A run whose
+    process dies loses its connection and with it its locks."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    ids = sorted(agent_ids)
+    with connection.cursor() as cursor:
+        for agent_id in ids:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_SPACE, agent_id % 2**31])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for agent_id in reversed(ids):
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_SPACE, agent_id % 2**31])
+
+
+def _store(agent_id: int, days: set[date], rows: dict) -> int:
+    """Upserts one agent's rows of `days` and deletes the rows of those days that the new
+    statistics no longer have (a version without data any more). In the caller's
+    transaction."""
+    first, last = min(days), max(days)
+    stale = [
+        pk
+        for pk, version, day in KpiSnapshot.objects.filter(
+            agent_id=agent_id, date__gte=first, date__lte=last
+        ).values_list("pk", "agent_version", "date")
+        if day in days and (version, day) not in rows
+    ]
+    if stale:
+        KpiSnapshot.objects.filter(pk__in=stale).delete()
+    KpiSnapshot.objects.bulk_create(
+        [
+            KpiSnapshot(agent_id=agent_id, agent_version=version, date=day, stats=stats)
+            for (version, day), stats in sorted(rows.items(), key=lambda kv: kv[0][::-1])
+        ],
+        update_conflicts=True,
+        unique_fields=["agent", "agent_version", "date"],
+        update_fields=["stats", "computed_at"],
+        batch_size=1000,
+    )
+    return len(rows)
+
+
+def scope_recompute(
+    scope: dict[int, set[date]], *, now: datetime, on_step: Callable[[], None] | None = None
+) -> int:
+    """Recomputes and stores the snapshots of every (agent, day) of `scope`; returns the rows
+    written.
+
+    Locks: on PostgreSQL the scope's agents are locked (advisory, in id order) from before
+    the first read until the write has committed, so an overlapping run waits and then
+    reads everything this one saw; the reads run outside a transaction (each query sees the
+    latest commits; progress updates are visible), the write is one transaction. On SQLite
+    read and write are one IMMEDIATE transaction, which takes the database's write lock
+    first. Raises whatever the database raises.
+    """
+    scope = {agent_id: days for agent_id, days in scope.items() if days}
+    if not scope:
+        return 0
+    guard = _agents_locked(scope) if connection.vendor == "postgresql" else transaction.atomic()
+    with guard:
+        stats = compute.scope_stats(scope, now=now, on_step=on_step)
+        with transaction.atomic():
+            written = sum(_store(a, scope[a], stats[a]) for a in sorted(scope))
+    if on_step:
+        on_step()
+    return written
+
+
+def agent_recompute(agent_id: int, days: set[date], *, now: datetime) -> int:
+    """Recomputes one agent's snapshots of `days` (see scope_recompute)."""
+    return scope_recompute({agent_id: set(days)}, now=now)
+
+
+def _chunks(scopes: dict[int, set[date]]) -> list[dict[int, set[date]]]:
+    """Agents grouped so that a chunk holds at most KPI_CHUNK_AGENT_DAYS agent-days: one
+    chunk is one set of queries, one lock set and one write transaction."""
+    chunks: list[dict[int, set[date]]] = []
+    size = limit = settings.KPI_CHUNK_AGENT_DAYS
+    for agent_id in sorted(scopes):
+        days = scopes[agent_id]
+        if size + len(days) > limit:
+            chunks.append({})
+            size = 0
+        chunks[-1][agent_id] = days
+        size += len(days)
+    return chunks
+
+
+def kpis_recompute(
+    *,
+    agent_ids: list[int] | None = None,
+    since: date | None = None,
+    full: bool = False,
+    now: datetime | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RecomputeResult:
+    """Recomputes KPI snapshots and then evaluates the alerts of the agents recomputed.
+
+    With no arguments: incremental (the days touched since the last run). With `agent_ids`,
+    `since` or `full`: every day from `since` (or the agent's first day) to today; a full run
+    of every agent also moves the cursors, as it has read everything. `on_progress(done,
+    total)` is called after each step. Raises whatever the database raises; a failed run
+    leaves the cursors where they were, so the next run does its days again.
+    """
+    now = now or timezone.now()
+    incremental = not (agent_ids or since or full)
+    tops: dict[str, int] = {}
+    if incremental:
+        scopes, tops = plan_incremental(now)
+    else:
+        if full and not agent_ids and not since:
+            # Read before computing: rows committed later are the next run's.
+            tops = {s: compute.source_max_id(s) for s in compute.SOURCES}
+        scopes = plan_range(now, agent_ids=agent_ids, since=since)
+    result = RecomputeResult(scopes=scopes)
+    chunks = _chunks(scopes)
+    total = len(chunks) * (compute.STEPS + 1)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress(done, total)
+
+    if on_progress:
+        on_progress(0, total)
+    for chunk in chunks:
+        result.rows += scope_recompute(chunk, now=now, on_step=step)
+        result.days += sum(len(days) for days in chunk.values())
+        result.agents += len(chunk)
+    if tops:
+        _cursors_advance(tops, now)
+    agents = Agent.objects.filter(Q(pk__in=list(scopes)) | Q(alerts__resolved_at__isnull=True))
+    for agent in agents.distinct():
+        raised, resolved = alerts_evaluate(agent, now=now)
+        result.alerts_raised += raised
+        result.alerts_resolved += resolved
+    return result
+
+
+# --- runs (the button, the schedule, the command) -----------------------------------------------
+
+
+def _stale_before(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.KPI_RUN_STALE_SECONDS)
+
+
+def run_active() -> KpiRun | None:
+    """A queued or running run that is not stale (a worker that died leaves one behind)."""
+    now = timezone.now()
+    return (
+        KpiRun.objects.filter(state__in=[KpiRun.State.QUEUED, KpiRun.State.RUNNING])
+        .filter(created_at__gte=_stale_before(now))
+        .order_by("-created_at")
+        .first()
+    )
+
+
+@transaction.atomic
+def run_request(
+    *,
+    trigger: str,
+    user=None,
+    agent: Agent | None = None,
+    since: date | None = None,
+    full: bool = False,
+    enqueue: bool = True,
+) -> tuple[KpiRun, bool]:
+    """Queues a recompute; returns (run, created). From the button, an active run is
+    returned instead of queuing a second one. With `enqueue`, the task is sent after
+    commit (so the worker finds the row)."""
+    if trigger == KpiRun.Trigger.BUTTON and (active := run_active()) is not None:
+        return active, False
+    mode = (
+        KpiRun.Mode.RANGE
+        if (agent or since)
+        else KpiRun.Mode.FULL
+        if full
+        else KpiRun.Mode.INCREMENTAL
+    )
+    run = KpiRun.objects.create(
+        trigger=trigger, mode=mode, agent=agent, since=since, requested_by=user
+    )
+    if enqueue:
+        from kpis.tasks import run_recompute
+
+        run_recompute.delay_on_commit(run.pk)
+    return run, True
+
+
+def run_execute(run_id: int) -> KpiRun:
+    """Runs a queued recompute, recording progress and the outcome on the run.
+
+    The claim is a compare-and-swap queued → running (or a stale running one, left by a
+    worker that died), so a redelivered task does not run it twice. Errors are recorded on
+    the run and re-raised.
+    """
+    now = timezone.now()
+    claimed = (
+        KpiRun.objects.filter(pk=run_id)
+        .filter(
+            Q(state=KpiRun.State.QUEUED)
+            | Q(state=KpiRun.State.RUNNING, started_at__lt=_stale_before(now))
+        )
+        .update(state=KpiRun.State.RUNNING, started_at=now, done_steps=0, error="")
+    )
+    run = KpiRun.objects.get(pk=run_id)
+    if not claimed:
+        return run
+
+    def progress(done: int, total: int) -> None:
+        KpiRun.objects.filter(pk=run_id).update(done_steps=done, total_steps=total)
+
+    try:
+        result = kpis_recompute(
+            agent_ids=[run.agent_id] if run.agent_id else None,
+            since=run.since,
+            full=run.mode == KpiRun.Mode.FULL,
+            on_progress=progress,
+        )
+    except Exception as exc:
+        KpiRun.objects.filter(pk=run_id).update(
+            state=KpiRun.State.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    KpiRun.objects.filter(pk=run_id).update(
+        state=KpiRun.State.DONE,
+        finished_at=timezone.now(),
+        days=result.days,
+        rows=result.rows,
+        alerts_raised=result.alerts_raised,
+        alerts_resolved=result.alerts_resolved,
+    )
+    run.refresh_from_db()
+    return run
+
+
+def run_scheduled() -> KpiRun | None:
+    """The periodic recompute: skipped while another run is active (it covers the same
+    ground; the next tick catches up). Old run records are pruned."""
+    if run_active() is not None:
+        return None
+    run, _ = run_request(trigger=KpiRun.Trigger.SCHEDULE, enqueue=False)
+    cutoff = timezone.now() - timedelta(days=settings.KPI_RUN_RETENTION_DAYS)
+    KpiRun.objects.filter(created_at__lt=cutoff).exclude(
+        state__in=[KpiRun.State.QUEUED, KpiRun.State.RUNNING]
+    ).delete()
+    return run_execute(run.pk)
+
+
+def run_settle() -> KpiRun:
+    """The daily catch-all: every day of the last KPI_SETTLE_DAYS of every agent, whatever
+    the cursors say (a row committed later than the cursor overlap would otherwise wait for
+    another change on its day)."""
+    since = _today(timezone.now()) - timedelta(days=max(0, settings.KPI_SETTLE_DAYS - 1))
+    run, _ = run_request(trigger=KpiRun.Trigger.SCHEDULE, since=since, enqueue=False)
+    return run_execute(run.pk)
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def period_value(agent_id: int, kpi_key: str, first: date, last: date):
+    """A KPI over an inclusive date range of the all-versions rows."""
+    rows = KpiSnapshot.objects.filter(
+        agent_id=agent_id, agent_version=ALL_VERSIONS, date__gte=first, date__lte=last
+    ).order_by("date")
+    medians = None
+    if kpi_key == "median_time_to_review":
+        medians = compute.period_medians(agent_id, {"p": (first, last)}).get(("p", ALL_VERSIONS))
+    stats = combine((r.stats for r in rows), across="days", medians=medians)
+    return BY_KEY[kpi_key].of(stats)
+
+
+def alerts_evaluate(agent: Agent, *, now: datetime | None = None) -> tuple[int, int]:
+    """Raises an alert for each KPI of the agent past its threshold (once: the partial
+    unique constraint allows one open alert per agent and KPI) and resolves open alerts
+    whose KPI recovered, or whose threshold was removed. Returns (raised, resolved).
+
+    A KPI without enough data (fewer than `min_n`) changes nothing: an open alert stays open.
+    """
+    now = now or timezone.now()
+    today = _today(now)
+    thresholds = agent.alert_thresholds if isinstance(agent.alert_thresholds, dict) else {}
+    open_alerts = {a.kpi: a for a in Alert.objects.filter(agent=agent, resolved_at__isnull=True)}
+    raised = resolved = 0
+    for kpi_key, spec in thresholds.items():
+        if kpi_key not in BY_KEY or not isinstance(spec, dict):
+            log.warning("agent %s: ignoring alert threshold %r", agent.slug, kpi_key)
+            continue
+        days = int(spec.get("days", 7))
+        value = period_value(agent.pk, kpi_key, today - timedelta(days=days - 1), today)
+        crossed = threshold_crossed(spec, value)
+        current = open_alerts.get(kpi_key)
+        if crossed and current is None:
+            raised += int(_alert_raise(agent, kpi_key, spec, value))
+        elif crossed is False and current is not None:
+            resolved += int(_alert_resolve(current, value.value, now=now))
+    for kpi_key, current in open_alerts.items():
+        if kpi_key not in thresholds:
+            resolved += int(_alert_resolve(current, None, now=now))
+    return raised, resolved
+
+
+def _alert_raise(agent: Agent, kpi_key: str, spec: dict, value) -> bool:
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                agent=agent, kpi=kpi_key, threshold=spec, value=value.value, n=value.n
+            )
+            _delivery_create(alert, AlertDelivery.Event.RAISED)
+    except IntegrityError:  # a concurrent run raised it first
+        return False
+    return True
+
+
+def _alert_resolve(alert: Alert, value: float | None, *, now: datetime) -> bool:
+    with transaction.atomic():
+        updated = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
+            resolved_at=now, resolved_value=value
+        )
+        if updated:
+            alert.resolved_at, alert.resolved_value = now, value
+            _delivery_create(alert, AlertDelivery.Event.RESOLVED)
+    return bool(updated)
+
+
+# --- webhook deliveries -------------------------------------------------------------------------
+
+
+def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
+    kpi = BY_KEY.get(alert.kpi)
+    label = kpi.label if kpi else alert.kpi
+    bound = "below" if "below" in alert.threshold else "above"
+    value = alert.value if event == AlertDelivery.Event.RAISED else alert.resolved_value
+    shown = "n/a" if value is None else (f"{value:.3g}")
+    text = (
+        f"[Coachdesk] {alert.agent.slug}: {label} {shown} is {bound} "
+        f"{alert.threshold.get(bound)} over {alert.threshold.get('days', 7)} days"
+        if event == AlertDelivery.Event.RAISED
+        else f"[Coachdesk] {alert.agent.slug}: {label} recovered ({shown})"
+    )
+    return {
+        "event": f"alert.{event}",
+        "alert_id": alert.pk,
+        "agent": alert.agent.slug,
+        "kpi": alert.kpi,
+        "label": label,
+        "threshold": alert.threshold,
+        "value": alert.value,
+        "n": alert.n,
+        "resolved_value": alert.resolved_value,
+        "raised_at": alert.raised_at.isoformat() if alert.raised_at else None,
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "text": text,
+    }
+
+
+def _delivery_create(alert: Alert, event: str) -> AlertDelivery | None:
+    """The outbox row of a webhook POST, in the caller's transaction; sent after commit."""
+    url = settings.KPI_ALERT_WEBHOOK_URL
+    if not url:
+        return None
+    delivery = AlertDelivery.objects.create(
+        alert=alert,
+        event=event,
+        url=url,
+        payload=alert_payload(alert, event),
+        next_attempt_at=timezone.now(),
+    )
+    from kpis.tasks import deliver_alert
+
+    deliver_alert.delay_on_commit(delivery.pk)
+    return delivery
+
+
+class _Transient(Exception):
+    """A failure worth retrying: timeouts, connection errors, 408, 429 and 5xx answers."""
+
+
+def _post(url: str, payload: dict, *, delivery_id: int) -> int:
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(  # noqa: S310 (the URL is the operator's setting)
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "Coachdesk-alerts/1",
+            # Receivers may drop repeats: a delivery is retried until acknowledged.
+            "Idempotency-Key": f"coachdesk-alert-delivery-{delivery_id}",
+        },
+    )
+    try:
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=settings.KPI_ALERT_WEBHOOK_TIMEOUT
+        ) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        if exc.code in (408, 429) or exc.code >= 500:
+            raise _Transient(f"HTTP {exc.code}") from exc
+        return exc.code
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise _Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=settings.KPI_ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1))
+
+
+def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> AlertDelivery | None:
+    """One POST of a pending delivery that is due. The claim is a compare-and-swap on the
+    attempt count that also pushes `next_attempt_at` past the request timeout, so two workers
+    never send the same attempt. 2xx: delivered; other 4xx: failed (retrying will not help);
+    timeouts, connection errors, 408, 429, 5xx: retried with exponential backoff until
+    KPI_ALERT_WEBHOOK_ATTEMPTS attempts were made. Returns the delivery (None if not due)."""
+    now = now or timezone.now()
+    delivery = AlertDelivery.objects.filter(
+        pk=delivery_id, state=AlertDelivery.State.PENDING, next_attempt_at__lte=now
+    ).first()
+    if delivery is None:
+        return None
+    attempts = delivery.attempts + 1
+    lease = now + timedelta(seconds=settings.KPI_ALERT_WEBHOOK_TIMEOUT * 2 + 5)
+    claimed = AlertDelivery.objects.filter(
+        pk=delivery.pk, state=AlertDelivery.State.PENDING, attempts=delivery.attempts
+    ).update(attempts=attempts, next_attempt_at=lease)
+    if not claimed:
+        return None
+    changes: dict[str, Any]
+    try:
+        code = _post(delivery.url, delivery.payload, delivery_id=delivery.pk)
+    except _Transient as exc:
+        exhausted = attempts >= settings.KPI_ALERT_WEBHOOK_ATTEMPTS
+        changes = {
+            "state": AlertDelivery.State.FAILED if exhausted else AlertDelivery.State.PENDING,
+            "last_error": str(exc)[:1000],
+            "last_status": _status_of(exc),
+            "next_attempt_at": None if exhausted else timezone.now() + _backoff(attempts),
+        }
+    else:
+        ok = 200 <= code < 300
+        changes = {
+            "state": AlertDelivery.State.DELIVERED if ok else AlertDelivery.State.FAILED,
+            "last_status": code,
+            "last_error": "" if ok else f"HTTP {code}",
+            "delivered_at": timezone.now() if ok else None,
+            "next_attempt_at": None,
+        }
+    AlertDelivery.objects.filter(pk=delivery.pk, attempts=attempts).update(**changes)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def _status_of(exc: _Transient) -> int | None:
+    text = str(exc)
+    return int(text[5:8]) if text.startswith("HTTP ") and text[5:8].isdigit() else None
+
+
+def deliveries_due(*, now: datetime | None = None) -> list[int]:
+    """Ids of pending deliveries whose next attempt is due (the periodic retry sweep)."""
+    now = now or timezone.now()
+    return list(
+        AlertDelivery.objects.filter(state=AlertDelivery.State.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:100]
+    )
+
+
+def deliveries_retry_due() -> int:
+    """Attempts every due delivery now; returns how many were attempted."""
+    attempted = 0
+    for delivery_id in deliveries_due():
+        if delivery_attempt(delivery_id) is not None:
+            attempted += 1
+    return attempted

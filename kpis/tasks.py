@@ -1,0 +1,53 @@
+"""Celery tasks of the KPI app: thin and idempotent; arguments are ids, bodies call services.
+
+Progress and outcomes live on our own rows (KpiRun, AlertDelivery), not in a result backend.
+"""
+
+import logging
+
+from celery import shared_task
+
+from kpis import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="kpis.tasks.recompute", acks_late=True)
+def recompute() -> int | None:
+    """Periodic (CELERY_BEAT_SCHEDULE["kpis.recompute"]): recomputes the days touched since
+    the last run. Twice in a row is harmless: the second finds nothing new (and recomputes
+    only today's backlog)."""
+    run = services.run_scheduled()
+    return run.pk if run else None
+
+
+@shared_task(name="kpis.tasks.settle", acks_late=True)
+def settle() -> int:
+    """Daily (CELERY_BEAT_SCHEDULE["kpis.settle"]): recomputes the last KPI_SETTLE_DAYS days."""
+    return services.run_settle().pk
+
+
+@shared_task(name="kpis.tasks.run_recompute", acks_late=True)
+def run_recompute(run_id: int) -> str:
+    """Executes a queued KpiRun (the "recompute now" button). A redelivered message finds the
+    run already claimed and does nothing. A failure is recorded on the run (shown to the
+    admin) and not retried here: the next periodic run covers the same days."""
+    try:
+        return services.run_execute(run_id).state
+    except Exception:
+        log.exception("KPI recompute run %s failed", run_id)
+        return "failed"
+
+
+@shared_task(name="kpis.tasks.deliver_alert", acks_late=True)
+def deliver_alert(delivery_id: int) -> str | None:
+    """First attempt of an alert webhook, sent after the alert's transaction commits.
+    Retries are made by `deliver_due_alerts` (so they survive a worker restart)."""
+    delivery = services.delivery_attempt(delivery_id)
+    return delivery.state if delivery else None
+
+
+@shared_task(name="kpis.tasks.deliver_due_alerts", acks_late=True)
+def deliver_due_alerts() -> int:
+    """Periodic: retries the webhook deliveries whose backoff has passed."""
+    return services.deliveries_retry_due()

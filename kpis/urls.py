@@ -1,0 +1,14 @@
+from django.urls import path
+
+from kpis import views
+
+app_name = "kpis"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("export.csv", views.export_csv, name="export"),
+    path("calibration/", views.calibration, name="calibration"),
+    path("agreement/", views.agreement, name="agreement"),
+    path("recompute/", views.recompute, name="recompute"),
+    path("runs/<int:pk>/", views.run_status, name="run"),
+]

@@ -1,0 +1,208 @@
+"""API of the retraining app: request a batch, follow it, download it (DESIGN.md)."""
+
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from ninja import Field, Query, Router, Schema, Status
+
+from retraining import selectors, services
+from retraining.models import ExportBatch
+from retraining.views import file_response
+from reviews.models import Role
+from reviews.permissions import RoleBearer
+
+router = Router(tags=["exports"])
+export_auth = RoleBearer(Role.ML, Role.ADMIN)
+
+
+class ExportIn(Schema):
+    agent: str = Field(description="Agent slug.")
+    format: str = Field(description="jsonl, openai, preference, csv or parquet.")
+    new_only: bool = Field(False, description="Only pairs held by no earlier batch.")
+    filters: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Optional: date_from / date_to (YYYY-MM-DD, decision day, UTC, inclusive), "
+            "sources ([approve, correct]), error_categories (slugs; null: no category), "
+            "agent_versions, min_reviews, system_prompt (openai). For the feedback dataset: "
+            "date_from, date_to, kinds (default [clicked, skipped])."
+        ),
+    )
+    dataset: str = Field("pairs", description="pairs (default) or feedback (csv / parquet).")
+
+
+class ExportCreated(Schema):
+    id: int
+    status: str
+
+
+class ExportOut(Schema):
+    id: int
+    agent: str
+    dataset: str
+    format: str
+    status: str
+    progress: int
+    failure_reason: str
+    attempts: int
+    row_count: int
+    counts: dict[str, Any]
+    sha256: str
+    size_bytes: int
+    filters: dict[str, Any]
+    manifest: dict[str, Any]
+    trained_agent_version: str
+    created_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    download_url: str | None
+
+
+class ExportList(Schema):
+    batches: list[ExportOut]
+
+
+class TrainedIn(Schema):
+    agent_version: str
+
+
+class Problem(Schema):
+    detail: str
+    errors: dict[str, str] | None = None
+
+
+def _out(batch: ExportBatch) -> dict[str, Any]:
+    ready = batch.status == ExportBatch.Status.READY
+    return {
+        "id": batch.pk,
+        "agent": batch.agent.slug,
+        "dataset": batch.dataset,
+        "format": batch.format,
+        "status": batch.status,
+        "progress": batch.progress,
+        "failure_reason": batch.failure_reason,
+        "attempts": batch.attempts,
+        "row_count": batch.row_count,
+        "counts": batch.counts,
+        "sha256": batch.sha256,
+        "size_bytes": batch.file_size,
+        "filters": batch.filters,
+        "manifest": batch.manifest,
+        "trained_agent_version": batch.trained_agent_version,
+        "created_by": batch.created_by.get_username() if batch.created_by else None,
+        "created_at": batch.created_at,
+        "started_at": batch.started_at,
+        "finished_at": batch.finished_at,
+        "download_url": (
+            reverse("api-v1:export_download", kwargs={"batch_id": batch.pk}) if ready else None
+        ),
+    }
+
+
+def _get(batch_id: int) -> ExportBatch | None:
+    try:
+        return selectors.batch_get(batch_id)
+    except ExportBatch.DoesNotExist:
+        return None
+
+
+NOT_FOUND = {"detail": "no such batch"}
+
+
+@router.post(
+    "/exports",
+    auth=export_auth,
+    response={202: ExportCreated, 400: Problem},
+    summary="Request a retraining batch (built in the background)",
+)
+def post_export(request: HttpRequest, body: ExportIn):
+    """Queues a batch and answers at once with its id; follow it with `GET /exports/{id}`
+    until `status` is `ready` (or `failed`, with `failure_reason`)."""
+    agent = selectors.agent_by_slug(body.agent)
+    if agent is None:
+        return Status(400, {"detail": "invalid request", "errors": {"agent": "unknown agent"}})
+    try:
+        batch = services.batch_request(
+            agent=agent,
+            format=body.format,
+            dataset=body.dataset,
+            filters=body.filters,
+            new_only=body.new_only,
+            actor=request.user,
+        )
+    except services.InvalidRequest as exc:
+        return Status(400, {"detail": "invalid request", "errors": exc.errors})
+    return Status(202, {"id": batch.pk, "status": batch.status})
+
+
+@router.get("/exports", auth=export_auth, response=ExportList, summary="Recent batches")
+def list_exports(
+    request: HttpRequest,
+    agent: str | None = Query(None),
+    status: str | None = Query(None),
+    limit: int = Query(50, ge=1, le=500),
+):
+    batches = selectors.batches_recent(agent_slug=agent, status=status, limit=limit)
+    return {"batches": [_out(b) for b in batches]}
+
+
+@router.get(
+    "/exports/{batch_id}",
+    auth=export_auth,
+    response={200: ExportOut, 404: Problem},
+    url_name="export_detail",
+    summary="A batch: status, progress, counts, sha256, manifest",
+)
+def get_export(request: HttpRequest, batch_id: int):
+    batch = _get(batch_id)
+    return Status(200, _out(batch)) if batch else Status(404, NOT_FOUND)
+
+
+@router.get(
+    "/exports/{batch_id}/download",
+    auth=export_auth,
+    response={200: None, 404: Problem, 409: Problem},
+    url_name="export_download",
+    summary="Download a ready batch's file (streamed)",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file. `X-Content-SHA256` carries its sha256, "
+                "`Content-Length` its size.",
+                "content": {"application/octet-stream": {}},
+            }
+        }
+    },
+)
+def download_export(request: HttpRequest, batch_id: int) -> HttpResponse:
+    batch = _get(batch_id)
+    if batch is None:
+        return Status(404, NOT_FOUND)
+    try:
+        return file_response(batch)
+    except services.Conflict as exc:
+        return Status(409, {"detail": str(exc)})
+
+
+@router.post(
+    "/exports/{batch_id}/trained",
+    auth=export_auth,
+    response={200: ExportOut, 404: Problem, 409: Problem, 400: Problem},
+    summary='Mark a ready batch as "used to train agent version X"',
+)
+def post_trained(request: HttpRequest, batch_id: int, body: TrainedIn):
+    batch = _get(batch_id)
+    if batch is None:
+        return Status(404, NOT_FOUND)
+    try:
+        services.batch_mark_trained(
+            batch=batch, agent_version=body.agent_version, actor=request.user
+        )
+    except services.InvalidRequest as exc:
+        return Status(400, {"detail": "invalid request", "errors": exc.errors})
+    except services.Conflict as exc:
+        return Status(409, {"detail": str(exc)})
+    return Status(200, _out(batch))

@@ -1,0 +1,567 @@
+"""One writer per export format (the row shapes are DESIGN.md's "Export formats" contract).
+
+A writer receives rows chunk by chunk (tuples in the order of its `fields`, plus each row's
+split) and writes bytes to a binary sink; it never holds more than a chunk, or one Parquet
+row group, in memory. Writers are deterministic: the same rows give the same bytes (no
+timestamps, no random ids, fixed key order), which is what makes a rebuild byte-identical.
+
+Formats with a `split` column keep the rows in `pair_id` order. The two formats whose row
+shape has no room for it (`openai`, `preference`) put every train row first and then every
+validation row (each in `pair_id` order); the manifest gives the line ranges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+
+import orjson
+
+if TYPE_CHECKING:  # pyarrow is imported when a Parquet file is written: web workers and
+    # the other formats do without its ~50 MB.
+    import pyarrow as pa
+
+TRAIN, VALIDATION = "train", "validation"
+
+# Pair fields every pair writer gets first, in this order (`error_category` arrives as the
+# category's id, turned into its slug with the `categories` option; `agent_version` is ""
+# when unknown).
+PAIR_BASE_FIELDS = ("pair_id", "input", "output", "source", "agent_version", "error_category")
+PAIR_COLUMNS = ("input", "output", "split", "source", "agent_version", "error_category", "pair_id")
+FEEDBACK_FIELDS = (
+    "event_id",
+    "external_id",
+    "conversation_id",
+    "agent_version",
+    "kind",
+    "item_ref",
+    "value",
+    "created_at",
+)
+FEEDBACK_COLUMNS = (
+    "event_id",
+    "external_id",
+    "conversation_id",
+    "agent_version",
+    "kind",
+    "label",
+    "item_ref",
+    "value",
+    "created_at",
+)
+FEEDBACK_LABELS = {"clicked": 1, "skipped": 0}
+
+# A spreadsheet treats a cell starting with one of these as a formula (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """The cell as text a spreadsheet will not evaluate: a leading quote before a formula
+    start (OWASP's advice). Other cells are returned unchanged."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+class Writer:
+    """Base of the writers. `fields` are the source fields each row tuple carries."""
+
+    extension: ClassVar[str]
+    content_type: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]]
+    columns: ClassVar[tuple[str, ...]]
+    # True when the rows are in source order with a `split` column (or no split at all);
+    # False when train rows come first, then validation rows.
+    in_source_order: ClassVar[bool] = True
+
+    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+        self.out = out
+        self.tmp_dir = tmp_dir
+        self.options = options
+        self.categories: dict[int, str] = options.get("categories") or {}
+
+    def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Writes whatever is buffered. The sink itself stays open (the caller owns it)."""
+
+    def discard(self) -> None:
+        """Drops buffers and side files after a failed build."""
+
+
+# --- JSON lines -------------------------------------------------------------------------------
+
+
+class JsonlWriter(Writer):
+    """`{"input", "output", "split", "source", "agent_version", "error_category", "pair_id"}`"""
+
+    extension = "jsonl"
+    content_type = "application/jsonl"
+    fields = PAIR_BASE_FIELDS
+    columns = PAIR_COLUMNS
+
+    def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
+        if not rows:
+            return
+        dumps, slug = orjson.dumps, self.categories.get
+        lines = [
+            dumps(
+                {
+                    "input": r[1],
+                    "output": r[2],
+                    "split": split,
+                    "source": r[3],
+                    "agent_version": r[4] or None,
+                    "error_category": slug(r[5]),
+                    "pair_id": r[0],
+                }
+            )
+            for r, split in zip(rows, splits, strict=True)
+        ]
+        lines.append(b"")
+        self.out.write(b"\n".join(lines))
+
+
+class _SplitFilesWriter(Writer):
+    """A JSON-lines format without a split column: train lines go to the sink, validation
+    lines to a local side file appended to the sink on close."""
+
+    in_source_order = False
+
+    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+        super().__init__(out, tmp_dir=tmp_dir, **options)
+        fd, name = tempfile.mkstemp(prefix="validation-", suffix=".part", dir=tmp_dir)
+        self._side_path = name
+        self._side = os.fdopen(fd, "w+b")
+
+    def line(self, row: tuple) -> dict:
+        raise NotImplementedError
+
+    def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
+        dumps, line = orjson.dumps, self.line
+        train, validation = [], []
+        for row, split in zip(rows, splits, strict=True):
+            (train if split == TRAIN else validation).append(dumps(line(row)))
+        for lines, sink in ((train, self.out), (validation, self._side)):
+            if lines:
+                lines.append(b"")
+                sink.write(b"\n".join(lines))
+
+    def close(self) -> None:
+        self._side.flush()
+        self._side.seek(0)
+        shutil.copyfileobj(self._side, self.out, 1024 * 1024)
+        self.discard()
+
+    def discard(self) -> None:
+        self._side.close()
+        Path(self._side_path).unlink(missing_ok=True)
+
+
+class OpenAIWriter(_SplitFilesWriter):
+    """`{"messages": [system?, ...context, user: input, assistant: output]}`: OpenAI's
+    chat fine-tuning format. A system prompt given in the filters opens every conversation
+    whose context does not already start with a system message."""
+
+    extension = "jsonl"
+    content_type = "application/jsonl"
+    fields = (*PAIR_BASE_FIELDS, "context")
+    columns = ("messages",)
+
+    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+        super().__init__(out, tmp_dir=tmp_dir, **options)
+        prompt = options.get("system_prompt") or ""
+        self._system = [{"role": "system", "content": prompt}] if prompt else []
+
+    def line(self, row: tuple) -> dict:
+        context = [{"role": m["role"], "content": m["content"]} for m in row[6] or ()]
+        system = self._system if not context or context[0]["role"] != "system" else []
+        return {
+            "messages": [
+                *system,
+                *context,
+                {"role": "user", "content": row[1]},
+                {"role": "assistant", "content": row[2]},
+            ]
+        }
+
+
+class PreferenceWriter(_SplitFilesWriter):
+    """`{"prompt", "chosen", "rejected"}` of corrections: chosen is the reviewer's output,
+    rejected the agent's original."""
+
+    extension = "jsonl"
+    content_type = "application/jsonl"
+    fields = (*PAIR_BASE_FIELDS, "rejected_output")
+    columns = ("prompt", "chosen", "rejected")
+
+    def line(self, row: tuple) -> dict:
+        return {"prompt": row[1], "chosen": row[2], "rejected": row[6]}
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+class _CsvWriter(Writer):
+    """RFC 4180 CSV in UTF-8 (no BOM), CRLF line ends, a header row; text cells that a
+    spreadsheet would evaluate are neutralised with a leading quote."""
+
+    extension = "csv"
+    content_type = "text/csv; charset=utf-8"
+
+    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+        super().__init__(out, tmp_dir=tmp_dir, **options)
+        self._write_rows([self.columns])
+
+    def _write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+        self.out.write(buffer.getvalue().encode("utf-8"))
+
+
+class CsvWriter(_CsvWriter):
+    """The `jsonl` columns."""
+
+    fields = PAIR_BASE_FIELDS
+    columns = PAIR_COLUMNS
+
+    def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
+        n, slug = neutralise, self.categories.get
+        self._write_rows(
+            [
+                (n(r[1]), n(r[2]), split, r[3], n(r[4]), slug(r[5], ""), r[0])
+                for r, split in zip(rows, splits, strict=True)
+            ]
+        )
+
+
+class FeedbackCsvWriter(_CsvWriter):
+    """The feedback log: one row per event, `label` 1 for clicked, 0 for skipped."""
+
+    fields = FEEDBACK_FIELDS
+    columns = FEEDBACK_COLUMNS
+
+    def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
+        n = neutralise
+        self._write_rows(
+            [
+                (
+                    r[0],
+                    n(r[1]),
+                    n(r[2]),
+                    n(r[3]),
+                    r[4],
+                    FEEDBACK_LABELS.get(r[4], ""),
+                    n(r[5]),
+                    "" if r[6] is None else repr(r[6]),
+                    _iso(r[7]),
+                )
+                for r in rows
+            ]
+        )
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# --- Parquet -----------------------------------------------------------------------------------
+
+
+def pair_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("input", pa.string(), nullable=False),
+            pa.field("output", pa.string(), nullable=False),
+            pa.field("split", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("agent_version", pa.string()),
+            pa.field("error_category", pa.string()),
+            pa.field("pair_id", pa.int64(), nullable=False),
+        ]
+    )
+
+
+def feedback_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("event_id", pa.int64(), nullable=False),
+            pa.field("external_id", pa.string(), nullable=False),
+            pa.field("conversation_id", pa.string()),
+            pa.field("agent_version", pa.string()),
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("label", pa.int8()),
+            pa.field("item_ref", pa.string()),
+            pa.field("value", pa.float64()),
+            pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+
+def _arrow(values: list, type: pa.DataType) -> pa.Array:
+    """An Arrow array of `values`. Strings are encoded to UTF-8 here and cast: three times
+    faster than Arrow's own conversion for text that is not pure ASCII."""
+    import pyarrow as pa
+
+    if type != pa.string():
+        return pa.array(values, type=type)
+    encoded = [None if v is None else v.encode() for v in values]
+    return pa.array(encoded, type=pa.binary()).cast(pa.string())
+
+
+class _ParquetWriter(Writer):
+    """Typed Parquet (zstd), written one row group at a time with pyarrow's ParquetWriter.
+
+    Each chunk becomes an Arrow record batch at once (its Python strings are freed), and the
+    batches are written as one row group every `row_group_rows` rows; Arrow's unused memory
+    is handed back after each. Row-group boundaries depend only on the rows, so the bytes
+    are reproducible (for a given pyarrow version, recorded in the manifest)."""
+
+    extension = "parquet"
+    content_type = "application/vnd.apache.parquet"
+    make_schema: ClassVar[Callable[[], pa.Schema]]
+
+    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+        import pyarrow.parquet as pq
+
+        super().__init__(out, tmp_dir=tmp_dir, **options)
+        self.schema = self.make_schema()
+        self.row_group_rows = int(options.get("row_group_rows") or 20_000)
+        self._batches: list[pa.RecordBatch] = []
+        self._buffered = 0
+        # Row groups are encoded and compressed on a helper thread (Arrow releases the GIL)
+        # while the next one is being gathered; one waits at most.
+        self._background = Background("export-parquet", depth=1)
+        self._writer = pq.ParquetWriter(
+            out,
+            self.schema,
+            compression="snappy",  # pyarrow's default: several times faster than zstd
+            # Dictionary pages only where values repeat; long texts are stored plain.
+            use_dictionary=[f.name for f in self.schema if f.name in self.dictionary_columns],
+            write_statistics=[f.name for f in self.schema if f.name not in self.text_columns],
+        )
+
+    dictionary_columns: ClassVar[frozenset[str]] = frozenset()
+    text_columns: ClassVar[frozenset[str]] = frozenset()
+
+    def columns_of(self, rows: Sequence[tuple], splits: Sequence[str]) -> list[list]:
+        raise NotImplementedError
+
+    def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
+        import pyarrow
+
+        if not rows:
+            return
+        arrays = [
+            _arrow(values, field.type)
+            for values, field in zip(self.columns_of(rows, splits), self.schema, strict=True)
+        ]
+        batch = pyarrow.RecordBatch.from_arrays(arrays, schema=self.schema)
+        while batch.num_rows:
+            room = self.row_group_rows - self._buffered
+            self._batches.append(batch.slice(0, room))
+            self._buffered += min(room, batch.num_rows)
+            batch = batch.slice(room)
+            if self._buffered == self.row_group_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        self._background.submit(self._write_group, self._batches, self._buffered)
+        self._batches, self._buffered = [], 0
+
+    def _write_group(self, batches: list[pa.RecordBatch], rows: int) -> None:
+        import pyarrow
+
+        # One contiguous chunk per column: page boundaries then depend on the rows only, not
+        # on how the database chunks happened to fall.
+        table = pyarrow.Table.from_batches(batches, schema=self.schema).combine_chunks()
+        self._writer.write_table(table, row_group_size=rows)
+        del table, batches
+        pyarrow.default_memory_pool().release_unused()
+
+    def close(self) -> None:
+        if self._buffered:
+            self._flush()
+        self._background.close()
+        self._writer.close()
+
+    def discard(self) -> None:
+        self._background.abort()
+        self._batches = []
+
+
+class ParquetWriter(_ParquetWriter):
+    """The `jsonl` columns, typed: strings, `pair_id` int64, nulls for unknown version or
+    category."""
+
+    fields = PAIR_BASE_FIELDS
+    columns = PAIR_COLUMNS
+    make_schema = staticmethod(pair_schema)
+    dictionary_columns = frozenset({"split", "source", "agent_version", "error_category"})
+    text_columns = frozenset({"input", "output"})
+
+    def columns_of(self, rows: Sequence[tuple], splits: Sequence[str]) -> list[list]:
+        ids, inputs, outputs, sources, versions, categories = zip(*rows, strict=True)
+        return [
+            list(inputs),
+            list(outputs),
+            list(splits),
+            list(sources),
+            [v or None for v in versions],
+            [self.categories.get(c) for c in categories],
+            list(ids),
+        ]
+
+
+class FeedbackParquetWriter(_ParquetWriter):
+    """The feedback log, typed: `created_at` a UTC timestamp, `label` int8, `value` double."""
+
+    fields = FEEDBACK_FIELDS
+    columns = FEEDBACK_COLUMNS
+    make_schema = staticmethod(feedback_schema)
+    dictionary_columns = frozenset({"agent_version", "kind", "item_ref", "conversation_id"})
+
+    def columns_of(self, rows: Sequence[tuple], splits: Sequence[str]) -> list[list]:
+        ids, external, conversation, versions, kinds, refs, values, created = zip(
+            *rows, strict=True
+        )
+        return [
+            list(ids),
+            list(external),
+            [c or None for c in conversation],
+            [v or None for v in versions],
+            list(kinds),
+            [FEEDBACK_LABELS.get(k) for k in kinds],
+            [r or None for r in refs],
+            list(values),
+            list(created),
+        ]
+
+
+PAIR_WRITERS: dict[str, type[Writer]] = {
+    "jsonl": JsonlWriter,
+    "openai": OpenAIWriter,
+    "preference": PreferenceWriter,
+    "csv": CsvWriter,
+    "parquet": ParquetWriter,
+}
+FEEDBACK_WRITERS: dict[str, type[Writer]] = {
+    "csv": FeedbackCsvWriter,
+    "parquet": FeedbackParquetWriter,
+}
+
+
+def writer_for(dataset: str, format: str) -> type[Writer]:
+    writers = FEEDBACK_WRITERS if dataset == "feedback" else PAIR_WRITERS
+    try:
+        return writers[format]
+    except KeyError:
+        raise ValueError(f"no {format!r} writer for the {dataset} dataset") from None
+
+
+class Background:
+    """Runs jobs in order on one helper thread, at most `depth` of them waiting, so that work
+    which releases the GIL (hashing, disk writes, Parquet encoding and compression) overlaps
+    with the caller preparing the next chunk. A job's error is raised by the next submit()
+    or by close()."""
+
+    def __init__(self, name: str, depth: int = 2) -> None:
+        self._jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> None:
+        self._raise()
+        self._jobs.put((job, args))
+
+    def close(self) -> None:
+        """Waits until every job ran; raises the first error."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Waits for the thread to stop, ignoring errors (the work is being thrown away)."""
+        with contextlib.suppress(BaseException):  # already failing: the first error counts
+            self.close()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            if self._error is None:  # after an error, jobs are only drained
+                job, args = item
+                try:
+                    job(*args)
+                except BaseException as exc:
+                    self._error = exc
+
+
+class HashingSink:
+    """A write-only binary file that hashes (sha256) and counts what goes through it, so the
+    checksum of a batch is known the moment its last byte is written. Hashing and writing
+    happen on a helper thread; call finish() before reading the digest."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._sha = hashlib.sha256()
+        self._background = Background("export-sink")
+        self.size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        # A copy unless it is bytes: the caller may reuse its buffer once this returns.
+        block = data if isinstance(data, bytes) else bytes(data)
+        self.size += len(block)
+        self._background.submit(self._write, block)
+        return len(block)
+
+    def _write(self, block: bytes) -> None:
+        self._sha.update(block)
+        self._out.write(block)
+
+    def finish(self) -> None:
+        """Waits for every block to be hashed and written, then flushes the file."""
+        self._background.close()
+        self._out.flush()
+
+    def abort(self) -> None:
+        self._background.abort()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        """Nothing to do: finish() flushes (a mid-file flush would only wait)."""
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False

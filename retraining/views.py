@@ -1,0 +1,160 @@
+"""The exports page. Thin: role check, a selector or one service call, a template (or the
+htmx fragment of it)."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling, reswap, retarget
+
+from retraining import selectors, services
+from retraining.forms import BuildForm, FeedbackForm, TrainedForm
+from retraining.models import ExportBatch
+from reviews.models import Role
+from reviews.permissions import role_required
+
+EXPORT_ROLES = (Role.ML, Role.ADMIN)
+PAGE = "retraining/exports.html"
+
+
+def _batch(pk: int) -> ExportBatch:
+    try:
+        return selectors.batch_get(pk)
+    except ExportBatch.DoesNotExist:
+        raise Http404("No such batch.") from None
+
+
+def _page_context(request: HttpRequest, **forms) -> dict:
+    agent = selectors.agent_by_slug(request.GET.get("agent", ""))
+    overview = selectors.agents_overview()
+    if agent is None and overview:
+        with_pairs = [row["agent"] for row in overview if row["total"]]
+        agent = (with_pairs or [overview[0]["agent"]])[0]
+    initial = {"agent": agent.slug} if agent else {}
+    return {
+        "overview": overview,
+        "agent": agent,
+        "breakdown": selectors.agent_breakdown(agent) if agent else None,
+        "build_form": forms.get("build_form") or BuildForm(initial=initial),
+        "feedback_form": forms.get("feedback_form") or FeedbackForm(initial=initial),
+        "batches": selectors.batches_page(
+            page=request.GET.get("page"), per_page=settings.EXPORT_PAGE_SIZE
+        ),
+    }
+
+
+@require_GET
+@role_required(*EXPORT_ROLES)
+def exports(request: HttpRequest) -> HttpResponse:
+    return render(request, PAGE, _page_context(request))
+
+
+@require_POST
+@role_required(*EXPORT_ROLES)
+def build(request: HttpRequest) -> HttpResponse:
+    """Requests a batch (training pairs or the feedback log); the build runs in a task."""
+    feedback = request.POST.get("dataset") == ExportBatch.Dataset.FEEDBACK
+    form = (FeedbackForm if feedback else BuildForm)(request.POST)
+    if form.is_valid():
+        try:
+            batch = services.batch_request(actor=request.user, **form.request())
+        except services.InvalidRequest as exc:
+            form.add_service_errors(exc.errors)
+        else:
+            if request.htmx:
+                context = {"batches": selectors.batches_page(per_page=settings.EXPORT_PAGE_SIZE)}
+                return render(request, f"{PAGE}#batches", context)
+            messages.success(request, f"Batch {batch.pk} is queued.")
+            return redirect(f"{reverse('retraining:exports')}?agent={batch.agent.slug}")
+    name = "feedback_form" if feedback else "build_form"
+    if request.htmx:
+        response = render(request, f"{PAGE}#{name}", {name: form}, status=400)
+        return reswap(retarget(response, f"#{name}"), "outerHTML")
+    return render(request, PAGE, _page_context(request, **{name: form}), status=400)
+
+
+@require_GET
+@role_required(*EXPORT_ROLES)
+def batch_row(request: HttpRequest, pk: int) -> HttpResponse:
+    """The batch's row (polled by htmx while it builds); 286 stops the polling once the
+    batch is ready or failed."""
+    batch = _batch(pk)
+    html = render_to_string(f"{PAGE}#batch_row", {"batch": batch}, request=request)
+    return HttpResponseStopPolling(html) if batch.is_finished else HttpResponse(html)
+
+
+def _row_or_redirect(request: HttpRequest, batch: ExportBatch) -> HttpResponse:
+    if request.htmx:
+        return render(request, f"{PAGE}#batch_row", {"batch": batch})
+    return redirect(f"{reverse('retraining:exports')}#batch-{batch.pk}")
+
+
+@require_POST
+@role_required(*EXPORT_ROLES)
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _batch(pk)
+    try:
+        batch = services.batch_retry(batch=batch, actor=request.user)
+    except services.Conflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Batch {batch.pk} is queued again.")
+    return _row_or_redirect(request, _batch(pk))
+
+
+@require_POST
+@role_required(*EXPORT_ROLES)
+def mark_trained(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _batch(pk)
+    form = TrainedForm(request.POST)
+    if form.is_valid():
+        try:
+            services.batch_mark_trained(
+                batch=batch, agent_version=form.cleaned_data["agent_version"], actor=request.user
+            )
+        except services.ExportError as exc:
+            messages.error(request, str(exc))
+    else:
+        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+    return _row_or_redirect(request, _batch(pk))
+
+
+def file_response(batch: ExportBatch, *, manifest: bool = False) -> HttpResponse:
+    """The stored file of a ready batch, streamed, with its size and sha256 in the headers
+    (the API's download uses it too). Raises services.Conflict when it is not ready."""
+    handle = services.batch_file_open(batch, manifest=manifest)
+    name = selectors.download_name(batch)
+    if manifest:
+        name = name.rsplit(".", 1)[0] + ".manifest.json"
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=name,
+        content_type="application/json" if manifest else selectors.content_type(batch),
+    )
+    if not manifest:
+        response["Content-Length"] = str(batch.file_size)
+        response["X-Content-SHA256"] = batch.sha256
+        response["ETag"] = f'"{batch.sha256}"'
+    return response
+
+
+@require_GET
+@role_required(*EXPORT_ROLES)
+def download(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        return file_response(_batch(pk))
+    except services.Conflict as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+@role_required(*EXPORT_ROLES)
+def manifest(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        return file_response(_batch(pk), manifest=True)
+    except services.Conflict as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")

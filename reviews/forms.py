@@ -1,0 +1,117 @@
+"""Forms of the review pages. They translate HTTP fields to service arguments and service
+errors back to field errors; the rules themselves live in `services.decision_validate`."""
+
+from django import forms
+
+from reviews import selectors
+from reviews.models import Review
+from reviews.services import DECIDING, MAX_NOTES
+
+Verdict = Review.Verdict
+
+# How long a review may be recorded as taking (the service refuses more).
+MAX_SECONDS = 86_400
+
+
+class QueueFilterForm(forms.Form):
+    """The GET filters of "My queue", carried on to the claim and to every next item."""
+
+    agent = forms.ChoiceField(required=False)
+    domain = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, agents: list[tuple[str, str]], domains: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].choices = [("", "All agents"), *agents]
+        self.fields["domain"].choices = [("", "All my domains"), *((d, d) for d in domains)]
+
+    def filters(self) -> dict[str, str]:
+        """The valid filters as query parameters (empty ones left out)."""
+        if not self.is_valid():
+            return {}
+        return {k: v for k, v in self.cleaned_data.items() if v}
+
+
+class _DecisionFields(forms.Form):
+    """What a reviewer writes about an item, whatever the verdict."""
+
+    corrected_output = forms.CharField(
+        required=False,
+        strip=False,  # whitespace is part of the answer the agent should have given
+        label="Corrected output",
+        widget=forms.Textarea(attrs={"rows": 8, "dir": "auto", "spellcheck": "true"}),
+    )
+    error_category = forms.ChoiceField(required=False, label="Error category")
+    notes = forms.CharField(
+        required=False,
+        max_length=MAX_NOTES,
+        label="Notes",
+        widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
+    )
+    # Filled by review.js from the time the item was on screen. Measurement, not input: a
+    # missing or odd value never blocks a decision, it is dropped or clamped.
+    seconds_spent = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    verdicts: tuple[str, ...] = tuple(Verdict.values)
+
+    def __init__(self, *args, categories: list[tuple[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if categories is None:
+            categories = selectors.category_choices()
+        self.fields["error_category"].choices = [("", "— none —"), *categories]
+        self.fields["verdict"] = forms.ChoiceField(
+            choices=[(v, Verdict(v).label) for v in self.verdicts],
+            error_messages={"required": "Choose a verdict with one of the buttons."},
+        )
+
+    def clean_seconds_spent(self) -> int | None:
+        try:
+            seconds = int(float(self.cleaned_data.get("seconds_spent") or ""))
+        except ValueError:
+            return None
+        return min(max(seconds, 0), MAX_SECONDS)
+
+    def decision_fields(self) -> dict:
+        """Keyword arguments of `services.decision_validate` (besides the item)."""
+        data = self.cleaned_data
+        return {
+            "verdict": data["verdict"],
+            "corrected_output": data.get("corrected_output") or "",
+            "error_category": data.get("error_category") or None,
+            "notes": data.get("notes") or "",
+            "seconds_spent": data.get("seconds_spent"),
+        }
+
+    def add_service_errors(self, errors: dict[str, str]) -> None:
+        """Shows `InvalidDecision.errors` ("field": "is required…") under their fields."""
+        for name, message in errors.items():
+            if name in self.fields and name not in ("verdict", "seconds_spent"):
+                self.add_error(name, f"{self.fields[name].label} {message}.")
+            else:
+                self.add_error(None, f"{name.replace('_', ' ').capitalize()} {message}.")
+
+    @property
+    def editing(self) -> bool:
+        """Whether the page opens in "correct" mode (the reviewer was writing a correction)."""
+        verdict = self.data.get("verdict") if self.is_bound else self.initial.get("verdict")
+        return verdict == Verdict.CORRECT
+
+
+class DecisionForm(_DecisionFields):
+    """The reviewer's decision on an item they hold."""
+
+    # The item's version when the page was rendered: a page of an earlier claim cannot
+    # decide a newer one (`services.StalePage`).
+    version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    # The queue filters, so the next item comes from the same agent / domain.
+    agent = forms.CharField(required=False, widget=forms.HiddenInput)
+    domain = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def filters(self) -> dict[str, str]:
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        return {k: data[k] for k in ("agent", "domain") if data.get(k)}
+
+
+class AdjudicationForm(_DecisionFields):
+    """A review lead's final decision on a disputed item."""
+
+    verdicts = tuple(DECIDING)

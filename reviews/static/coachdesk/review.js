@@ -1,0 +1,289 @@
+/* Coachdesk review screen: keyboard shortcuts, edit-in-place corrections, time on item,
+ * the hold countdown, and drafts kept in the tab.
+ *
+ * Everything is delegated from `document`, so it keeps working after htmx swaps in the next
+ * item; per-screen state is set up on load and again on every `htmx:load`.
+ * The pages work without this file: every button is a real form submit.
+ */
+(function () {
+  "use strict";
+
+  var TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true']";
+  var IDLE_MS = 10 * 60 * 1000; // stop renewing the hold after this long without activity
+  var MAX_SECONDS = 86400;
+  var started = {}; // item id -> ms when it was first shown in this tab
+  var lastActivity = Date.now();
+
+  function screen() {
+    return document.querySelector("[data-review-screen]");
+  }
+
+  function isTyping(el) {
+    return !!(el && el.closest && el.closest(TYPING));
+  }
+
+  function draftKey(id) {
+    return "coachdesk:draft:" + id;
+  }
+
+  // --- edit in place --------------------------------------------------------------------------
+
+  function correctButton(s) {
+    return s && s.querySelector("[data-correct-button]");
+  }
+
+  function enterEdit(s) {
+    var area = s.querySelector("[data-correction]");
+    if (!area) return;
+    s.classList.add("editing");
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+  }
+
+  function leaveEdit(s) {
+    s.classList.remove("editing");
+    var button = correctButton(s);
+    if (button) button.focus();
+  }
+
+  // --- time on item -----------------------------------------------------------------------------
+
+  function stampSeconds(form) {
+    var s = form.closest("[data-review-screen]");
+    var field = form.querySelector("[data-seconds-spent]");
+    if (!s || !field || !started[s.dataset.item]) return;
+    var seconds = Math.round((Date.now() - started[s.dataset.item]) / 1000);
+    field.value = String(Math.max(0, Math.min(MAX_SECONDS, seconds)));
+  }
+
+  // --- drafts (so a lost hold or a closed tab loses nothing) ------------------------------------
+
+  function saveDraft(s) {
+    var draft = {};
+    s.querySelectorAll("[data-draft-field]").forEach(function (el) {
+      draft[el.name] = el.value;
+    });
+    try {
+      sessionStorage.setItem(draftKey(s.dataset.item), JSON.stringify(draft));
+    } catch (e) { /* storage full or disabled: nothing to do */ }
+  }
+
+  function loadDraft(id) {
+    try {
+      return JSON.parse(sessionStorage.getItem(draftKey(id)) || "null");
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function dropDraft(id) {
+    try {
+      sessionStorage.removeItem(draftKey(id));
+    } catch (e) { /* ignore */ }
+  }
+
+  function offerDraft(s) {
+    var offer = s.querySelector("[data-draft-restore]");
+    if (!offer || !s.hasAttribute("data-fresh")) return;
+    var draft = loadDraft(s.dataset.item);
+    if (!draft) return;
+    var differs = false;
+    s.querySelectorAll("[data-draft-field]").forEach(function (el) {
+      if (draft[el.name] !== undefined && draft[el.name] !== el.value) differs = true;
+    });
+    if (differs) offer.hidden = false;
+  }
+
+  function applyDraft(s) {
+    var draft = loadDraft(s.dataset.item) || {};
+    s.querySelectorAll("[data-draft-field]").forEach(function (el) {
+      if (draft[el.name] !== undefined) el.value = draft[el.name];
+    });
+    var area = s.querySelector("[data-correction]");
+    var original = s.querySelector("[data-original]");
+    if (area && original && area.value.replace(/\r\n/g, "\n") !== original.textContent) {
+      enterEdit(s);
+      if (window.htmx) htmx.trigger(area, "change");
+    }
+    s.querySelector("[data-draft-restore]").hidden = true;
+  }
+
+  // --- the hold countdown ---------------------------------------------------------------------
+
+  function tick() {
+    document.querySelectorAll("[data-lease-expires]").forEach(function (el) {
+      if (!el.dataset.skew) {
+        el.dataset.skew = String(Number(el.dataset.serverNow) * 1000 - Date.now());
+      }
+      var left = Number(el.dataset.leaseExpires) * 1000 - (Date.now() + Number(el.dataset.skew));
+      var seconds = Math.max(0, Math.round(left / 1000));
+      var m = Math.floor(seconds / 60);
+      var sec = seconds % 60;
+      el.textContent = seconds > 0 ? m + ":" + (sec < 10 ? "0" : "") + sec + " left" : "hold ended";
+      el.classList.toggle("is-warn", seconds > 0 && seconds < 120);
+      el.classList.toggle("is-over", seconds === 0);
+    });
+  }
+
+  // --- setup per screen -----------------------------------------------------------------------
+
+  function init(root) {
+    var s = root && root.matches && root.matches("[data-review-screen]")
+      ? root
+      : (root && root.querySelector && root.querySelector("[data-review-screen]"));
+    if (!s) return;
+    if (s.dataset.decided) dropDraft(s.dataset.decided);
+    if (s.dataset.item && !started[s.dataset.item]) started[s.dataset.item] = Date.now();
+    offerDraft(s);
+    tick();
+  }
+
+  function focusScreen(root) {
+    var heading = root && root.querySelector && root.querySelector("[data-focus-on-load]");
+    if (heading) heading.focus({ preventScroll: true });
+  }
+
+  function showToast(text) {
+    var toast = document.getElementById("review-toast");
+    if (!toast) {
+      toast = document.createElement("p");
+      toast.id = "review-toast";
+      toast.className = "toast";
+      toast.setAttribute("role", "alert");
+      document.body.appendChild(toast);
+    }
+    toast.textContent = text;
+    toast.hidden = false;
+    clearTimeout(showToast.timer);
+    showToast.timer = setTimeout(function () { toast.hidden = true; }, 8000);
+  }
+
+  function toggleShortcuts(force) {
+    var dialog = document.getElementById("shortcuts");
+    if (!dialog || !dialog.showModal) return false;
+    var open = force === undefined ? !dialog.open : force;
+    if (open && !dialog.open) dialog.showModal();
+    if (!open && dialog.open) dialog.close();
+    return true;
+  }
+
+  // --- events ---------------------------------------------------------------------------------
+
+  document.addEventListener("keydown", function (e) {
+    lastActivity = Date.now();
+    var s = screen();
+    if (e.key === "Escape") {
+      var dialog = document.getElementById("shortcuts");
+      if (dialog && dialog.open) return; // the dialog closes itself
+      if (s && s.classList.contains("editing")) {
+        e.preventDefault();
+        leaveEdit(s);
+      }
+      return;
+    }
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      if (s && s.classList.contains("editing")) {
+        var submit = correctButton(s);
+        if (submit && !submit.disabled) {
+          e.preventDefault();
+          submit.click();
+        }
+      }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) return;
+    if (e.key === "?") {
+      if (toggleShortcuts()) e.preventDefault();
+      return;
+    }
+    if (!s || e.key.length !== 1) return;
+    var button = s.querySelector('[data-verdict-key="' + e.key.toLowerCase() + '"]');
+    if (!button || button.disabled || e.shiftKey) return;
+    e.preventDefault();
+    if (button.hasAttribute("data-correct-button") && !s.classList.contains("editing")) {
+      enterEdit(s);
+    } else {
+      button.click();
+    }
+  });
+
+  document.addEventListener("click", function (e) {
+    lastActivity = Date.now();
+    var s = e.target.closest && e.target.closest("[data-review-screen]");
+    if (!s) return;
+    var correct = e.target.closest("[data-correct-button]");
+    if (correct && !s.classList.contains("editing")) {
+      // The first "Correct" opens the editor; the second one submits the correction.
+      e.preventDefault();
+      enterEdit(s);
+      return;
+    }
+    var verdict = e.target.closest("[data-verdict-key]");
+    if (verdict && verdict.form) stampSeconds(verdict.form);
+    if (e.target.closest("[data-draft-apply]")) applyDraft(s);
+    var use = e.target.closest("[data-use-correction]");
+    if (use) {
+      var text = use.closest("article").querySelector("[data-correction-text]");
+      var area = s.querySelector("[data-correction]");
+      if (text && area) {
+        area.value = text.textContent;
+        enterEdit(s);
+        if (window.htmx) htmx.trigger(area, "change");
+      }
+    }
+  });
+
+  // A fallback for submissions that did not come through a verdict button.
+  document.addEventListener("submit", function (e) {
+    if (e.target.matches && e.target.matches("[data-decision-form]")) stampSeconds(e.target);
+  }, true);
+
+  document.addEventListener("input", function (e) {
+    lastActivity = Date.now();
+    var s = e.target.closest && e.target.closest("[data-review-screen]");
+    if (s && s.dataset.item && e.target.matches("[data-draft-field]")) saveDraft(s);
+  });
+
+  ["mousemove", "scroll", "touchstart"].forEach(function (name) {
+    document.addEventListener(name, function () { lastActivity = Date.now(); }, { passive: true });
+  });
+
+  document.addEventListener("htmx:confirm", function (e) {
+    // Keep the hold only while someone is there: an abandoned tab lets the item go back.
+    var form = e.target.closest && e.target.closest("[data-lease-form]");
+    if (form && !e.detail.triggeringEvent && Date.now() - lastActivity > IDLE_MS) {
+      e.preventDefault();
+    }
+  });
+
+  document.addEventListener("htmx:load", function (e) {
+    init(e.target);
+    if (e.target.matches && e.target.matches("[data-review-screen]")) {
+      // The next item was swapped in: start reading it from the top.
+      window.scrollTo(0, 0);
+      focusScreen(e.target);
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (e) {
+    var status = e.detail.xhr ? e.detail.xhr.status : 0;
+    showToast(status === 404
+      ? "This item is no longer available to you. Your text is still on the page."
+      : "Something went wrong (" + status + "). Your text is still on the page; try again.");
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    showToast("Could not reach Coachdesk. Check your connection; your text is still on the page.");
+  });
+
+  function boot() {
+    init(document.body);
+    setInterval(tick, 1000);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", boot);
+  } else {
+    boot();
+  }
+})();

@@ -1,0 +1,18 @@
+"""The reviewer's pages: my queue, the review screen and its fragments, adjudication."""
+
+from django.urls import path
+
+from reviews import views
+
+app_name = "reviews"
+
+urlpatterns = [
+    path("queue/", views.queue, name="queue"),
+    path("queue/claim", views.queue_claim, name="queue_claim"),
+    path("review/<int:item_id>/", views.review, name="review"),
+    path("review/<int:item_id>/decide", views.review_decide, name="decide"),
+    path("review/<int:item_id>/lease", views.review_lease, name="lease"),
+    path("review/<int:item_id>/diff", views.review_diff, name="diff"),
+    path("console/adjudication/", views.adjudication_list, name="adjudication_list"),
+    path("console/adjudication/<int:item_id>/", views.adjudication_detail, name="adjudication"),
+]

@@ -1,0 +1,136 @@
+"""POST /api/v1/exports, GET /api/v1/exports/{id}, GET /api/v1/exports/{id}/download."""
+
+import hashlib
+
+import pytest
+
+from retraining.models import ExportBatch
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_refuses_a_request_without_a_token(api_client):
+    assert (
+        api_client().post("/api/v1/exports", {"agent": "a", "format": "jsonl"}).status_code == 401
+    )
+
+
+def test_it_refuses_a_token_without_the_ml_role(api_client, reviewer):
+    response = api_client(reviewer).post("/api/v1/exports", {"agent": "a", "format": "jsonl"})
+
+    assert response.status_code == 403
+
+
+def test_it_queues_a_batch_and_answers_its_id_and_status(
+    api_client, ml, agent, decide, django_capture_on_commit_callbacks
+):
+    decide(agent, "Q", "A")
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = api_client(ml).post(
+            "/api/v1/exports",
+            {"agent": "support-bot", "format": "parquet", "new_only": True,
+             "filters": {"sources": ["approve"]}},
+        )  # fmt: skip
+
+    assert response.status_code == 202
+    batch = ExportBatch.objects.get()
+    assert response.json() == {"id": batch.pk, "status": "queued"}
+    assert batch.filters["new_only"] is True and batch.created_by == ml
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"agent": "nobody", "format": "jsonl"}, "agent"),
+        ({"agent": "support-bot", "format": "xlsx"}, "format"),
+        (
+            {"agent": "support-bot", "format": "jsonl", "filters": {"min_reviews": "two"}},
+            "min_reviews",
+        ),
+    ],
+)
+def test_it_answers_400_with_field_errors(api_client, ml, agent, body, field):
+    response = api_client(ml).post("/api/v1/exports", body)
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_it_answers_400_for_a_malformed_body(api_client, ml):
+    response = api_client(ml).post("/api/v1/exports", {"format": "jsonl"})
+
+    assert response.status_code == 400
+    assert "agent" in response.json()["errors"]
+
+
+def test_it_describes_a_batch(api_client, ml, agent, tricky_pairs, build):
+    batch = build(agent, "jsonl")
+
+    body = api_client(ml).get(f"/api/v1/exports/{batch.pk}").json()
+
+    assert body["id"] == batch.pk and body["status"] == "ready"
+    assert body["row_count"] == 8 and body["sha256"] == batch.sha256
+    assert body["counts"]["by_split"] == {"train": 8, "validation": 0}
+    assert body["manifest"]["sha256"] == batch.sha256
+    assert body["download_url"] == f"/api/v1/exports/{batch.pk}/download"
+
+
+def test_it_answers_404_for_an_unknown_batch(api_client, ml):
+    assert api_client(ml).get("/api/v1/exports/424242").status_code == 404
+    assert api_client(ml).get("/api/v1/exports/424242/download").status_code == 404
+
+
+def test_it_streams_the_file_with_its_size_and_checksum(api_client, ml, agent, tricky_pairs, build):
+    batch = build(agent, "parquet")
+
+    response = api_client(ml).get(f"/api/v1/exports/{batch.pk}/download")
+
+    body = b"".join(response.streaming_content)
+    assert response.status_code == 200
+    assert response.streaming
+    assert int(response["Content-Length"]) == len(body) == batch.file_size
+    assert response["X-Content-SHA256"] == hashlib.sha256(body).hexdigest()
+    assert response["Content-Type"] == "application/vnd.apache.parquet"
+
+
+def test_it_answers_409_while_a_batch_is_not_ready(api_client, ml, agent):
+    from retraining import services
+
+    batch = services.batch_request(agent=agent, format="jsonl", actor=ml, enqueue=False)
+
+    response = api_client(ml).get(f"/api/v1/exports/{batch.pk}/download")
+
+    assert response.status_code == 409
+    assert "queued" in response.json()["detail"]
+
+
+def test_it_lists_recent_batches(api_client, ml, agent, decide, build):
+    decide(agent, "Q", "A")
+    first, second = build(agent, "jsonl"), build(agent, "csv")
+
+    body = api_client(ml).get("/api/v1/exports?agent=support-bot&status=ready").json()
+
+    assert [b["id"] for b in body["batches"]] == [second.pk, first.pk]
+
+
+def test_it_marks_a_batch_as_used_to_train_a_version(api_client, ml, agent, decide, build):
+    decide(agent, "Q", "A")
+    batch = build(agent, "jsonl")
+
+    response = api_client(ml).post(
+        f"/api/v1/exports/{batch.pk}/trained", {"agent_version": "2026.12.1"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["trained_agent_version"] == "2026.12.1"
+
+
+def test_it_documents_the_export_endpoints_in_the_openapi_schema(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+
+    assert {
+        "/api/v1/exports",
+        "/api/v1/exports/{batch_id}",
+        "/api/v1/exports/{batch_id}/download",
+    } <= set(paths)

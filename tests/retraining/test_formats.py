@@ -1,0 +1,272 @@
+"""Every export format, loaded with the library its users load it with, row for row against
+the decisions the reviewers made (tests/retraining/conftest.py TRICKY: non-ASCII,
+right-to-left, every kind of newline, quotes, formula starts, strings read as NaN)."""
+
+import io
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from retraining import formats
+from tests.retraining.conftest import TRICKY
+
+pytestmark = pytest.mark.django_db
+
+
+def decided_rows():
+    """What the decisions in `tricky_pairs` were, worked out from the fixture's inputs (not
+    from the code under test): even rows approved as is, odd rows corrected."""
+    rows = []
+    for n, (text_in, text_out) in enumerate(TRICKY):
+        corrected = bool(n % 2)
+        rows.append(
+            {
+                "input": text_in,
+                "output": text_out,
+                "rejected": f"original {n}" if corrected else "",
+                "source": "correct" if corrected else "approve",
+                "agent_version": "v2" if corrected else "v1",
+                "error_category": "factual-error" if corrected else None,
+            }
+        )
+    return rows
+
+
+def path_of(batch):
+    return batch.file.path
+
+
+def hf_load(kind, path, tmp_path):
+    from datasets import load_dataset  # offline: see conftest
+
+    return load_dataset(kind, data_files=str(path), cache_dir=str(tmp_path / "hf"), split="train")
+
+
+def missing(value):
+    """None for every way a loader spells "no value" (None, NaN, an empty CSV cell)."""
+    return (
+        None
+        if value is None or value == "" or (isinstance(value, float) and value != value)
+        else value
+    )
+
+
+def assert_pair_rows(records, *, neutralised=False):
+    expected = decided_rows()
+    assert len(records) == len(expected)
+    for record, want in zip(records, expected, strict=True):
+        text_in, text_out = want["input"], want["output"]
+        if neutralised:
+            text_in, text_out = formats.neutralise(text_in), formats.neutralise(text_out)
+        # Byte-identical, not just equal after some normalisation.
+        assert record["input"].encode() == text_in.encode()
+        assert record["output"].encode() == text_out.encode()
+        assert record["source"] == want["source"]
+        assert missing(record["agent_version"]) == want["agent_version"]
+        assert missing(record["error_category"]) == want["error_category"]
+        assert record["split"] in ("train", "validation")
+
+
+def test_it_loads_jsonl_with_pandas_as_decided(agent, tricky_pairs, build):
+    batch = build(agent, "jsonl")
+
+    frame = pd.read_json(path_of(batch), lines=True, dtype=False)
+
+    assert list(frame.columns) == list(formats.PAIR_COLUMNS)
+    assert_pair_rows(frame.to_dict("records"))
+    assert frame["pair_id"].tolist() == sorted(p.pk for p in tricky_pairs)
+
+
+def test_it_loads_jsonl_with_hugging_face_datasets(agent, tricky_pairs, build, tmp_path):
+    batch = build(agent, "jsonl")
+
+    dataset = hf_load("json", path_of(batch), tmp_path)
+
+    assert dataset.column_names == list(formats.PAIR_COLUMNS)
+    assert_pair_rows(list(dataset))
+
+
+def test_it_loads_csv_with_pandas_and_neutralises_formulas(agent, tricky_pairs, build):
+    batch = build(agent, "csv")
+
+    frame = pd.read_csv(path_of(batch), dtype=str, keep_default_na=False, encoding="utf-8")
+
+    assert list(frame.columns) == list(formats.PAIR_COLUMNS)
+    assert_pair_rows(frame.to_dict("records"), neutralised=True)
+    cells = frame["output"].tolist() + frame["input"].tolist()
+    assert '\'=HYPERLINK("http://x","click")' in cells
+    assert "'-5 degrees outside?" in cells
+    assert "'+1 for the umbrella @team" in cells
+    assert "'\ttab first" in cells
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+
+
+def test_it_loads_parquet_with_pandas_typed(agent, tricky_pairs, build):
+    batch = build(agent, "parquet")
+
+    frame = pd.read_parquet(path_of(batch), engine="pyarrow")
+
+    assert list(frame.columns) == list(formats.PAIR_COLUMNS)
+    assert str(frame["pair_id"].dtype) == "int64"
+    schema = pq.read_schema(path_of(batch))
+    assert str(schema.field("input").type) == "string"
+    assert not schema.field("input").nullable and schema.field("error_category").nullable
+    assert_pair_rows(frame.to_dict("records"))
+
+
+def test_it_loads_parquet_with_hugging_face_datasets(agent, tricky_pairs, build, tmp_path):
+    batch = build(agent, "parquet")
+
+    dataset = hf_load("parquet", path_of(batch), tmp_path)
+
+    assert dataset.features["pair_id"].dtype == "int64"
+    assert_pair_rows(list(dataset))
+
+
+def test_it_writes_openai_chat_messages_with_context(agent, decide, build, tmp_path):
+    context = [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "Hi\nthere"},
+        {"role": "assistant", "content": "Hello! 👋"},
+    ]
+    decide(agent, "مرحبا؟", "أهلاً", context=context)
+    decide(agent, "No context", "Plain")
+
+    batch = build(agent, "openai", filters={"system_prompt": "You are Support Bot."})
+
+    frame = pd.read_json(path_of(batch), lines=True, dtype=False)
+    assert list(frame.columns) == ["messages"]
+    by_input = {m[-2]["content"]: m for m in frame["messages"]}
+    assert by_input["مرحبا؟"] == [
+        *context,
+        {"role": "user", "content": "مرحبا؟"},
+        {"role": "assistant", "content": "أهلاً"},
+    ]
+    # The system prompt opens conversations that have none of their own.
+    assert by_input["No context"] == [
+        {"role": "system", "content": "You are Support Bot."},
+        {"role": "user", "content": "No context"},
+        {"role": "assistant", "content": "Plain"},
+    ]
+    assert len(hf_load("json", path_of(batch), tmp_path)) == 2
+
+
+def test_it_writes_preference_rows_from_corrections_only(agent, tricky_pairs, build, tmp_path):
+    batch = build(agent, "preference")
+
+    frame = pd.read_json(path_of(batch), lines=True, dtype=False)
+
+    assert list(frame.columns) == ["prompt", "chosen", "rejected"]
+    corrections = [r for r in decided_rows() if r["source"] == "correct"]
+    got = sorted(frame.to_dict("records"), key=lambda r: r["prompt"])
+    want = sorted(
+        (
+            {"prompt": r["input"], "chosen": r["output"], "rejected": r["rejected"]}
+            for r in corrections
+        ),
+        key=lambda r: r["prompt"],
+    )
+    assert got == want
+    assert batch.counts["by_source"] == {"correct": len(corrections)}
+    assert len(hf_load("json", path_of(batch), tmp_path)) == len(corrections)
+
+
+def test_it_puts_train_before_validation_where_rows_have_no_split_column(
+    agent, decide, build, settings
+):
+    settings.EXPORT_VALIDATION_SHARE = 0.5
+    pairs = [decide(agent, f"question {n}", f"answer {n}") for n in range(12)]
+    jsonl = build(agent, "jsonl")
+    split_of = {
+        r["pair_id"]: r["split"]
+        for r in pd.read_json(path_of(jsonl), lines=True).to_dict("records")
+    }
+    assert set(split_of.values()) == {"train", "validation"}
+
+    batch = build(agent, "openai")
+
+    answers = [m[-1]["content"] for m in pd.read_json(path_of(batch), lines=True)["messages"]]
+    ids = {f"answer {n}": p.pk for n, p in enumerate(pairs)}
+    expected = sorted(ids.values(), key=lambda pk: (split_of[pk] != "train", pk))
+    assert [ids[a] for a in answers] == expected
+    order = batch.manifest["row_order"]
+    train = batch.counts["by_split"]["train"]
+    assert order["train"] == {"first_line": 1, "last_line": train}
+    assert order["validation"] == {"first_line": train + 1, "last_line": 12}
+
+
+def test_it_exports_the_feedback_log_as_csv_and_parquet(agent, build):
+    from reviews.models import FeedbackEvent
+    from tests.factories import InteractionFactory
+
+    interaction = InteractionFactory(agent=agent, external_id="rec-1", agent_version="r-42")
+    at = interaction.created_at
+    for n, (kind, ref) in enumerate(
+        [("clicked", "P-1"), ("skipped", "=P-2"), ("thumbs_up", ""), ("clicked", "P-3")]
+    ):
+        FeedbackEvent.objects.create(
+            interaction=interaction, agent=agent, kind=kind, item_ref=ref, created_at=at,
+            dedupe_key=f"k{n}", value=0.5 if n == 3 else None,
+        )  # fmt: skip
+
+    csv_batch = build(agent, "csv", dataset="feedback")
+    parquet_batch = build(agent, "parquet", dataset="feedback", filters={"kinds": ["clicked"]})
+
+    frame = pd.read_csv(path_of(csv_batch), dtype=str, keep_default_na=False)
+    assert list(frame.columns) == list(formats.FEEDBACK_COLUMNS)
+    assert frame["kind"].tolist() == ["clicked", "skipped", "clicked"]  # default: clicks, skips
+    assert frame["label"].tolist() == ["1", "0", "1"]
+    assert frame["item_ref"].tolist() == ["P-1", "'=P-2", "P-3"]
+    assert frame["external_id"].unique().tolist() == ["rec-1"]
+    assert csv_batch.counts == {"rows": 3, "by_kind": {"clicked": 2, "skipped": 1}}
+    typed = pd.read_parquet(path_of(parquet_batch))
+    assert typed["item_ref"].tolist() == ["P-1", "P-3"]
+    assert str(typed["created_at"].dtype) == "datetime64[us, UTC]"
+    assert typed["label"].tolist() == [1, 1]
+    assert typed["value"].isna().tolist() == [True, False]
+
+
+# --- writers, directly ---------------------------------------------------------------------
+
+
+def test_it_neutralises_formula_starts_only():
+    assert formats.neutralise("=1+1") == "'=1+1"
+    assert formats.neutralise("@SUM") == "'@SUM"
+    assert formats.neutralise("\r\nx") == "'\r\nx"
+    assert formats.neutralise("a=1") == "a=1"
+    assert formats.neutralise("") == ""
+
+
+def rows(n, start=1):
+    return [(i, f"in {i} ü", f"out {i}", "approve", "v1", None) for i in range(start, start + n)]
+
+
+def write_parquet(chunks, row_group_rows):
+    out = io.BytesIO()
+    writer = formats.ParquetWriter(out, tmp_dir=None, row_group_rows=row_group_rows)
+    for chunk in chunks:
+        writer.write(chunk, ["train"] * len(chunk))
+    writer.close()
+    return out.getvalue()
+
+
+def test_it_writes_parquet_in_row_groups_of_the_configured_size():
+    data = write_parquet([rows(7), rows(6, start=8)], row_group_rows=5)
+
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [5, 5, 3]
+
+
+def test_it_writes_the_same_parquet_bytes_however_the_rows_were_chunked():
+    # Large enough for several data pages per column: page boundaries are where chunking
+    # would show.
+    text = "Größe — مرحبا order refund café " * 20
+    big = [(i, text[i % 50 :], text[: 300 + i % 70], "correct", "v2", 1) for i in range(1, 25_001)]
+
+    def write(chunk):
+        return write_parquet(
+            [big[k : k + chunk] for k in range(0, len(big), chunk)], row_group_rows=20_000
+        )
+
+    assert write(5000) == write(7000) == write(25_000)
