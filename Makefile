@@ -36,11 +36,20 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Full-size benchmarks (minutes each); every script prints its figures as one JSON line.
 bench: install
 	$(PY) bench/ingest.py
+	$(PY) bench/claim.py
+	$(PY) bench/console.py
+	$(PY) bench/kpis.py
+	$(PY) bench/export.py
 
 bench-smoke: install
 	$(PY) bench/ingest.py --n 2000
+	$(PY) bench/claim.py --n 20000 --pending 4000 --claims 50 --screen-samples 20
+	$(PY) bench/console.py --n 20000 --pending 4000 --assign 1000 --rounds 3
+	$(PY) bench/kpis.py --n 3000 --days 7
+	$(PY) bench/export.py --n 2000
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media .pytest_cache

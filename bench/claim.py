@@ -89,12 +89,18 @@ def run(kind: str, users: list, claims: int, url: str) -> dict:
 
 
 def reset_claims() -> None:
+    """Puts the claimed items back and vacuums, as autovacuum would in a running system:
+    otherwise every round walks the index entries of all earlier rounds' claims."""
+    from django.db import connection
+
     from reviews.models import AuditEvent, ReviewItem
 
     ReviewItem.objects.filter(status="claimed").update(
         status="pending", claimed_by=None, lease_expires_at=None
     )
     AuditEvent.objects.filter(action="item.claimed").delete()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE reviews_reviewitem")
 
 
 def review_screen(users: list, samples: int) -> dict:
@@ -123,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="interactions in the database")
     parser.add_argument("--pending", type=int, default=200_000, help="pending review items")
-    parser.add_argument("--claims", type=int, default=2000, help="claims per reviewer per run")
+    parser.add_argument("--claims", type=int, default=500, help="claims per reviewer per run")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--screen-samples", type=int, default=300)
     parser.add_argument("--database-url", default=None)

@@ -63,7 +63,7 @@ def browser(request):
         "paginator": paginator,
         "query": query,
         "bulk": BulkActionForm(),
-        "backlog": workload.backlog_by_agent(),
+        # No backlog strip here: it aggregates every open item (the workload page has it).
         "alerts": kpi_selectors.alerts_for(None),  # the admin's home shows the KPI alerts
     }
     template = "console/browser.html#results" if request.htmx else "console/browser.html"
