@@ -446,15 +446,7 @@ def review_submit(
             "Your decision was not saved."
         )
 
-    review = Review.objects.create(
-        item=locked,
-        reviewer=reviewer,
-        verdict=decision.verdict,
-        corrected_output=decision.corrected_output,
-        error_category=decision.error_category,
-        notes=decision.notes,
-        seconds_spent=decision.seconds_spent,
-    )
+    review = _record(locked, reviewer, decision)
     release = {"claimed_by": None, "lease_expires_at": None}
     outcome = Outcome(item=locked, review=review, status=locked.status)
 
@@ -501,19 +493,25 @@ def item_adjudicate(item: ReviewItem, admin, decision: Decision) -> Outcome:
         raise Conflict("This item is not awaiting adjudication.")
     if decision.verdict not in DECIDING:
         raise InvalidDecision({"verdict": "an adjudication must approve, correct or reject"})
-    review = Review.objects.create(
-        item=locked,
-        reviewer=admin,
+    review = _record(locked, admin, decision, adjudication=True)
+    earlier = list(locked.reviews.filter(verdict__in=DECIDING).exclude(pk=review.pk))
+    pair = _decide(locked, [*earlier, review], actor=admin, final=review)
+    return Outcome(item=locked, review=review, status=locked.status, pair=pair)
+
+
+def _record(
+    item: ReviewItem, reviewer, decision: Decision, *, adjudication: bool = False
+) -> Review:
+    return Review.objects.create(
+        item=item,
+        reviewer=reviewer,
         verdict=decision.verdict,
         corrected_output=decision.corrected_output,
         error_category=decision.error_category,
         notes=decision.notes,
         seconds_spent=decision.seconds_spent,
-        is_adjudication=True,
+        is_adjudication=adjudication,
     )
-    earlier = list(locked.reviews.filter(verdict__in=DECIDING).exclude(pk=review.pk))
-    pair = _decide(locked, [*earlier, review], actor=admin, final=review)
-    return Outcome(item=locked, review=review, status=locked.status, pair=pair)
 
 
 def _decide(
