@@ -202,9 +202,8 @@ def generate(url: str, n: int, seed: int) -> int:
                      "[]", p["output"], p["rejected"], p["category"], digest, p["at"])
                 )  # fmt: skip
         for table in FILLED:
-            conn.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-            )
+            sequence = f"pg_get_serial_sequence('{table}', 'id')"
+            conn.execute(f"SELECT setval({sequence}, (SELECT max(id) FROM {table}))")
         conn.commit()
     with connect(url, autocommit=True) as conn:
         for table in FILLED:

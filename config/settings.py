@@ -210,7 +210,7 @@ def _env_float(name: str, default: float, *, below: float) -> float:
 EXPORT_VALIDATION_SHARE = _env_float("EXPORT_VALIDATION_SHARE", 0.1, below=1)
 # Rows fetched per query while streaming a batch from the database (memory stays flat).
 EXPORT_CHUNK_SIZE = env_int("EXPORT_CHUNK_SIZE", 5000)
-EXPORT_PARQUET_ROW_GROUP_ROWS = env_int("EXPORT_PARQUET_ROW_GROUP_ROWS", 20_000)
+EXPORT_PARQUET_ROW_GROUP_ROWS = env_int("EXPORT_PARQUET_ROW_GROUP_ROWS", 10_000)
 # A building batch renews its lease at least every few seconds while it streams; one silent
 # for longer than this lost its worker and is taken over (or failed after the last attempt).
 EXPORT_BUILD_LEASE_SECONDS = env_int("EXPORT_BUILD_LEASE_SECONDS", 300)

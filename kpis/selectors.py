@@ -243,11 +243,32 @@ def dashboard(filters: Filters) -> dict[str, Any]:
             if r.agent_version != ALL_VERSIONS and r.date >= filters.start
         }
     )
+    # The retraining batches each version was trained on (marked on the Exports page).
+    from retraining.models import ExportBatch
+
+    trained_on: dict[str, list[int]] = {}
+    for batch_id, trained_version in (
+        ExportBatch.objects.filter(
+            agent=filters.agent,
+            status=ExportBatch.Status.READY,
+            trained_agent_version__in=versions_in_range,
+        )
+        .order_by("pk")
+        .values_list("pk", "trained_agent_version")
+    ):
+        trained_on.setdefault(trained_version, []).append(batch_id)
     comparison = []
     for v in versions_in_range:
         stats = _combine_days(rows, v, filters.start, filters.end, medians.get(("cur", v)))
         first = min(r.date for r in rows if r.agent_version == v and r.date >= filters.start)
-        comparison.append({"version": v, "first_day": first, "values": _compared(stats)})
+        comparison.append(
+            {
+                "version": v,
+                "first_day": first,
+                "values": _compared(stats),
+                "batches": trained_on.get(v, []),
+            }
+        )
     comparison.sort(key=lambda c: (c["first_day"], c["version"]))
     comparison_rows = [
         {"kpi": BY_KEY[key], "cells": [c["values"][i] for c in comparison]}

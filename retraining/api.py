@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
@@ -177,7 +177,7 @@ def get_export(request: HttpRequest, batch_id: int):
         }
     },
 )
-def download_export(request: HttpRequest, batch_id: int) -> HttpResponse:
+def download_export(request: HttpRequest, batch_id: int):
     batch = _get(batch_id)
     if batch is None:
         return Status(404, NOT_FOUND)

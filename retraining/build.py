@@ -338,6 +338,7 @@ class _LocalFile(File):
     filesystem) instead of copying; other storages upload it."""
 
     def temporary_file_path(self) -> str:
+        assert self.file is not None
         return self.file.name
 
 
@@ -381,7 +382,7 @@ def manifest_of(batch: ExportBatch, built: Built) -> dict[str, Any]:
         manifest["deduplication"] = "exact (input, output) repeats dropped; the lowest pair_id kept"
     if batch.format == Format.PARQUET:
         manifest["parquet"] = {
-            "compression": "zstd",
+            "compression": "snappy",
             "row_group_rows": settings.EXPORT_PARQUET_ROW_GROUP_ROWS,
         }
     return manifest

@@ -23,7 +23,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
 import orjson
 
@@ -65,6 +65,12 @@ FEEDBACK_LABELS = {"clicked": 1, "skipped": 0}
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+class Sink(Protocol):
+    """Where a writer writes: a binary file, or a HashingSink in front of one."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 def neutralise(cell: str) -> str:
     """The cell as text a spreadsheet will not evaluate: a leading quote before a formula
     start (OWASP's advice). Other cells are returned unchanged."""
@@ -82,7 +88,7 @@ class Writer:
     # False when train rows come first, then validation rows.
     in_source_order: ClassVar[bool] = True
 
-    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+    def __init__(self, out: Sink, *, tmp_dir: Path, **options: Any) -> None:
         self.out = out
         self.tmp_dir = tmp_dir
         self.options = options
@@ -137,7 +143,7 @@ class _SplitFilesWriter(Writer):
 
     in_source_order = False
 
-    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+    def __init__(self, out: Sink, *, tmp_dir: Path, **options: Any) -> None:
         super().__init__(out, tmp_dir=tmp_dir, **options)
         fd, name = tempfile.mkstemp(prefix="validation-", suffix=".part", dir=tmp_dir)
         self._side_path = name
@@ -148,7 +154,8 @@ class _SplitFilesWriter(Writer):
 
     def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
         dumps, line = orjson.dumps, self.line
-        train, validation = [], []
+        train: list[bytes] = []
+        validation: list[bytes] = []
         for row, split in zip(rows, splits, strict=True):
             (train if split == TRAIN else validation).append(dumps(line(row)))
         for lines, sink in ((train, self.out), (validation, self._side)):
@@ -177,7 +184,7 @@ class OpenAIWriter(_SplitFilesWriter):
     fields = (*PAIR_BASE_FIELDS, "context")
     columns = ("messages",)
 
-    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+    def __init__(self, out: Sink, *, tmp_dir: Path, **options: Any) -> None:
         super().__init__(out, tmp_dir=tmp_dir, **options)
         prompt = options.get("system_prompt") or ""
         self._system = [{"role": "system", "content": prompt}] if prompt else []
@@ -218,7 +225,7 @@ class _CsvWriter(Writer):
     extension = "csv"
     content_type = "text/csv; charset=utf-8"
 
-    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+    def __init__(self, out: Sink, *, tmp_dir: Path, **options: Any) -> None:
         super().__init__(out, tmp_dir=tmp_dir, **options)
         self._write_rows([self.columns])
 
@@ -323,7 +330,7 @@ def _arrow(values: list, type: pa.DataType) -> pa.Array:
 
 
 class _ParquetWriter(Writer):
-    """Typed Parquet (zstd), written one row group at a time with pyarrow's ParquetWriter.
+    """Typed Parquet (snappy), written one row group at a time with pyarrow's ParquetWriter.
 
     Each chunk becomes an Arrow record batch at once (its Python strings are freed), and the
     batches are written as one row group every `row_group_rows` rows; Arrow's unused memory
@@ -332,19 +339,19 @@ class _ParquetWriter(Writer):
 
     extension = "parquet"
     content_type = "application/vnd.apache.parquet"
-    make_schema: ClassVar[Callable[[], pa.Schema]]
 
-    def __init__(self, out: BinaryIO, *, tmp_dir: Path, **options: Any) -> None:
+    @staticmethod
+    def make_schema() -> pa.Schema:
+        raise NotImplementedError
+
+    def __init__(self, out: Sink, *, tmp_dir: Path, **options: Any) -> None:
         import pyarrow.parquet as pq
 
         super().__init__(out, tmp_dir=tmp_dir, **options)
         self.schema = self.make_schema()
-        self.row_group_rows = int(options.get("row_group_rows") or 20_000)
+        self.row_group_rows = int(options.get("row_group_rows") or 10_000)
         self._batches: list[pa.RecordBatch] = []
         self._buffered = 0
-        # Row groups are encoded and compressed on a helper thread (Arrow releases the GIL)
-        # while the next one is being gathered; one waits at most.
-        self._background = Background("export-parquet", depth=1)
         self._writer = pq.ParquetWriter(
             out,
             self.schema,
@@ -379,27 +386,22 @@ class _ParquetWriter(Writer):
                 self._flush()
 
     def _flush(self) -> None:
-        self._background.submit(self._write_group, self._batches, self._buffered)
-        self._batches, self._buffered = [], 0
-
-    def _write_group(self, batches: list[pa.RecordBatch], rows: int) -> None:
         import pyarrow
 
         # One contiguous chunk per column: page boundaries then depend on the rows only, not
         # on how the database chunks happened to fall.
-        table = pyarrow.Table.from_batches(batches, schema=self.schema).combine_chunks()
-        self._writer.write_table(table, row_group_size=rows)
-        del table, batches
+        table = pyarrow.Table.from_batches(self._batches, schema=self.schema).combine_chunks()
+        self._writer.write_table(table, row_group_size=self._buffered)
+        self._batches, self._buffered = [], 0
+        del table
         pyarrow.default_memory_pool().release_unused()
 
     def close(self) -> None:
         if self._buffered:
             self._flush()
-        self._background.close()
         self._writer.close()
 
     def discard(self) -> None:
-        self._background.abort()
         self._batches = []
 
 
@@ -409,7 +411,11 @@ class ParquetWriter(_ParquetWriter):
 
     fields = PAIR_BASE_FIELDS
     columns = PAIR_COLUMNS
-    make_schema = staticmethod(pair_schema)
+
+    @staticmethod
+    def make_schema() -> pa.Schema:
+        return pair_schema()
+
     dictionary_columns = frozenset({"split", "source", "agent_version", "error_category"})
     text_columns = frozenset({"input", "output"})
 
@@ -431,7 +437,11 @@ class FeedbackParquetWriter(_ParquetWriter):
 
     fields = FEEDBACK_FIELDS
     columns = FEEDBACK_COLUMNS
-    make_schema = staticmethod(feedback_schema)
+
+    @staticmethod
+    def make_schema() -> pa.Schema:
+        return feedback_schema()
+
     dictionary_columns = frozenset({"agent_version", "kind", "item_ref", "conversation_id"})
 
     def columns_of(self, rows: Sequence[tuple], splits: Sequence[str]) -> list[list]:

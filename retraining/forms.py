@@ -69,7 +69,9 @@ class BuildForm(_AgentForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["error_categories"].choices = [
+        categories = self.fields["error_categories"]
+        assert isinstance(categories, forms.MultipleChoiceField)
+        categories.choices = [
             *ErrorCategory.objects.order_by("position", "slug").values_list("slug", "name"),
             (NO_CATEGORY, "(no category)"),
         ]

@@ -3,7 +3,7 @@ rows of a batch in chunks, the batch list."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import batched
 from typing import Any
@@ -165,10 +165,11 @@ def pairs_matching(
         pairs = pairs.filter(agent_version__in=filters["agent_versions"])
     if (filters.get("min_reviews") or 1) > 1:
         reviews = TrainingPair.reviews.through.objects.filter(trainingpair_id=OuterRef("pk"))
-        n_reviews = reviews.order_by().values("trainingpair_id").annotate(n=Count("*"))
-        pairs = pairs.annotate(
-            n_reviews=Coalesce(Subquery(n_reviews.values("n"), output_field=IntegerField()), 0)
-        ).filter(n_reviews__gte=filters["min_reviews"])
+        counted = reviews.order_by().values("trainingpair_id").annotate(n=Count("*"))
+        n_reviews = Subquery(counted.values("n"), output_field=IntegerField())  # type: ignore[misc]
+        pairs = pairs.annotate(n_reviews=Coalesce(n_reviews, 0)).filter(
+            n_reviews__gte=filters["min_reviews"]
+        )
     if filters.get("new_only"):
         pairs = pairs.exclude(_held_by_a_batch(exclude_batch_id))
     return pairs
@@ -219,7 +220,9 @@ _FEEDBACK_FIELDS = {
 }
 
 
-def _stream(rows: QuerySet, chunk_size: int, *, json_column: int | None = None):
+def _stream(
+    rows: QuerySet, chunk_size: int, *, json_column: int | None = None
+) -> Generator[list[tuple]]:
     """The rows of a `values_list` queryset, `chunk_size` at a time, without holding more.
 
     On PostgreSQL one statement is streamed (psycopg's chunked-rows mode): the server keeps
@@ -256,7 +259,7 @@ def _json(value: Any) -> Any:
 
 def batch_pair_chunks(
     batch: ExportBatch, fields: tuple[str, ...], chunk_size: int
-) -> Iterator[list[tuple]]:
+) -> Generator[list[tuple]]:
     """The pairs a batch holds (duplicates left out), in pair id order, in chunks of
     `chunk_size` tuples of `fields` (the error category as its id).
 
@@ -275,7 +278,7 @@ def batch_pair_chunks(
 
 def feedback_chunks(
     batch: ExportBatch, fields: tuple[str, ...], chunk_size: int
-) -> Iterator[list[tuple]]:
+) -> Generator[list[tuple]]:
     """The feedback events of a feedback batch, in event id order, in chunks (as above)."""
     events = (
         feedback_matching(agent_id=batch.agent_id, filters=batch.filters, cutoff_id=batch.cutoff_id)

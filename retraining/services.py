@@ -22,7 +22,6 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from retraining import build, selectors
@@ -44,8 +43,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.BUILDING, Status.BUILDING): "batch.taken_over",  # the previous builder died
     (Status.BUILDING, Status.READY): "batch.ready",
     (Status.BUILDING, Status.FAILED): "batch.failed",
-    (Status.BUILDING, Status.QUEUED): "batch.requeued",  # transient error, lease released
-    (Status.QUEUED, Status.FAILED): "batch.failed",  # out of attempts
+    (Status.BUILDING, Status.QUEUED): "batch.requeued",  # transient error or dead worker
     (Status.FAILED, Status.QUEUED): "batch.retried",
 }
 # Errors worth retrying: the database or the network went away for a moment.
@@ -55,7 +53,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
-FILTER_KEYS = {
+FILTER_KEYS: dict[str, set[str]] = {
     Dataset.PAIRS: {
         "date_from",
         "date_to",
@@ -150,9 +148,9 @@ def filters_clean(
     )
     if format not in allowed_formats:
         errors["format"] = f"must be one of {', '.join(allowed_formats)}"
-    filters = dict(filters or {})
-    if not isinstance(filters, dict):
+    if filters is not None and not isinstance(filters, dict):
         raise InvalidRequest({"filters": "must be an object"})
+    filters = dict(filters or {})
     unknown = sorted(set(filters) - FILTER_KEYS[dataset])
     if unknown:
         errors["filters"] = f"unknown filter(s) {', '.join(unknown)}"
@@ -483,9 +481,8 @@ def batches_sweep() -> dict[str, int]:
     waiting = ExportBatch.objects.filter(status=Status.QUEUED, heartbeat_at__lt=forgotten)
     for pk in waiting.values_list("pk", flat=True):
         with transaction.atomic():
-            if ExportBatch.objects.filter(
-                Q(pk=pk), Q(status=Status.QUEUED), Q(heartbeat_at__lt=forgotten)
-            ).update(heartbeat_at=now):
+            # Touched first, so the next sweep does not enqueue it again at once.
+            if waiting.filter(pk=pk).update(heartbeat_at=now):
                 _enqueue(ExportBatch(pk=pk))
                 result["reenqueued"] += 1
     build.tmp_files_sweep(stale)
@@ -497,4 +494,5 @@ def batch_file_open(batch: ExportBatch, *, manifest: bool = False):
     when the batch is not ready: a queued, building or failed batch has nothing to read."""
     if batch.status != Status.READY:
         raise Conflict(f"Batch {batch.pk} is {batch.status}; only a ready batch can be downloaded.")
-    return default_storage.open((batch.manifest_file if manifest else batch.file).name, "rb")
+    stored = batch.manifest_file if manifest else batch.file
+    return default_storage.open(stored.name or "", "rb")

@@ -4,11 +4,13 @@ htmx fragment of it)."""
 from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
+from django_htmx.middleware import HtmxDetails
 
 from retraining import selectors, services
 from retraining.forms import BuildForm, FeedbackForm, TrainedForm
@@ -17,6 +19,12 @@ from reviews.models import Role
 from reviews.permissions import role_required
 
 EXPORT_ROLES = (Role.ML, Role.ADMIN)
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
 PAGE = "retraining/exports.html"
 
 
@@ -54,7 +62,7 @@ def exports(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required(*EXPORT_ROLES)
-def build(request: HttpRequest) -> HttpResponse:
+def build(request: HtmxHttpRequest) -> HttpResponse:
     """Requests a batch (training pairs or the feedback log); the build runs in a task."""
     feedback = request.POST.get("dataset") == ExportBatch.Dataset.FEEDBACK
     form = (FeedbackForm if feedback else BuildForm)(request.POST)
@@ -86,7 +94,7 @@ def batch_row(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponseStopPolling(html) if batch.is_finished else HttpResponse(html)
 
 
-def _row_or_redirect(request: HttpRequest, batch: ExportBatch) -> HttpResponse:
+def _row_or_redirect(request: HtmxHttpRequest, batch: ExportBatch) -> HttpResponse:
     if request.htmx:
         return render(request, f"{PAGE}#batch_row", {"batch": batch})
     return redirect(f"{reverse('retraining:exports')}#batch-{batch.pk}")
@@ -94,7 +102,7 @@ def _row_or_redirect(request: HttpRequest, batch: ExportBatch) -> HttpResponse:
 
 @require_POST
 @role_required(*EXPORT_ROLES)
-def retry(request: HttpRequest, pk: int) -> HttpResponse:
+def retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     batch = _batch(pk)
     try:
         batch = services.batch_retry(batch=batch, actor=request.user)
@@ -107,7 +115,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(*EXPORT_ROLES)
-def mark_trained(request: HttpRequest, pk: int) -> HttpResponse:
+def mark_trained(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     batch = _batch(pk)
     form = TrainedForm(request.POST)
     if form.is_valid():
@@ -118,11 +126,11 @@ def mark_trained(request: HttpRequest, pk: int) -> HttpResponse:
         except services.ExportError as exc:
             messages.error(request, str(exc))
     else:
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, "; ".join(str(e) for errs in form.errors.values() for e in errs))
     return _row_or_redirect(request, _batch(pk))
 
 
-def file_response(batch: ExportBatch, *, manifest: bool = False) -> HttpResponse:
+def file_response(batch: ExportBatch, *, manifest: bool = False) -> FileResponse:
     """The stored file of a ready batch, streamed, with its size and sha256 in the headers
     (the API's download uses it too). Raises services.Conflict when it is not ready."""
     handle = services.batch_file_open(batch, manifest=manifest)
@@ -144,7 +152,7 @@ def file_response(batch: ExportBatch, *, manifest: bool = False) -> HttpResponse
 
 @require_GET
 @role_required(*EXPORT_ROLES)
-def download(request: HttpRequest, pk: int) -> HttpResponse:
+def download(request: HttpRequest, pk: int) -> HttpResponseBase:
     try:
         return file_response(_batch(pk))
     except services.Conflict as exc:
@@ -153,7 +161,7 @@ def download(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @role_required(*EXPORT_ROLES)
-def manifest(request: HttpRequest, pk: int) -> HttpResponse:
+def manifest(request: HttpRequest, pk: int) -> HttpResponseBase:
     try:
         return file_response(_batch(pk), manifest=True)
     except services.Conflict as exc:

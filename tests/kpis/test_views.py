@@ -84,6 +84,27 @@ def test_it_compares_versions_side_by_side(client, computed, ml):
     assert "[51.0–100.0%, n = 4]" in section  # v1 review rate, 4 of 4
 
 
+def test_it_links_a_version_to_the_batch_it_was_trained_on(client, computed, ml):
+    from retraining.models import ExportBatch
+
+    batch = ExportBatch.objects.create(
+        agent=computed.agent,
+        format="jsonl",
+        status="ready",
+        trained_agent_version="v2",
+        file="exports/b.jsonl",
+        sha256="0" * 64,
+    )
+    ExportBatch.objects.create(
+        agent=computed.agent, format="csv", status="failed", trained_agent_version="v2"
+    )
+    client.force_login(ml)
+    html = client.get(show()).content.decode()
+    section = html[html.index("Versions side by side") :]
+    assert f'trained on <a href="/exports/#batch-{batch.pk}">batch #{batch.pk}</a>' in section
+    assert section.count("trained on") == 1
+
+
 def test_it_filters_by_version_and_forgets_a_version_of_another_agent(client, computed, ml):
     client.force_login(ml)
     html = client.get(show(version="v2")).content.decode()

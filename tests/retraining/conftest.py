@@ -5,12 +5,18 @@ import os
 import tempfile
 
 import pytest
+import tqdm
 
-# Hugging Face `datasets` reads these when it is imported: never reach the network, and keep
-# its caches out of the home folder.
+# Hugging Face `datasets` reads these when it is imported: never reach the network, keep its
+# caches out of the home folder.
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="coachdesk-hf-"))
+# No progress bars, and no tqdm monitor thread (tqdm starts one even for a disabled bar): it
+# would outlive the test, and later tests that fork (reviews' pipelined ingest) must not run
+# in a multi-threaded process.
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+tqdm.tqdm.monitor_interval = 0
 
 # Texts that break naive exporters: non-ASCII, right-to-left, newlines of every kind,
 # quotes and separators, spreadsheet formula starts, strings pandas reads as NaN.

@@ -87,17 +87,16 @@ class Command(BaseCommand):
         self.stdout.write(f"manifest {manifest_path}")
 
     def _place(self, batch: ExportBatch, out: str | None) -> tuple[str, str]:
+        names = batch.file.name or "", batch.manifest_file.name or ""
         if out:
             target = Path(out).resolve()
             target.parent.mkdir(parents=True, exist_ok=True)
             manifest = target.with_name(f"{target.stem}.manifest.json")
-            for src, dest in ((batch.file.name, target), (batch.manifest_file.name, manifest)):
+            for src, dest in zip(names, (target, manifest), strict=True):
                 with default_storage.open(src, "rb") as source, open(dest, "wb") as sink:
                     shutil.copyfileobj(source, sink, 1024 * 1024)
             return str(target), str(manifest)
         try:
-            return default_storage.path(batch.file.name), default_storage.path(
-                batch.manifest_file.name
-            )
+            return default_storage.path(names[0]), default_storage.path(names[1])
         except NotImplementedError:  # object storage: the name is the address
-            return batch.file.name, batch.manifest_file.name
+            return names
