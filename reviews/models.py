@@ -184,7 +184,10 @@ class FeedbackEvent(models.Model):
     # Denormalised from the interaction (which has the constraint): no index of its own
     # ((agent, created_at) leads with it) and no per-row constraint check on the ingest path.
     agent = models.ForeignKey(
-        Agent, on_delete=models.PROTECT, related_name="feedback", db_index=False,
+        Agent,
+        on_delete=models.PROTECT,
+        related_name="feedback",
+        db_index=False,
         db_constraint=False,
     )
     kind = models.CharField(max_length=20, choices=Kind)
@@ -235,7 +238,10 @@ class ReviewItem(models.Model):
     # Denormalised from the interaction, like `domain` and `confidence` below: no index of its
     # own and no per-row constraint check on the ingest path (the interaction's FK holds).
     agent = models.ForeignKey(
-        Agent, on_delete=models.PROTECT, related_name="review_items", db_index=False,
+        Agent,
+        on_delete=models.PROTECT,
+        related_name="review_items",
+        db_index=False,
         db_constraint=False,
     )
     domain = models.CharField(max_length=100, blank=True, default="")

@@ -162,9 +162,7 @@ def test_it_releases_a_stuck_claim(login, lead, other_reviewer):
     assert (stuck.status, stuck.claimed_by_id, stuck.lease_expires_at) == ("pending", None, None)
 
 
-def test_it_shows_the_queue_browser(
-    login, screenshot, reviewer, other_reviewer, lead
-):
+def test_it_shows_the_queue_browser(login, screenshot, reviewer, other_reviewer, lead):
     for user in (reviewer, other_reviewer):
         user.reviewer_profile.domains = ["support", "legal", "retail"]
         user.reviewer_profile.save()
