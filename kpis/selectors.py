@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from config.spreadsheet import safe_cell
 from kpis import compute
 from kpis.definitions import (
     ALL_VERSIONS,
@@ -441,18 +442,6 @@ def api_rows(filters: Filters) -> dict[str, Any]:
     return {"rows": rows, "versions": agent_versions(filters.agent)}
 
 
-# Cells a spreadsheet would run as a formula start with these (OWASP "CSV injection").
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: Any) -> Any:
-    """Neutralises text cells that a spreadsheet would evaluate; numbers pass unchanged
-    (a negative sentiment stays a number)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def csv_text(filters: Filters) -> str:
     import pandas as pd
 
@@ -462,7 +451,7 @@ def csv_text(filters: Filters) -> str:
     frame.insert(0, "agent", filters.agent.slug)
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
-            frame[column] = frame[column].map(csv_safe)
+            frame[column] = frame[column].map(safe_cell)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
     return buffer.getvalue()

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
 import orjson
 
+from config.spreadsheet import FORMULA_TRIGGERS
+
 if TYPE_CHECKING:  # pyarrow is imported when a Parquet file is written: web workers and
     # the other formats do without its ~50 MB.
     import pyarrow as pa
@@ -61,9 +63,6 @@ FEEDBACK_COLUMNS = (
 )
 FEEDBACK_LABELS = {"clicked": 1, "skipped": 0}
 
-# A spreadsheet treats a cell starting with one of these as a formula (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
 
 class Sink(Protocol):
     """Where a writer writes: a binary file, or a HashingSink in front of one."""
@@ -74,7 +73,7 @@ class Sink(Protocol):
 def neutralise(cell: str) -> str:
     """The cell as text a spreadsheet will not evaluate: a leading quote before a formula
     start (OWASP's advice). Other cells are returned unchanged."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
 
 
 class Writer:
