@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from reviews import services
+from reviews import selectors, services
 from reviews.models import AuditEvent, Review, ReviewerProfile, ReviewItem
 
 Status = ReviewItem.Status
@@ -64,7 +64,7 @@ def items_assign(items: QuerySet[ReviewItem], *, reviewer, actor) -> BulkResult:
     Two statements whatever the size: one UPDATE, one bulk insert of audit events.
     """
     result = BulkResult()
-    domains = services.reviewer_domains(reviewer)
+    domains = selectors.reviewer_domains(reviewer)
     rows = list(items.values_list("pk", "status", "domain", "assigned_to_id"))
     open_rows = [r for r in rows if r[1] in ASSIGNABLE]
     result.skip("not open", len(rows) - len(open_rows))
@@ -174,7 +174,7 @@ def items_spread(items: QuerySet[ReviewItem], *, reviewers: list, actor) -> Bulk
         .values_list("assigned_to")
         .annotate(n=Count("pk"))
     )
-    domains = {r.pk: set(services.reviewer_domains(r)) for r in pool}
+    domains = {r.pk: set(selectors.reviewer_domains(r)) for r in pool}
     rows = list(
         items.filter(
             status__in=(Status.PENDING, Status.NEEDS_SECOND_REVIEW), assigned_to__isnull=True

@@ -103,6 +103,29 @@ def _validated(
         yield clean
 
 
+def _tally(
+    result: IngestResult,
+    what: str,
+    created: int,
+    duplicates: int,
+    routed: int,
+    *,
+    actor_id: int | None,
+    source: str,
+) -> None:
+    """Adds one committed batch to the result and records it in the audit log (inside the
+    batch's transaction, so the log never claims rows that were rolled back)."""
+    result.created += created
+    result.duplicates += duplicates
+    result.routed += routed
+    AuditEvent.objects.create(
+        actor_id=actor_id,
+        action=f"{what}.ingested",
+        target_type="ingest",
+        after={"source": source, "created": created, "routed": routed, "duplicates": duplicates},
+    )
+
+
 def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
     while batch := list(islice(rows, size)):
         yield batch
@@ -170,19 +193,8 @@ def _commit(
         else:
             created, routed = _write_interactions_generic(prepared.rows, prepared.now)
         duplicates = prepared.dupes + prepared.n_rows - created
-        result.created += created
-        result.duplicates += duplicates
-        result.routed += routed
-        AuditEvent.objects.create(
-            actor_id=actor_id,
-            action="interactions.ingested",
-            target_type="ingest",
-            after={
-                "source": source,
-                "created": created,
-                "routed": routed,
-                "duplicates": duplicates,
-            },
+        _tally(
+            result, "interactions", created, duplicates, routed, actor_id=actor_id, source=source
         )
 
 
@@ -569,15 +581,7 @@ def feedback_ingest(
     for batch in _batches(_validated(records, validate_feedback, result, sink), size):
         with transaction.atomic():
             created, dupes, routed = _write_feedback(batch, result, sink)
-            result.created += created
-            result.duplicates += dupes
-            result.routed += routed
-            AuditEvent.objects.create(
-                actor_id=actor_id,
-                action="feedback.ingested",
-                target_type="ingest",
-                after={"source": source, "created": created, "routed": routed, "duplicates": dupes},
-            )
+            _tally(result, "feedback", created, dupes, routed, actor_id=actor_id, source=source)
         if on_batch:
             on_batch(result)
     return result

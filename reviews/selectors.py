@@ -5,9 +5,17 @@ import json
 import re
 from datetime import timedelta
 
+from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q
 from django.utils import timezone
 
-from reviews.models import ApiToken
+from reviews.models import (
+    Agent,
+    ApiToken,
+    AuditEvent,
+    ErrorCategory,
+    Review,
+    ReviewItem,
+)
 
 # last_used_at is refreshed at most this often, so authenticated requests do not each write.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -33,9 +41,6 @@ def token_authenticate(secret: str):
 def queue_overview() -> dict:
     """Open review items by agent and reason, and interaction totals, for the home page.
     Three aggregate queries whatever the data size."""
-    from django.db.models import Count, Min
-
-    from reviews.models import Agent, ReviewItem
 
     open_items = ReviewItem.objects.filter(status__in=ReviewItem.OPEN_STATUSES)
     by_agent = {
@@ -60,9 +65,6 @@ def item_for_review(item_id: int):
     """An item with everything the review screen and the API show, in a fixed number of
     queries: the item with its interaction and agent (one join), and its reviews with their
     reviewers and categories (one more)."""
-    from django.db.models import Prefetch
-
-    from reviews.models import Review, ReviewItem
 
     return (
         ReviewItem.objects.select_related("interaction", "agent", "claimed_by", "assigned_to")
@@ -143,6 +145,12 @@ AGE_BUCKETS = (
 )
 
 
+def reviewer_domains(reviewer) -> list[str]:
+    """The domains a reviewer may review: their pool's, none while they are away."""
+    profile = getattr(reviewer, "reviewer_profile", None)
+    return list(profile.domains) if profile and profile.active else []
+
+
 def claimable_items(user, *, agent_id: int | None = None, domain: str | None = None):
     """Open items `services.item_claim` may hand to `user`, as a queryset.
 
@@ -150,10 +158,6 @@ def claimable_items(user, *, agent_id: int | None = None, domain: str | None = N
     assignment is deliberate) or unassigned items of the user's active pool domains, never an
     item the user already reviewed (first half of a four-eyes pair, or a skip).
     """
-    from django.db.models import Exists, OuterRef, Q
-
-    from reviews.models import Review, ReviewItem
-    from reviews.services import reviewer_domains
 
     domains = reviewer_domains(user)
     qs = ReviewItem.objects.filter(status__in=ReviewItem.OPEN_STATUSES).filter(
@@ -173,9 +177,6 @@ def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | N
     One grouped query (agent × reason, with the age buckets as conditional counts): its row
     count is bounded by agents × reasons, never by the queue size.
     """
-    from django.db.models import Count, Q
-
-    from reviews.models import ReviewItem
 
     now = timezone.now()
     cumulative = {
@@ -223,9 +224,6 @@ def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | N
 def items_assigned_to(user, *, agent_id: int | None = None, domain: str | None = None):
     """Open items an admin assigned to `user` (and those they hold now), oldest first; for a
     paginated list, so the interaction is joined (one query per page)."""
-    from django.db.models import Q
-
-    from reviews.models import ReviewItem
 
     qs = (
         ReviewItem.objects.filter(assigned_to=user)
@@ -246,7 +244,6 @@ def items_assigned_to(user, *, agent_id: int | None = None, domain: str | None =
 def item_held_by(user, *, agent_id: int | None = None, domain: str | None = None):
     """The item `user` holds with a live lease (matching the filters), or None. The queue's
     "Start reviewing" resumes it rather than claiming a second item while one is held."""
-    from reviews.models import ReviewItem
 
     qs = ReviewItem.objects.filter(
         status=ReviewItem.Status.CLAIMED, claimed_by=user, lease_expires_at__gt=timezone.now()
@@ -260,7 +257,6 @@ def item_held_by(user, *, agent_id: int | None = None, domain: str | None = None
 
 def reviews_today(user) -> int:
     """How many decisions `user` made since midnight (in the project's time zone)."""
-    from reviews.models import Review
 
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return Review.objects.filter(reviewer=user, created_at__gte=midnight).count()
@@ -268,13 +264,11 @@ def reviews_today(user) -> int:
 
 def agent_choices() -> list[tuple[str, str]]:
     """(slug, name) of every agent, for the queue filters."""
-    from reviews.models import Agent
 
     return list(Agent.objects.order_by("slug").values_list("slug", "name"))
 
 
 def agent_id_for(slug: str | None) -> int | None:
-    from reviews.models import Agent
 
     if not slug:
         return None
@@ -283,7 +277,6 @@ def agent_id_for(slug: str | None) -> int | None:
 
 def category_choices() -> list[tuple[str, str]]:
     """(slug, name) of the active error categories, in taxonomy order."""
-    from reviews.models import ErrorCategory
 
     return list(ErrorCategory.objects.filter(active=True).values_list("slug", "name"))
 
@@ -302,7 +295,6 @@ def item_claimed_before(item, user) -> bool:
     """Whether `user` ever claimed `item` (from the audit log). A reviewer whose hold ended
     may still see the item they were working on, so what they typed can be given back; to
     anyone else it stays invisible."""
-    from reviews.models import AuditEvent
 
     return AuditEvent.objects.filter(
         target_type="review_item", target_id=item.pk, action="item.claimed", actor=user
@@ -318,9 +310,6 @@ def earlier_reviews(item) -> list:
 def disputed_items():
     """Items waiting for adjudication, oldest dispute first, with their reviews (three
     queries per page: count, items, reviews)."""
-    from django.db.models import Prefetch
-
-    from reviews.models import Review, ReviewItem
 
     return (
         ReviewItem.objects.filter(status=ReviewItem.Status.DISPUTED)

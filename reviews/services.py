@@ -143,11 +143,6 @@ def _open_status(item: ReviewItem) -> str:
 # --- claiming ----------------------------------------------------------------------------------
 
 
-def reviewer_domains(reviewer) -> list[str]:
-    profile = getattr(reviewer, "reviewer_profile", None)
-    return list(profile.domains) if profile and profile.active else []
-
-
 _CLAIM_ORDER = "priority DESC, confidence, source_created_at, id"
 _CLAIM_CANDIDATE = f"""
     SELECT id, status, priority, confidence, source_created_at FROM reviews_reviewitem ri
@@ -297,7 +292,7 @@ def item_claim(
     process, and whenever the queue looks empty) besides the periodic task.
     """
     global _last_lazy_sweep
-    domains = reviewer_domains(reviewer)
+    domains = selectors.reviewer_domains(reviewer)
     if domain:
         domains = [d for d in domains if d == domain]
     claim = _claim_pg if connection.vendor == "postgresql" else _claim_portable
@@ -325,8 +320,11 @@ def item_renew_lease(item: ReviewItem, reviewer) -> ReviewItem:
     return item
 
 
-def item_release(item: ReviewItem, *, actor, reason: str = "released") -> None:
-    """Ends a claim without a decision (lease expiry, an admin releasing a stuck claim)."""
+def item_release(item: ReviewItem, *, actor, only_if_expired: bool = False) -> None:
+    """Ends a claim without a decision (lease expiry, an admin releasing a stuck claim): the
+    item goes back to the queue it came from. Raises Conflict when it is no longer claimed
+    (or, with `only_if_expired`, when its lease was renewed meanwhile)."""
+    guard = {"lease_expires_at__lt": timezone.now()} if only_if_expired else {}
     with transaction.atomic():
         _transition(
             item,
@@ -335,6 +333,7 @@ def item_release(item: ReviewItem, *, actor, reason: str = "released") -> None:
             expect=(Status.CLAIMED,),
             claimed_by=None,
             lease_expires_at=None,
+            _guard=guard,
         )
 
 
@@ -346,16 +345,7 @@ def leases_expire(*, limit: int | None = None) -> int:
     released = 0
     for item in ReviewItem.objects.filter(pk__in=ids):
         try:
-            with transaction.atomic():
-                _transition(
-                    item,
-                    _open_status(item),
-                    actor=None,
-                    expect=(Status.CLAIMED,),
-                    claimed_by=None,
-                    lease_expires_at=None,
-                    _guard={"lease_expires_at__lt": timezone.now()},
-                )
+            item_release(item, actor=None, only_if_expired=True)
         except Conflict:
             continue
         released += 1

@@ -70,7 +70,7 @@ def queue(request):
         "form": form,
         "filters": filters,
         "filters_qs": _qs(filters),
-        "has_domains": bool(services.reviewer_domains(request.user)),
+        "has_domains": bool(selectors.reviewer_domains(request.user)),
         "summary": selectors.reviewer_queue_summary(request.user, **scope),
         "held": selectors.item_held_by(request.user, **scope),
         "today": selectors.reviews_today(request.user),
@@ -265,7 +265,7 @@ def _gone(request):
 
 def _filter_form(request, data) -> QueueFilterForm:
     return QueueFilterForm(
-        data, agents=selectors.agent_choices(), domains=services.reviewer_domains(request.user)
+        data, agents=selectors.agent_choices(), domains=selectors.reviewer_domains(request.user)
     )
 
 
