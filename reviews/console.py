@@ -56,12 +56,10 @@ def browser(request):
     qs = workload.queue_browse(form.queue_filter())
     paginator = CappedPaginator(qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
     context = {
         "form": form,
         "page": page,
         "paginator": paginator,
-        "query": query,
         "bulk": BulkActionForm(),
         # No backlog strip here: it aggregates every open item (the workload page has it).
         "alerts": kpi_selectors.alerts_for(None),  # the admin's home shows the KPI alerts
@@ -233,5 +231,4 @@ def audit(request):
         response["Content-Disposition"] = 'attachment; filename="coachdesk-audit.csv"'
         return response
     page = CappedPaginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = urlencode({k: v for k, v in request.GET.items() if k not in ("page", "format") and v})
-    return render(request, "console/audit.html", {"form": form, "page": page, "query": query})
+    return render(request, "console/audit.html", {"form": form, "page": page})

@@ -182,3 +182,15 @@ def test_it_filters_the_audit_log_by_item(admin_client, lead):
     )
     response = admin_client.get("/console/audit/?item=7")
     assert [e.target_id for e in response.context["page"].object_list] == [7]
+
+
+def test_it_keeps_the_filters_in_the_page_links_and_the_csv_link(admin_client, lead):
+    make_items(60)
+    html = admin_client.get("/console/?domain=support&sort=oldest").content.decode()
+    assert 'href="?domain=support&amp;sort=oldest&amp;page=2"' in html
+    for _ in range(60):
+        AuditEvent.objects.create(
+            actor=lead, action="item.assigned", target_type="review_item", target_id=1
+        )
+    html = admin_client.get("/console/audit/?action=item.assigned&page=2").content.decode()
+    assert 'href="?action=item.assigned&amp;format=csv"' in html
