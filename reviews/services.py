@@ -92,11 +92,18 @@ def lease_duration() -> timedelta:
 
 
 def _transition(
-    item: ReviewItem, to: str, *, actor, expect: tuple[str, ...] | None = None, **changes: Any
+    item: ReviewItem,
+    to: str,
+    *,
+    actor,
+    expect: tuple[str, ...] | None = None,
+    guard: dict[str, Any] | None = None,
+    **changes: Any,
 ) -> None:
     """Moves `item` from its current status to `to` with a compare-and-swap UPDATE.
 
     `expect` are the statuses the caller believes the item is in (default: `item.status`).
+    `guard` adds conditions to the compare-and-swap (e.g. "the lease has still expired").
     Extra `changes` are written in the same UPDATE and mirrored on the instance. Raises
     Conflict when the row is no longer in an expected status (or `changes` filters fail).
     """
@@ -105,8 +112,7 @@ def _transition(
     if "" in actions:
         raise ValueError(f"transition {expect} → {to} is not allowed")
     now = timezone.now()
-    guard = changes.pop("_guard", {})
-    updated = ReviewItem.objects.filter(pk=item.pk, status__in=expect, **guard).update(
+    updated = ReviewItem.objects.filter(pk=item.pk, status__in=expect, **(guard or {})).update(
         status=to, version=F("version") + 1, updated_at=now, **changes
     )
     if not updated:
@@ -333,7 +339,7 @@ def item_release(item: ReviewItem, *, actor, only_if_expired: bool = False) -> N
             expect=(Status.CLAIMED,),
             claimed_by=None,
             lease_expires_at=None,
-            _guard=guard,
+            guard=guard,
         )
 
 
