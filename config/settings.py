@@ -85,8 +85,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache, Celery --------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
+    # Answers as an empty cache while Redis is down (config/cache.py): nothing cached here
+    # must survive, and pages must keep working through a Redis outage.
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "config.cache.ResilientRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -102,6 +108,31 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {}
+# Several deployments (or test runs) can share one Redis with a queue each.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Publishing must fail fast when Redis is down: the outbox (reviews/outbox.py) keeps the
+# message and a sweep sends it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+# Messages of a worker that died mid-task are handed out again after this long (Redis
+# transport); tasks are idempotent, and long builds also heartbeat on their own rows.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int(
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600
+)
+
+# --- Outbox (durable task delivery) ---------------------------------------------------------
+# A message is first published right after its transaction commits; the sweep publishes
+# what is left (broker down) once it is older than OUTBOX_GRACE_SECONDS.
+OUTBOX_GRACE_SECONDS = env_int("OUTBOX_GRACE_SECONDS", 10)
+OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 15)
+# After a failed publish, this process stops trying for a while (the sweep takes over).
+OUTBOX_BREAKER_SECONDS = env_int("OUTBOX_BREAKER_SECONDS", 5)
+# /healthz says "degraded" when the oldest unsent message is older than this.
+OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 120)
+CELERY_BEAT_SCHEDULE["reviews.outbox-sweep"] = {
+    "task": "reviews.tasks.outbox_sweep",
+    "schedule": float(OUTBOX_SWEEP_SECONDS),
+}
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -38,6 +38,7 @@ from kpis import compute
 from kpis.definitions import ALL_VERSIONS, BY_KEY, combine, threshold_crossed
 from kpis.models import Alert, AlertDelivery, KpiCursor, KpiRun, KpiSnapshot
 from reviews.models import Agent
+from reviews.outbox import outbox_enqueue
 
 log = logging.getLogger(__name__)
 
@@ -327,9 +328,7 @@ def run_request(
         trigger=trigger, mode=mode, agent=agent, since=since, requested_by=user
     )
     if enqueue:
-        from kpis.tasks import run_recompute
-
-        run_recompute.delay_on_commit(run.pk)
+        outbox_enqueue("kpis.tasks.run_recompute", run.pk)
     return run, True
 
 
@@ -515,9 +514,7 @@ def _delivery_create(alert: Alert, event: str) -> AlertDelivery | None:
         payload=alert_payload(alert, event),
         next_attempt_at=timezone.now(),
     )
-    from kpis.tasks import deliver_alert
-
-    deliver_alert.delay_on_commit(delivery.pk)
+    outbox_enqueue("kpis.tasks.deliver_alert", delivery.pk)
     return delivery
 
 

@@ -6,13 +6,23 @@ Progress and outcomes live on our own rows (KpiRun, AlertDelivery), not in a res
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from kpis import services
+
+# Periodic tasks retry a dropped database connection with backoff; they are idempotent.
+_RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="kpis.tasks.recompute", acks_late=True)
+@shared_task(name="kpis.tasks.recompute", acks_late=True, **_RETRY)
 def recompute() -> int | None:
     """Periodic (CELERY_BEAT_SCHEDULE["kpis.recompute"]): recomputes the days touched since
     the last run. Twice in a row is harmless: the second finds nothing new (and recomputes
@@ -21,7 +31,7 @@ def recompute() -> int | None:
     return run.pk if run else None
 
 
-@shared_task(name="kpis.tasks.settle", acks_late=True)
+@shared_task(name="kpis.tasks.settle", acks_late=True, **_RETRY)
 def settle() -> int:
     """Daily (CELERY_BEAT_SCHEDULE["kpis.settle"]): recomputes the last KPI_SETTLE_DAYS days."""
     return services.run_settle().pk
@@ -47,7 +57,7 @@ def deliver_alert(delivery_id: int) -> str | None:
     return delivery.state if delivery else None
 
 
-@shared_task(name="kpis.tasks.deliver_due_alerts", acks_late=True)
+@shared_task(name="kpis.tasks.deliver_due_alerts", acks_late=True, **_RETRY)
 def deliver_due_alerts() -> int:
     """Periodic: retries the webhook deliveries whose backoff has passed."""
     return services.deliveries_retry_due()

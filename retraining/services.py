@@ -28,6 +28,7 @@ from retraining import build, selectors
 from retraining.errors import Conflict, ExportError, InvalidRequest, LeaseLost
 from retraining.models import BatchPair, ExportBatch, TrainingPair
 from reviews.models import Agent, AuditEvent, ErrorCategory, FeedbackEvent
+from reviews.outbox import outbox_enqueue
 
 __all__ = ["Conflict", "ExportError", "InvalidRequest", "LeaseLost"]
 
@@ -245,9 +246,7 @@ def batch_request(
 
 
 def _enqueue(batch: ExportBatch) -> None:
-    from retraining.tasks import build_batch
-
-    build_batch.delay_on_commit(batch.pk)
+    outbox_enqueue("retraining.tasks.build_batch", batch.pk)
 
 
 @transaction.atomic

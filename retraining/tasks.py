@@ -25,7 +25,13 @@ def build_batch(batch_id: int) -> str:
     return services.batch_build(batch_id=batch_id)
 
 
-@shared_task(name="retraining.tasks.sweep_batches", acks_late=True)
+@shared_task(
+    name="retraining.tasks.sweep_batches",
+    acks_late=True,
+    autoretry_for=services.TRANSIENT_ERRORS,
+    retry_backoff=2,
+    max_retries=5,
+)
 def sweep_batches() -> dict[str, int]:
     """Periodic: takes over or fails builds whose worker died, re-enqueues forgotten ones."""
     return services.batches_sweep()

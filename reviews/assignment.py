@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from reviews import selectors, services
-from reviews.models import AuditEvent, Review, ReviewerProfile, ReviewItem
+from reviews.models import AuditEvent, Review, ReviewerProfile, ReviewItem, Role
 
 Status = ReviewItem.Status
 ASSIGNABLE = (Status.PENDING, Status.NEEDS_SECOND_REVIEW, Status.CLAIMED)
@@ -212,6 +212,31 @@ def items_spread(items: QuerySet[ReviewItem], *, reviewers: list, actor) -> Bulk
                 ((pk, {"assigned_to": None}, {"assigned_to": reviewer_id}) for pk in ids),
             )
     return result
+
+
+# pg_advisory_xact_lock key: one auto-assignment at a time (two would plan with the same
+# capacities and skew the spread; the assigned_to guard already prevents double assignment).
+_AUTOASSIGN_LOCK = 0x0A550127
+
+
+@transaction.atomic
+def items_autoassign() -> int:
+    """Follow-up of ingest (sent through the outbox): spreads the open, unassigned items of
+    agents with `auto_assign` over the active reviewers of their domains, within each
+    reviewer's capacity for today. Idempotent: assigned items are left alone, so a repeated
+    or late message assigns only what is still unassigned. Returns how many it assigned."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUTOASSIGN_LOCK])
+    pool = list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.REVIEWER, reviewer_profile__active=True)
+        .select_related("reviewer_profile")
+    )
+    if not pool or not any(pool_capacity(pool).values()):
+        return 0
+    items = ReviewItem.objects.filter(agent__auto_assign=True)
+    return items_spread(items, reviewers=pool, actor=None).changed
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from reviews.models import Agent, ReviewerProfile, ReviewItem
 from reviews.workload import SORTS, QueueFilter
 
+MAX_AGE_HOURS = 100 * 365 * 24
 ASSIGNED_CHOICES = [
     ("", "Anyone or no one"),
     ("unassigned", "Unassigned"),
@@ -33,8 +34,13 @@ class QueueFilterForm(forms.Form):
         required=False, choices=[("", "Any reason"), *ReviewItem.Reason.choices]
     )
     status = forms.ChoiceField(required=False, choices=[("", "Open"), *ReviewItem.Status.choices])
-    min_age_hours = forms.FloatField(required=False, min_value=0, label="Older than (h)")
-    max_age_hours = forms.FloatField(required=False, min_value=0, label="Newer than (h)")
+    # The bound keeps `now - timedelta(hours=...)` within datetime's range (~100 years).
+    min_age_hours = forms.FloatField(
+        required=False, min_value=0, max_value=MAX_AGE_HOURS, label="Older than (h)"
+    )
+    max_age_hours = forms.FloatField(
+        required=False, min_value=0, max_value=MAX_AGE_HOURS, label="Newer than (h)"
+    )
     min_confidence = forms.FloatField(
         required=False, min_value=0, max_value=1, label="Confidence ≥"
     )
@@ -162,6 +168,7 @@ class AgentPolicyForm(forms.ModelForm):
             "confidence_threshold",
             "audit_rate",
             "required_reviews",
+            "auto_assign",
             "guidelines",
         ]
         widgets = {"guidelines": forms.Textarea(attrs={"rows": 10})}

@@ -1,4 +1,9 @@
-"""`GET /healthz`: 200 when the database answers; Redis and Celery state in the body."""
+"""`GET /healthz`: 200 when the database answers; Redis, Celery and the outbox in the body.
+
+`status` is "ok", "degraded" (the app works, but Redis is down or task messages wait in the
+outbox longer than OUTBOX_STALE_SECONDS: background work is late) or "down" (no database,
+answered 503).
+"""
 
 import time
 
@@ -33,13 +38,26 @@ def _check_redis() -> str:
     return "ok"
 
 
+def _check_outbox() -> dict | str:
+    from reviews.outbox import outbox_backlog
+
+    try:
+        return outbox_backlog()
+    except Exception as exc:  # the database check reports the cause
+        return f"unknown: {type(exc).__name__}"
+
+
 @never_cache
 @require_GET
 def healthz(request):
     started = time.monotonic()
     database = _check_database()
     redis_state = _check_redis()
-    degraded = redis_state.startswith("down")
+    outbox = _check_outbox() if database == "ok" else "unknown: no database"
+    late = isinstance(outbox, dict) and (outbox["oldest_seconds"] or 0) > (
+        settings.OUTBOX_STALE_SECONDS
+    )
+    degraded = redis_state.startswith("down") or late
     body = {
         "status": "ok"
         if database == "ok" and not degraded
@@ -47,6 +65,7 @@ def healthz(request):
         "database": database,
         "redis": redis_state,
         "celery": "eager (in-process)" if settings.CELERY_TASK_ALWAYS_EAGER else "broker",
+        "outbox": outbox,
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
     }
     return JsonResponse(body, status=200 if database == "ok" else 503)

@@ -31,6 +31,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from reviews.models import Agent, AuditEvent, FeedbackEvent, Interaction, ReviewItem
+from reviews.outbox import outbox_enqueue
 from reviews.readers import ProgressTracker, RecordError, iter_records
 from reviews.routing import Policy, route
 from reviews.validation import validate_feedback, validate_interaction
@@ -113,8 +114,10 @@ def _tally(
     actor_id: int | None,
     source: str,
 ) -> None:
-    """Adds one committed batch to the result and records it in the audit log (inside the
-    batch's transaction, so the log never claims rows that were rolled back)."""
+    """Adds one batch to the result, records it in the audit log and, when it routed items
+    to agents that auto-assign, queues the assignment through the outbox. Called inside the
+    batch's transaction: the log never claims rows that were rolled back, and the follow-up
+    is sent after the commit, or later by the outbox sweep when Redis is down."""
     result.created += created
     result.duplicates += duplicates
     result.routed += routed
@@ -124,6 +127,8 @@ def _tally(
         target_type="ingest",
         after={"source": source, "created": created, "routed": routed, "duplicates": duplicates},
     )
+    if routed and Agent.objects.filter(auto_assign=True).exists():
+        outbox_enqueue("reviews.tasks.items_autoassign")
 
 
 def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:

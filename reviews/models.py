@@ -56,6 +56,14 @@ class Agent(models.Model):
         default=list, blank=True, help_text="Domains that are always reviewed."
     )
     guidelines = models.TextField(blank=True, help_text="Markdown shown to reviewers.")
+    auto_assign = models.BooleanField(
+        default=False,
+        db_default=False,  # raw SQL writers (bench scripts) need not know the column
+        help_text=(
+            "Routed items are spread over the active reviewers of their domain as they arrive "
+            "(up to each reviewer's daily capacity); the rest wait in the shared queue."
+        ),
+    )
     alert_thresholds = models.JSONField(
         default=dict,
         blank=True,
@@ -411,3 +419,26 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"
+
+
+class OutboxMessage(models.Model):
+    """A task to send to the broker, written in the transaction of the change that needs it.
+
+    After the commit the message is published and its row deleted; when the broker cannot
+    be reached the row stays and `outbox_sweep` publishes it later. So work is never lost
+    between a commit and a Redis outage, and the tasks it names are idempotent (a message
+    may arrive twice: published, then the delete failed).
+    """
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["next_attempt_at"], name="outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

@@ -4,6 +4,7 @@ Tests marked `postgres` need PostgreSQL, tests marked `redis` need Redis. When a
 missing they are skipped with a banner; with COACHDESK_REQUIRE_SERVICES=1 they fail instead.
 """
 
+import contextlib
 import os
 
 import pytest
@@ -102,27 +103,27 @@ def api_client(client):
     return ApiClient
 
 
-@pytest.fixture
-def celery_worker(transactional_db, settings):
-    """A real `celery worker` process on Redis, against the test database.
-
-    The test process sends to the same Redis (on a queue private to this test) instead of
-    running tasks eagerly. Needs `@pytest.mark.redis` and a transactional database, so the
-    worker sees committed rows.
-    """
+def start_celery_worker(redis_url: str, queue: str, env: dict | None = None):
+    """Starts a real `celery worker` process (solo pool) consuming `queue` on `redis_url`
+    and waits until it answers a ping. The caller terminates it."""
     import subprocess
     import sys
+    import tempfile
     import time
-    import uuid
     from pathlib import Path
 
     from config.celery import app
     from tests.reviews.test_commands import subprocess_env
 
-    redis_url = os.environ["TEST_REDIS_URL"]
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {**subprocess_env(), "REDIS_URL": redis_url, "CELERY_TASK_ALWAYS_EAGER": "0"}
-    root = Path(__file__).resolve().parent.parent
+    full_env = {
+        **subprocess_env(),
+        "REDIS_URL": redis_url,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        # What the worker itself sends (the outbox sweep, retries) stays on its queue.
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        **(env or {}),
+    }
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by stop_celery_worker)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -141,39 +142,82 @@ def celery_worker(transactional_db, settings):
             "--without-gossip",
             "--without-mingle",
             "-n",
-            f"{queue}@%h",
+            f"{queue}-{time.monotonic_ns()}@%h",
             "--loglevel",
             "INFO",
         ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+        env=full_env,
+        # A file, not a pipe: nobody reads a pipe while the test runs, and a full one
+        # (64 KiB of log) would stop the worker mid-task.
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
+    worker.log_file = log
+    deadline = time.monotonic() + 60  # a busy 2-core machine can take that long to boot it
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=0.5) or []
+        if any(queue in name for reply in replies for name in reply):
+            return worker
+        if worker.poll() is not None:
+            raise RuntimeError(f"celery worker exited: {_log_text(worker)}")
+    worker.kill()
+    raise RuntimeError(f"celery worker did not answer within 60 s: {_log_text(worker)}")
+
+
+def _log_text(worker) -> str:
+    worker.log_file.seek(0)
+    return worker.log_file.read()
+
+
+def stop_celery_worker(worker) -> str:
+    """Terminates a worker started by `start_celery_worker`; returns its log."""
+    import subprocess
+
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+    text = _log_text(worker)
+    worker.log_file.close()
+    return text
+
+
+@contextlib.contextmanager
+def celery_sends_to(redis_url: str, queue: str):
+    """This process sends tasks to `queue` on `redis_url` (not eagerly) inside the block."""
+    from config.celery import app
+
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
     app.conf.update(broker_url=redis_url, task_always_eager=False, task_default_queue=queue)
     _drop_celery_pools(app)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=0.5):
-                break
-            if worker.poll() is not None:
-                raise RuntimeError(f"celery worker exited: {worker.stdout.read()}")
-        else:
-            raise RuntimeError("celery worker did not answer within 30 s")
-        yield worker
+        yield
     finally:
-        worker.terminate()
-        try:
-            output, _ = worker.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output, _ = worker.communicate()
         app.conf.update(saved)
         _drop_celery_pools(app)
-        worker.log = output
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings):
+    """A real `celery worker` process on Redis, against the test database.
+
+    The test process sends to the same Redis (on a queue private to this test) instead of
+    running tasks eagerly. Needs `@pytest.mark.redis` and a transactional database, so the
+    worker sees committed rows.
+    """
+    import uuid
+
+    redis_url = os.environ["TEST_REDIS_URL"]
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    with celery_sends_to(redis_url, queue):
+        worker = start_celery_worker(redis_url, queue)
+        try:
+            yield worker
+        finally:
+            worker.log = stop_celery_worker(worker)
 
 
 def _drop_celery_pools(app) -> None:

@@ -82,6 +82,7 @@ def slow_worker(slow_builds, worker):
     return worker
 
 
+@pytest.mark.faults
 @pytest.mark.redis
 @pytest.mark.celery_worker
 def test_it_recovers_a_build_whose_worker_was_killed(
@@ -115,10 +116,51 @@ def test_it_recovers_a_build_whose_worker_was_killed(
     assert ExportBatch.objects.get(pk=batch.pk).status == Status.QUEUED
     assert not list(tmp.glob("*.part"))  # ... and deletes the dead build's partial file.
 
-    # The next worker (here: this process) builds it whole: the same bytes as a clean build.
-    assert tasks.build_batch(batch.pk) == Status.READY
+    # The sweep sent the build again (through the outbox): the next worker builds it whole,
+    # the same bytes as a clean build.
+    from config.celery import app
+    from tests.conftest import start_celery_worker, stop_celery_worker
+
+    queue = app.conf.task_default_queue
+    second = start_celery_worker(app.conf.broker_url, queue)
+    try:
+        wait_for(
+            lambda: ExportBatch.objects.get(pk=batch.pk).status == Status.READY,
+            timeout=60,
+            interval=0.5,
+        )
+    finally:
+        log = stop_celery_worker(second)
+    assert "retraining.tasks.build_batch" in log  # built by the second worker
     rebuilt = ExportBatch.objects.get(pk=batch.pk)
     clean = services.batch_request(agent=agent, format="jsonl", actor=ml, enqueue=False)
     services.batch_build(batch_id=clean.pk)
     assert rebuilt.row_count == 12 and rebuilt.attempts == 2
     assert rebuilt.sha256 == ExportBatch.objects.get(pk=clean.pk).sha256
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_requested_while_redis_is_down_is_built_once_the_sweep_runs(agent, decide, ml):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reviews import outbox
+    from reviews.models import OutboxMessage
+    from tests.conftest import celery_sends_to
+
+    decide(agent, "Q", "A")
+    outbox._Breaker.reset()
+    with celery_sends_to("redis://127.0.0.1:1/0", "unused"):  # nothing listens there
+        batch = services.batch_request(agent=agent, format="jsonl", actor=ml)
+    outbox._Breaker.reset()
+
+    # The request succeeded; the build waits in the outbox, not lost with the message.
+    assert ExportBatch.objects.get(pk=batch.pk).status == Status.QUEUED
+    message = OutboxMessage.objects.get()
+    assert (message.task, message.args) == ("retraining.tasks.build_batch", [batch.pk])
+
+    # The broker is back (here: the in-process embedded mode): the sweep sends it.
+    OutboxMessage.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert outbox.outbox_sweep() == {"sent": 1, "kept": 0}
+    assert ExportBatch.objects.get(pk=batch.pk).status == Status.READY

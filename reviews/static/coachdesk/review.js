@@ -269,6 +269,8 @@
     var status = e.detail.xhr ? e.detail.xhr.status : 0;
     showToast(status === 404
       ? "This item is no longer available to you. Your text is still on the page."
+      : status === 503
+      ? "Coachdesk lost its database connection for a moment; nothing was saved. Your text is still on the page: send it again."
       : "Something went wrong (" + status + "). Your text is still on the page; try again.");
   });
 
