@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench bench-smoke clean
+.PHONY: run test install lint bench bench-smoke bench-load clean
 
 install: $(STAMP)
 
@@ -50,6 +50,11 @@ bench-smoke: install
 	$(PY) bench/console.py --n 20000 --pending 4000 --assign 1000 --rounds 3
 	$(PY) bench/kpis.py --n 3000 --days 7
 	$(PY) bench/export.py --n 2000
+
+# Load test (issue 7): 50 reviewers on the real pages + 500 interactions/s for 120 s against
+# gunicorn, PostgreSQL, Redis and Celery (database coachdesk_load, Redis DB 7); ARGS to resize.
+bench-load: install
+	$(PY) bench/load.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media .pytest_cache
