@@ -170,7 +170,6 @@ STORAGES = {
 INGEST_MAX_ITEMS_PER_REQUEST = env_int("INGEST_MAX_ITEMS_PER_REQUEST", 5000)
 INGEST_MAX_TEXT_CHARS = env_int("INGEST_MAX_TEXT_CHARS", 20_000)
 INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 5000)
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024)
 
 # --- Production hardening (DEBUG off) -------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -290,3 +289,29 @@ CELERY_BEAT_SCHEDULE["kpis.deliver-due-alerts"] = {
     "task": "kpis.tasks.deliver_due_alerts",
     "schedule": 60.0,
 }
+
+# --- Request limits (issue 7) ---------------------------------------------------------------
+# Bodies are refused from their Content-Length before they are read (config/limits.py): the
+# bulk ingest endpoints take up to INGEST_MAX_BODY_BYTES (5,000 items), everything else
+# MAX_BODY_BYTES (the largest page form, a policy with long guidelines or a correction, is
+# far below it; bulk console actions post at most a page of ids).
+MAX_BODY_BYTES = env_int("MAX_BODY_BYTES", 1024 * 1024)
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024)
+if MAX_BODY_BYTES < 1024 or INGEST_MAX_BODY_BYTES < MAX_BODY_BYTES:
+    raise ImproperlyConfigured(
+        "MAX_BODY_BYTES must be at least 1024 and INGEST_MAX_BODY_BYTES at least MAX_BODY_BYTES"
+    )
+# Django's own cap when a body is read: the largest body any path accepts. It also bounds a
+# body without Content-Length under ASGI (spooled first); under WSGI such a body is refused.
+DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES
+# JSON bodies of the API: nesting depth (the root array or object is level 1) and the
+# longest string or key; field limits (INGEST_MAX_TEXT_CHARS, ...) are checked per field.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+JSON_MAX_STRING_CHARS = env_int("JSON_MAX_STRING_CHARS", 1024 * 1024)
+# Requests per minute per API token on POST /api/v1/interactions and /feedback (fixed
+# window in the cache; fails open while the cache is down). 0 turns the limit off.
+INGEST_RATE_LIMIT_PER_MINUTE = env_int("INGEST_RATE_LIMIT_PER_MINUTE", 1200)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "config.limits.RequestSizeLimitMiddleware",
+)

@@ -8,16 +8,13 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 
+from config.limits import error_responses
 from kpis import selectors
 from kpis.definitions import KPIS
 from reviews.models import Agent, Role
 from reviews.permissions import RoleBearer
 
 router = Router(tags=["kpis"])
-
-
-class Problem(Schema):
-    detail: str
 
 
 class KpiRows(Schema):
@@ -37,7 +34,7 @@ _DESCRIPTION = (
 @router.get(
     "/kpis",
     auth=RoleBearer(Role.ADMIN, Role.ML),
-    response={200: KpiRows, 400: Problem, 404: Problem},
+    response={200: KpiRows, **error_responses(400, 401, 403, 404)},
     summary="Daily KPIs of an agent",
     description=_DESCRIPTION,
 )

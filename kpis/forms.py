@@ -36,9 +36,15 @@ class KpiFilterForm(forms.Form):
         days = data.get("days") or DEFAULT_RANGE
         start, end = data.get("start"), data.get("end")
         end = end or self.today
+        if end > date.max - timedelta(days=2):  # queries run to the day after `end`
+            raise forms.ValidationError("The range ends too late.")
+        if start is None and (end - date.min).days < days - 1:
+            raise forms.ValidationError("The range starts too early.")
         start = start or end - timedelta(days=days - 1)
         if start > end:
             raise forms.ValidationError("The start of the range is after its end.")
+        if (start - date.min).days < (end - start).days + 1:  # the period before it is shown too
+            raise forms.ValidationError("The range starts too early.")
         if (end - start).days + 1 > settings.KPI_MAX_RANGE_DAYS:
             raise forms.ValidationError(
                 f"The range is longer than {settings.KPI_MAX_RANGE_DAYS} days."

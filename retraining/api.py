@@ -7,7 +7,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
+from config.limits import error_responses
 from retraining import selectors, services
+from retraining.formats import FEEDBACK_WRITERS, PAIR_WRITERS
 from retraining.models import ExportBatch
 from retraining.views import file_response
 from reviews.models import Role
@@ -19,7 +21,7 @@ export_auth = RoleBearer(Role.ML, Role.ADMIN)
 
 class ExportIn(Schema):
     agent: str = Field(description="Agent slug.")
-    format: str = Field(description="jsonl, openai, preference, csv or parquet.")
+    format: ExportBatch.Format = Field(description="jsonl, openai, preference, csv or parquet.")
     new_only: bool = Field(False, description="Only pairs held by no earlier batch.")
     filters: dict[str, Any] | None = Field(
         None,
@@ -30,7 +32,9 @@ class ExportIn(Schema):
             "date_from, date_to, kinds (default [clicked, skipped])."
         ),
     )
-    dataset: str = Field("pairs", description="pairs (default) or feedback (csv / parquet).")
+    dataset: ExportBatch.Dataset = Field(
+        ExportBatch.Dataset.PAIRS, description="pairs (default) or feedback (csv / parquet)."
+    )
 
 
 class ExportCreated(Schema):
@@ -67,11 +71,6 @@ class ExportList(Schema):
 
 class TrainedIn(Schema):
     agent_version: str
-
-
-class Problem(Schema):
-    detail: str
-    errors: dict[str, str] | None = None
 
 
 def _out(batch: ExportBatch) -> dict[str, Any]:
@@ -115,7 +114,7 @@ NOT_FOUND = {"detail": "no such batch"}
 @router.post(
     "/exports",
     auth=export_auth,
-    response={202: ExportCreated, 400: Problem},
+    response={202: ExportCreated, **error_responses(400, 401, 403, 413)},
     summary="Request a retraining batch (built in the background)",
 )
 def post_export(request: HttpRequest, body: ExportIn):
@@ -138,11 +137,16 @@ def post_export(request: HttpRequest, body: ExportIn):
     return Status(202, {"id": batch.pk, "status": batch.status})
 
 
-@router.get("/exports", auth=export_auth, response=ExportList, summary="Recent batches")
+@router.get(
+    "/exports",
+    auth=export_auth,
+    response={200: ExportList, **error_responses(400, 401, 403)},
+    summary="Recent batches",
+)
 def list_exports(
     request: HttpRequest,
     agent: str | None = Query(None),
-    status: str | None = Query(None),
+    status: ExportBatch.Status | None = None,
     limit: int = Query(50, ge=1, le=500),
 ):
     batches = selectors.batches_recent(agent_slug=agent, status=status, limit=limit)
@@ -152,7 +156,7 @@ def list_exports(
 @router.get(
     "/exports/{batch_id}",
     auth=export_auth,
-    response={200: ExportOut, 404: Problem},
+    response={200: ExportOut, **error_responses(400, 401, 403, 404)},
     url_name="export_detail",
     summary="A batch: status, progress, counts, sha256, manifest",
 )
@@ -164,7 +168,7 @@ def get_export(request: HttpRequest, batch_id: int):
 @router.get(
     "/exports/{batch_id}/download",
     auth=export_auth,
-    response={200: None, 404: Problem, 409: Problem},
+    response={200: None, **error_responses(400, 401, 403, 404, 409)},
     url_name="export_download",
     summary="Download a ready batch's file (streamed)",
     openapi_extra={
@@ -172,7 +176,11 @@ def get_export(request: HttpRequest, batch_id: int):
             200: {
                 "description": "The file. `X-Content-SHA256` carries its sha256, "
                 "`Content-Length` its size.",
-                "content": {"application/octet-stream": {}},
+                # The writers' media types (jsonl, csv, parquet), so clients can check them.
+                "content": {
+                    writer.content_type.split(";")[0]: {}
+                    for writer in (*PAIR_WRITERS.values(), *FEEDBACK_WRITERS.values())
+                },
             }
         }
     },
@@ -190,7 +198,7 @@ def download_export(request: HttpRequest, batch_id: int):
 @router.post(
     "/exports/{batch_id}/trained",
     auth=export_auth,
-    response={200: ExportOut, 404: Problem, 409: Problem, 400: Problem},
+    response={200: ExportOut, **error_responses(400, 401, 403, 404, 409, 413)},
     summary='Mark a ready batch as "used to train agent version X"',
 )
 def post_trained(request: HttpRequest, batch_id: int, body: TrainedIn):

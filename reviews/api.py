@@ -8,6 +8,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 
+from config.limits import JsonRejected, TokenRateThrottle, check_shape, error_responses
 from reviews.ingest import IngestResult, feedback_ingest, interactions_ingest
 from reviews.models import Role
 from reviews.permissions import RoleBearer
@@ -15,6 +16,8 @@ from reviews.readers import parse_record
 
 router = Router(tags=["ingest"])
 ingest_auth = RoleBearer(Role.AGENT, Role.ADMIN)
+# Per API token (INGEST_RATE_LIMIT_PER_MINUTE): one runaway pipeline cannot starve the rest.
+ingest_throttle = TokenRateThrottle("INGEST_RATE_LIMIT_PER_MINUTE", scope="ingest")
 
 
 class ItemError(Schema):
@@ -29,8 +32,7 @@ class IngestOut(Schema):
     errors: list[ItemError]
 
 
-class Problem(Schema):
-    detail: str
+INGEST_RESPONSES = {200: IngestOut, **error_responses(400, 401, 403, 413, 429)}
 
 
 _INTERACTION_SCHEMA = {
@@ -130,6 +132,10 @@ def _ingest(request: HttpRequest, ingest) -> HttpResponse:
         return _json(
             413, {"detail": f"{len(items):,} items in one request; the limit is {limit:,}"}
         )
+    try:
+        check_shape(items, root="items", raw=body)
+    except JsonRejected as exc:
+        return _json(400, {"detail": str(exc)})
     result: IngestResult = ingest(enumerate(items), actor_id=request.user.pk, source="api")
     return _json(
         200,
@@ -146,24 +152,27 @@ def _ingest(request: HttpRequest, ingest) -> HttpResponse:
 @router.post(
     "/interactions",
     auth=ingest_auth,
-    response={200: IngestOut, 400: Problem, 413: Problem},
+    throttle=[ingest_throttle],
+    response=INGEST_RESPONSES,
     openapi_extra=_array_body(_INTERACTION_SCHEMA),
     summary="Ingest interactions (idempotent by agent + external_id)",
 )
 def post_interactions(request: HttpRequest):
     """Stores up to 5,000 interactions; valid items are stored even when others fail, and
-    each error names the item's index, the field and what is wrong."""
+    each error names the item's index, the field and what is wrong. A body over the size
+    limit is 413; past the per-token rate limit the answer is 429 with `Retry-After`."""
     return _ingest(request, interactions_ingest)
 
 
 @router.post(
     "/feedback",
     auth=ingest_auth,
-    response={200: IngestOut, 400: Problem, 413: Problem},
+    throttle=[ingest_throttle],
+    response=INGEST_RESPONSES,
     openapi_extra=_array_body(_FEEDBACK_SCHEMA),
     summary="Ingest feedback events",
 )
 def post_feedback(request: HttpRequest):
     """Stores feedback events on known interactions; `thumbs_down` and `escalated` queue the
-    interaction for review."""
+    interaction for review. Same limits as `POST /interactions` (413, 429)."""
     return _ingest(request, feedback_ingest)

@@ -2,8 +2,9 @@
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
+from config.limits import error_responses
 from reviews import assignment, workload
 from reviews.models import Agent, ReviewItem, Role
 from reviews.permissions import RoleBearer
@@ -12,37 +13,31 @@ from reviews.selectors import item_payload
 router = Router(tags=["admin"])
 admin_auth = RoleBearer(Role.ADMIN)
 MAX_LIMIT = 500
+MAX_OFFSET = 2**31 - 1  # PostgreSQL takes a bigint OFFSET; past this there is nothing to see
 
 
 class ItemsQuery(Schema):
-    status: str | None = None
+    status: ReviewItem.Status | None = None
     agent: str | None = None
     assigned_to: str | None = None
     domain: str | None = None
-    limit: int = 100
-    offset: int = 0
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class AssignIn(Schema):
     username: str
 
 
-class Problem(Schema):
-    detail: str
-
-
 @router.get(
-    "/items", auth=admin_auth, response={200: dict, 400: Problem}, summary="Browse review items"
+    "/items",
+    auth=admin_auth,
+    response={200: dict, **error_responses(400, 401, 403)},
+    summary="Browse review items",
 )
 def list_items(request: HttpRequest, filters: Query[ItemsQuery]):
     """Review items by status, agent, assignee and domain (default: open items), in queue
     order. Paginated with `limit` (at most 500) and `offset`; `count` is capped at 10,000."""
-    if filters.status and filters.status not in ReviewItem.Status.values:
-        return Status(
-            400, {"detail": f"status must be one of {', '.join(ReviewItem.Status.values)}"}
-        )
-    if not 1 <= filters.limit <= MAX_LIMIT or filters.offset < 0:
-        return Status(400, {"detail": f"limit must be 1..{MAX_LIMIT} and offset >= 0"})
     agent_id = None
     if filters.agent:
         agent_id = Agent.objects.filter(slug=filters.agent).values_list("pk", flat=True).first()
@@ -73,7 +68,7 @@ def list_items(request: HttpRequest, filters: Query[ItemsQuery]):
 @router.post(
     "/items/{item_id}/assign",
     auth=admin_auth,
-    response={200: dict, 400: Problem, 404: Problem, 409: Problem},
+    response={200: dict, **error_responses(400, 401, 403, 404, 409, 413)},
     summary="Assign an item to a reviewer",
 )
 def assign_item(request: HttpRequest, item_id: int, body: AssignIn):

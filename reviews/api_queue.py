@@ -5,11 +5,12 @@ Same services as the pages: `item_claim`, `decision_validate`, `review_submit`.
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
+from config.limits import error_responses
 from reviews import selectors, services
-from reviews.models import Agent, Role
+from reviews.models import Agent, Review, Role
 from reviews.permissions import RoleBearer
 
 router = Router(tags=["review"])
@@ -22,12 +23,14 @@ class ClaimIn(Schema):
 
 
 class DecisionIn(Schema):
-    verdict: str
+    verdict: Review.Verdict
     corrected_output: str | None = None
     error_category: str | None = None
     notes: str | None = None
-    seconds_spent: int | None = None
-    version: int | None = None
+    seconds_spent: int | None = Field(None, ge=0, le=86_400)
+    version: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="The item version read; stale answers 409."
+    )
 
 
 class DecisionOut(Schema):
@@ -35,19 +38,10 @@ class DecisionOut(Schema):
     status: str
 
 
-class FieldErrors(Schema):
-    detail: str
-    errors: dict[str, str]
-
-
-class Problem(Schema):
-    detail: str
-
-
 @router.post(
     "/queue/claim",
     auth=reviewer_auth,
-    response={200: dict, 204: None, 400: Problem},
+    response={200: dict, 204: None, **error_responses(400, 401, 403, 413)},
     summary="Claim the next item of my queue",
 )
 def claim(request: HttpRequest, body: ClaimIn | None = None):
@@ -76,7 +70,7 @@ def claim(request: HttpRequest, body: ClaimIn | None = None):
 @router.post(
     "/items/{item_id}/decision",
     auth=reviewer_auth,
-    response={200: DecisionOut, 400: FieldErrors, 404: Problem, 409: Problem},
+    response={200: DecisionOut, **error_responses(400, 401, 403, 404, 409, 413)},
     summary="Decide an item I hold",
 )
 def decision(request: HttpRequest, item_id: int, body: DecisionIn):
@@ -109,7 +103,7 @@ def decision(request: HttpRequest, item_id: int, body: DecisionIn):
 @router.post(
     "/items/{item_id}/lease",
     auth=reviewer_auth,
-    response={200: dict, 409: Problem},
+    response={200: dict, **error_responses(400, 401, 403, 409, 413)},
     summary="Renew my lease on an item",
 )
 def renew(request: HttpRequest, item_id: int):

@@ -66,7 +66,7 @@ class _DecisionFields(forms.Form):
     def clean_seconds_spent(self) -> int | None:
         try:
             seconds = int(float(self.cleaned_data.get("seconds_spent") or ""))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: "inf", "1e309"
             return None
         return min(max(seconds, 0), MAX_SECONDS)
 

@@ -114,7 +114,12 @@ def parse_timestamp(value: Any, name: str, errors: FieldErrors) -> datetime | No
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59, which Python accepts.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        errors.append((name, f"is out of range: {value[:40]!r}"))
+        return None
 
 
 def _slug(obj: dict, name: str, errors: FieldErrors) -> str:
@@ -152,7 +157,7 @@ def _context(value: Any, errors: FieldErrors, limit: int) -> list:
             )
             return []
         role, content = turn.get("role"), turn.get("content")
-        if role not in CONTEXT_ROLES:
+        if not isinstance(role, str) or role not in CONTEXT_ROLES:  # a dict is unhashable
             errors.append(
                 (
                     f"{where}.role",
@@ -173,6 +178,14 @@ def _context(value: Any, errors: FieldErrors, limit: int) -> list:
                 (f"{where}.content", "contains a NUL character (\\u0000), which cannot be stored")
             )
             return []
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # another field of a turn nested too deeply, a huge integer
+        errors.append(("context", "must be plain JSON (finite numbers, UTF-8 strings)"))
+        return []
+    if b"\\u0000" in encoded:  # in another key or field of a turn (jsonb refuses it)
+        errors.append(("context", "contains a NUL character (\\u0000), which cannot be stored"))
+        return []
     return value
 
 
@@ -254,7 +267,7 @@ def validate_feedback(obj: Any) -> tuple[dict | None, FieldErrors]:
     kind: str = obj.get("kind") or ""
     if not kind:
         errors.append(("kind", "is required"))
-    elif kind not in FEEDBACK_KINDS:
+    elif not isinstance(kind, str) or kind not in FEEDBACK_KINDS:  # a list is unhashable
         errors.append(
             ("kind", f"must be one of {', '.join(sorted(FEEDBACK_KINDS))}, got {str(kind)[:40]!r}")
         )

@@ -200,6 +200,20 @@ def celery_sends_to(redis_url: str, queue: str):
         _drop_celery_pools(app)
 
 
+@contextlib.contextmanager
+def celery_eager():
+    """Tasks sent inside the block run in this process (the embedded mode of `make run`),
+    whatever an earlier test left in the Celery app's configuration."""
+    from config.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = saved
+
+
 @pytest.fixture
 def celery_worker(transactional_db, settings):
     """A real `celery worker` process on Redis, against the test database.

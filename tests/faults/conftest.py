@@ -83,8 +83,7 @@ def private_worker(transactional_db, private_redis, settings):
     """This process sends to `private_redis`; a real worker consumes from it. The Django
     cache and broker settings point at it too, so /healthz and the rate limiter see it."""
     queue = f"faults-{uuid.uuid4().hex[:8]}"
-    settings.REDIS_URL = private_redis.url
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.REDIS_URL = private_redis.url  # what /healthz checks
     with celery_sends_to(private_redis.url, queue):
         worker = start_celery_worker(private_redis.url, queue, {"OUTBOX_GRACE_SECONDS": "1"})
         worker.queue = queue

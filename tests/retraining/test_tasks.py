@@ -147,7 +147,7 @@ def test_a_batch_requested_while_redis_is_down_is_built_once_the_sweep_runs(agen
 
     from reviews import outbox
     from reviews.models import OutboxMessage
-    from tests.conftest import celery_sends_to
+    from tests.conftest import celery_eager, celery_sends_to
 
     decide(agent, "Q", "A")
     outbox._Breaker.reset()
@@ -162,5 +162,6 @@ def test_a_batch_requested_while_redis_is_down_is_built_once_the_sweep_runs(agen
 
     # The broker is back (here: the in-process embedded mode): the sweep sends it.
     OutboxMessage.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
-    assert outbox.outbox_sweep() == {"sent": 1, "kept": 0}
+    with celery_eager():
+        assert outbox.outbox_sweep() == {"sent": 1, "kept": 0}
     assert ExportBatch.objects.get(pk=batch.pk).status == Status.READY

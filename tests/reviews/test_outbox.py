@@ -13,7 +13,7 @@ from django.utils import timezone
 from reviews import assignment, outbox
 from reviews.ingest import interactions_ingest
 from reviews.models import OutboxMessage, ReviewerProfile, ReviewItem
-from tests.conftest import celery_sends_to
+from tests.conftest import celery_eager, celery_sends_to
 from tests.factories import AgentFactory, ReviewItemFactory, UserFactory
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -105,7 +105,7 @@ def test_embedded_mode_runs_the_work_in_process_and_forgets_the_message(transact
     AgentFactory(slug="support-bot", domain="support", auto_assign=True)
     reviewer = UserFactory(username="rita", roles=["reviewer"], domains=["support"])
     item = ReviewItemFactory(interaction__agent__slug="support-bot")
-    with transaction.atomic():  # tests run eagerly (no broker): like `make run`
+    with celery_eager(), transaction.atomic():  # no broker: like `make run`
         outbox.outbox_enqueue("reviews.tasks.items_autoassign")
     assert not OutboxMessage.objects.exists()
     assert ReviewItem.objects.get(pk=item.pk).assigned_to == reviewer

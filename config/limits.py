@@ -1,0 +1,348 @@
+"""Limits on what a client may send, and the API's one error body.
+
+- `RequestSizeLimitMiddleware`: a body larger than its path allows is refused (413) from the
+  Content-Length header, before a byte of it is read.
+- `load_json` / `LimitedJsonParser`: JSON bodies nested too deeply or holding a huge string
+  are refused (400) with the path of the offending value, e.g. `items[3].metadata.a.b`.
+- `TokenRateThrottle`: N requests per minute per API token (a fixed window in the cache);
+  it fails open when the cache is down, so ingest keeps working through a Redis outage.
+- `ErrorOut` / `error_responses`: every API error is `{"detail": ..., "errors"?: {...}}`.
+"""
+
+import hashlib
+import logging
+import math
+import time
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.cache import caches
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.datastructures import MultiValueDict
+from ninja import Schema
+from ninja.errors import HttpError
+from ninja.parser import Parser
+from ninja.throttling import BaseThrottle
+
+log = logging.getLogger(__name__)
+
+# The bulk ingest endpoints (DESIGN.md: up to 5,000 items a request) get the larger limit.
+INGEST_PATHS = frozenset({"/api/v1/interactions", "/api/v1/feedback"})
+_WARN_EVERY = 60.0
+
+
+# --- The API's error body ------------------------------------------------------------------
+
+
+class ErrorOut(Schema):
+    """Every error of the API. `errors` maps a field (dotted path) to what is wrong with it."""
+
+    detail: str
+    errors: dict[str, str] | None = None
+
+
+def error_responses(*codes: int) -> dict[int, type[ErrorOut]]:
+    """`response={200: Out, **error_responses(400, 401, 403)}` in a route decorator."""
+    return dict.fromkeys(codes, ErrorOut)
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def _refuse(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+    if is_api(request):
+        return HttpResponse(
+            orjson.dumps({"detail": detail}), status=status, content_type="application/json"
+        )
+    title = {400: "Bad request", 411: "Length required", 413: "Request too large"}[status]
+    html = f"<!doctype html>\n<title>{title}</title>\n<h1>{title}</h1>\n<p>{detail}</p>\n"
+    return HttpResponse(html, status=status, content_type="text/html; charset=utf-8")
+
+
+# --- Body size ------------------------------------------------------------------------------
+
+
+def body_limit(path: str) -> int:
+    """The largest body, in bytes, a request to `path` may send."""
+    if path.rstrip("/") in INGEST_PATHS:
+        return settings.INGEST_MAX_BODY_BYTES
+    return settings.MAX_BODY_BYTES
+
+
+class RequestSizeLimitMiddleware:
+    """Refuses a body larger than its path allows (413) from its Content-Length alone.
+
+    A malformed Content-Length is a 400. A chunked body without Content-Length is a 411 under
+    WSGI: Django reads no bytes of such a body (it would look empty, and a JSON body would
+    then be reported as invalid, which misleads). Under ASGI Django spools it and applies
+    DATA_UPLOAD_MAX_MEMORY_SIZE when the body is read.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        refused = self.check(request)
+        return refused if refused is not None else self.get_response(request)
+
+    def check(self, request: HttpRequest) -> HttpResponse | None:
+        if _has_nul(request.META.get("QUERY_STRING", "")):
+            return _refuse(request, 400, "the query string contains a NUL character (%00)")
+        raw = request.META.get("CONTENT_LENGTH")
+        if raw in (None, ""):
+            chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+            if chunked and isinstance(request, WSGIRequest):
+                return _refuse(
+                    request, 411, "send the body with a Content-Length header (not chunked)"
+                )
+            return None
+        text = str(raw).strip()
+        if not text.isascii() or not text.isdigit():
+            return _refuse(request, 400, "the Content-Length header is not a number of bytes")
+        limit = body_limit(request.path_info)
+        size = int(text)
+        if size > limit:
+            return _refuse(
+                request, 413, f"the body is {size:,} bytes; the limit here is {limit:,} bytes"
+            )
+        if size and not is_api(request) and _is_form(request) and _has_nul(request.body):
+            # Pages hand form values to the ORM, and PostgreSQL cannot store NUL in text.
+            return _refuse(request, 400, "the form contains a NUL character (%00)")
+        return None
+
+
+def _has_nul(raw: str | bytes) -> bool:
+    """NUL, raw or percent-encoded: PostgreSQL text cannot hold it, so no form value or query
+    parameter may carry one (JSON bodies are checked by their parser)."""
+    if isinstance(raw, bytes):
+        return b"\x00" in raw or b"%00" in raw
+    return "\x00" in raw or "%00" in raw
+
+
+def _is_form(request: HttpRequest) -> bool:
+    # Multipart bodies may carry binary files, where NUL is legitimate (Django's form fields
+    # refuse NUL in their text values themselves).
+    return request.content_type == "application/x-www-form-urlencoded"
+
+
+# --- JSON shape -----------------------------------------------------------------------------
+
+
+class JsonRejected(ValueError):
+    """A JSON body that is malformed, nested too deeply or holds too long a string."""
+
+
+def _path(parts: tuple) -> str:
+    out = []
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        else:
+            out.append(f".{part}" if out else str(part))
+    return "".join(out)
+
+
+def check_shape(
+    value: Any, *, root: str, refuse_nul: bool = False, raw: bytes | None = None
+) -> None:
+    """Raises JsonRejected naming the first value nested deeper than JSON_MAX_DEPTH (the
+    root array or object is level 1), the first string (or key) longer than
+    JSON_MAX_STRING_CHARS and, with `refuse_nul`, the first string holding a NUL character
+    (PostgreSQL cannot store it). `raw` is the JSON text `value` was decoded from, if known.
+
+    Fast: a value whose JSON text is short enough and has few enough brackets cannot break a
+    limit, and that is checked on the text in C (orjson, bytes.count). Only a value that
+    might break one is walked, iteratively (no recursion limit), to name the offending path.
+    On a bulk ingest body that is one short text per item instead of a walk of every value.
+    """
+    if raw is not None and _fits(raw, 1, refuse_nul):
+        return
+    if type(value) is str:
+        _walk(value, root, 1, refuse_nul)
+        return
+    if type(value) not in (dict, list):
+        return
+    if type(value) is dict:
+        _check_keys(value, (root,), refuse_nul)
+    pairs = value.items() if type(value) is dict else enumerate(value)
+    for key, child in pairs:
+        kind = type(child)
+        if kind is str:
+            if len(child) > settings.JSON_MAX_STRING_CHARS or refuse_nul:
+                _walk(child, root, 1, refuse_nul, (root, key))
+        elif kind is dict or kind is list:
+            try:
+                text = orjson.dumps(child)
+            except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
+                text = None
+            if text is None or not _fits(text, 2, refuse_nul):
+                _walk(child, root, 2, refuse_nul, (root, key))
+
+
+def _fits(text: bytes, level: int, refuse_nul: bool) -> bool:
+    """True when the JSON `text` of a value at `level` cannot break a limit: no string in it
+    is longer than the text (a character is at least one byte), and it cannot nest deeper
+    than it has opening brackets (brackets inside strings only make this stricter)."""
+    if len(text) > settings.JSON_MAX_STRING_CHARS:
+        return False
+    if level - 1 + text.count(b"{") + text.count(b"[") > settings.JSON_MAX_DEPTH:
+        return False
+    return not (refuse_nul and b"\\u0000" in text)
+
+
+def _check_keys(node: dict, parts: tuple, refuse_nul: bool) -> None:
+    for key in node:
+        if problem := _bad_string(key, "a key", refuse_nul):
+            raise JsonRejected(f"{_path(parts)}: {problem}")
+
+
+def _bad_string(text: str, what: str, refuse_nul: bool) -> str | None:
+    limit = settings.JSON_MAX_STRING_CHARS
+    if len(text) > limit:
+        return f"{what} longer than {limit:,} characters"
+    if refuse_nul and "\x00" in text:
+        return f"{what} with a NUL character (\\u0000), which cannot be stored"
+    return None
+
+
+def _walk(value: Any, root: str, level: int, refuse_nul: bool, parts: tuple | None = None) -> None:
+    """The exact check of one value at `level`, raising JsonRejected with its path."""
+    parts = parts or (root,)
+    max_depth = settings.JSON_MAX_DEPTH
+    if type(value) is str:
+        if problem := _bad_string(value, "a string", refuse_nul):
+            raise JsonRejected(f"{_path(parts)}: {problem}")
+        return
+    stack: list[tuple[Any, int, tuple]] = [(value, level, parts)]
+    while stack:
+        node, depth, where = stack.pop()
+        if depth > max_depth:
+            raise JsonRejected(f"{_path(where)}: nested deeper than {max_depth} levels")
+        if type(node) is dict:
+            _check_keys(node, where, refuse_nul)
+            pairs: Any = node.items()
+        else:
+            pairs = enumerate(node)
+        for key, child in pairs:
+            kind = type(child)
+            if kind is str:
+                if problem := _bad_string(child, "a string", refuse_nul):
+                    raise JsonRejected(f"{_path((*where, key))}: {problem}")
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1, (*where, key)))
+
+
+def load_json(raw: bytes, *, root: str = "body", refuse_nul: bool = True) -> Any:
+    """Decodes a JSON body strictly (no NaN / Infinity, valid UTF-8; orjson reads integers
+    beyond 64 bits as floats) and checks its shape; raises JsonRejected with a message a
+    person can act on."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+        if "depth limit" in message or "recursion limit" in message:  # orjson: 1024 levels
+            raise JsonRejected(
+                f"{root}: nested deeper than {settings.JSON_MAX_DEPTH} levels"
+            ) from None
+        raise JsonRejected(f"{root} is not valid JSON: {message}") from None
+    check_shape(value, root=root, refuse_nul=refuse_nul, raw=raw)
+    return value
+
+
+class LimitedJsonParser(Parser):
+    """The API's body parser: `load_json` instead of `json.loads` (which accepts NaN, which
+    PostgreSQL's JSON refuses, and raises RecursionError on deep input).
+
+    Every body ninja parses for us is an object (the bulk ingest bodies are arrays, but those
+    endpoints read their body themselves): anything else is refused here, because ninja
+    would otherwise read e.g. `[1, 2]` as "no body" for an optional body parameter."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        value = load_json(request.body)
+        if not isinstance(value, dict):
+            raise JsonRejected(f"body must be a JSON object, got {_json_type(value)}")
+        return value
+
+    def parse_querydict(
+        self, data: MultiValueDict, list_fields: list[str], request: HttpRequest
+    ) -> dict[str, Any]:
+        """A parameter that takes one value and is given several is refused (Django would
+        silently keep the last one)."""
+        for key, values in data.lists():
+            if key not in list_fields and len(values) > 1:
+                raise HttpError(400, f"query parameter {key!r} is given {len(values)} times")
+        return super().parse_querydict(data, list_fields, request)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
+
+
+# --- Rate limit -----------------------------------------------------------------------------
+
+
+class TokenRateThrottle(BaseThrottle):
+    """At most `settings.<setting>` requests per minute per API token, counted in a fixed
+    one-minute window in the default cache (Redis in production, shared by every process).
+
+    Runs after authentication, so only valid tokens are counted. When the cache cannot be
+    reached the request is let through (fail open) with a warning at most once a minute:
+    a Redis outage must not stop ingest. A limit of 0 or less turns the throttle off.
+    """
+
+    WINDOW = 60
+    _warned_at = float("-inf")
+
+    def __init__(self, setting: str, scope: str) -> None:
+        self.setting = setting
+        self.scope = scope
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        limit = getattr(settings, self.setting)
+        if limit <= 0:
+            return True
+        secret = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        window = int(time.time() // self.WINDOW)
+        token = hashlib.sha256(secret.encode()).hexdigest()[:32]
+        key = f"ratelimit:{self.scope}:{token}:{window}"
+        try:
+            cache = caches["default"]
+            # add() starts the window's counter (a no-op when it exists); incr() is atomic.
+            cache.add(key, 0, timeout=self.WINDOW + 5)
+            count = cache.incr(key)
+        except Exception as exc:  # any cache failure: let the request through
+            self._warn(exc)
+            return True
+        if count > limit:
+            request.rate_limit = limit  # type: ignore[attr-defined]  # for the 429's detail
+            return False
+        return True
+
+    def wait(self) -> float:
+        return max(1.0, self.WINDOW - time.time() % self.WINDOW)
+
+    @classmethod
+    def _warn(cls, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - cls._warned_at > _WARN_EVERY:
+            cls._warned_at = now
+            log.warning(
+                "rate limit not enforced: the cache is unavailable (%s: %s)",
+                type(exc).__name__,
+                exc,
+            )
+
+
+def retry_after_seconds(wait: float | None) -> int:
+    return max(1, math.ceil(wait or 1))
