@@ -19,6 +19,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.template import loader
 
+from config.limits import is_api
+
 log = logging.getLogger(__name__)
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -28,29 +30,25 @@ _SECRET_FIELDS = ("csrfmiddlewaretoken",)
 _SECRET_HINTS = ("password", "secret", "token")
 
 
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
-
-
 def _page(request: HttpRequest, template: str, context: dict, status: int) -> HttpResponse:
     html = loader.get_template(template).render({"request_path": request.path, **context})
     return HttpResponse(html, status=status)
 
 
 def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "bad request"}, status=400)
     return _page(request, "errors/400.html", {}, 400)
 
 
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "forbidden"}, status=403)
     return _page(request, "errors/403.html", {}, 403)
 
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "not found"}, status=404)
     return _page(request, "errors/404.html", {}, 404)
 
@@ -59,7 +57,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     if isinstance(exc, DATABASE_ERRORS):
         return database_unavailable(request, exc)
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "internal error; it has been logged"}, status=500)
     return _page(request, "errors/500.html", {}, 500)
 
@@ -95,7 +93,7 @@ def database_unavailable(request: HttpRequest, exc: BaseException) -> HttpRespon
     """503 for a database that dropped or refused the connection."""
     log.warning("database unavailable during %s %s: %s", request.method, request.path, exc)
     _close_broken_connections()
-    if _is_api(request):
+    if is_api(request):
         response: HttpResponse = JsonResponse(
             {"detail": "The database is briefly unavailable; nothing was saved. Retry."},
             status=503,

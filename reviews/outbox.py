@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import F, Min
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from reviews.models import OutboxMessage
@@ -135,7 +135,6 @@ def outbox_sweep(*, limit: int = 1000) -> dict[str, int]:
 
 def outbox_backlog() -> dict[str, float | int | None]:
     """Unsent messages and the age in seconds of the oldest (for /healthz)."""
-    row = OutboxMessage.objects.aggregate(oldest=Min("created_at"))
-    pending = OutboxMessage.objects.count() if row["oldest"] else 0
+    row = OutboxMessage.objects.aggregate(pending=Count("pk"), oldest=Min("created_at"))
     age = (timezone.now() - row["oldest"]).total_seconds() if row["oldest"] else None
-    return {"pending": pending, "oldest_seconds": round(age, 1) if age is not None else None}
+    return {"pending": row["pending"], "oldest_seconds": round(age, 1) if age is not None else None}
