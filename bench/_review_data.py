@@ -90,7 +90,7 @@ def make_reviewers(domains: list[str]) -> list:
     """REVIEWERS users in the reviewer group, with `domains` (Django must be set up)."""
     from django.contrib.auth.models import Group, User
 
-    from reviews.models import ReviewerProfile
+    from accounts.models import ReviewerProfile
 
     group = Group.objects.get(name="reviewer")
     users = []

@@ -93,7 +93,8 @@ def reset_claims() -> None:
     otherwise every round walks the index entries of all earlier rounds' claims."""
     from django.db import connection
 
-    from reviews.models import AuditEvent, ReviewItem
+    from core.models import AuditEvent
+    from reviews.models import ReviewItem
 
     ReviewItem.objects.filter(status="claimed").update(
         status="pending", claimed_by=None, lease_expires_at=None

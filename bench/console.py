@@ -58,7 +58,7 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from reviews import assignment
+    from console import services as assignment
     from reviews.models import ReviewItem
 
     reviewers = make_reviewers(["support", "legal", "product"])

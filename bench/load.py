@@ -529,7 +529,8 @@ SETUP_CODE = """
 import json, os
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
-from reviews.models import Agent, ReviewerProfile
+from agents.models import Agent
+from accounts.models import ReviewerProfile
 
 cfg = json.loads(os.environ["LOAD_SETUP"])
 for slug, spec in cfg["agents"].items():

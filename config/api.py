@@ -1,6 +1,6 @@
 """The HTTP API: one NinjaAPI mounted at /api/v1/, with token auth that checks roles.
 
-Every error answers `{"detail": ..., "errors"?: {...}}` (config.limits.ErrorOut), and every
+Every error answers `{"detail": ..., "errors"?: {...}}` (core.limits.ErrorOut), and every
 operation declares the error statuses it can answer, so the OpenAPI schema is the contract.
 """
 
@@ -10,12 +10,12 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import HttpError, Throttled, ValidationError
 
-from config.limits import JsonRejected, LimitedJsonParser, retry_after_seconds
+from console.api import router as admin_router
+from core.limits import JsonRejected, LimitedJsonParser, retry_after_seconds
+from ingest.api import router as ingest_router
 from kpis.api import router as kpis_router
 from retraining.api import router as exports_router
-from reviews.api import router as reviews_router
-from reviews.api_admin import router as admin_router
-from reviews.api_queue import router as queue_router
+from reviews.api import router as queue_router
 
 api = NinjaAPI(
     title="Coachdesk API",
@@ -32,7 +32,7 @@ api = NinjaAPI(
     parser=LimitedJsonParser(),
 )
 
-api.add_router("", reviews_router)
+api.add_router("", ingest_router)
 api.add_router("", queue_router)
 api.add_router("", admin_router)
 api.add_router("", exports_router)

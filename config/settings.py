@@ -34,9 +34,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "ninja",
+    # Bottom to top: an app imports only from the apps above it in this list (the import
+    # contract in pyproject.toml checks it).
+    "core",
+    "accounts",
+    "agents",
     "reviews",
-    "kpis",
     "retraining",
+    "kpis",
+    "ingest",
+    "console",
+    "demo",
+    "backup",
 ]
 
 MIDDLEWARE = [
@@ -64,7 +73,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "reviews.context_processors.roles",
+                "accounts.context_processors.roles",
             ],
         },
     },
@@ -89,7 +98,7 @@ if REDIS_URL:
     # must survive, and pages must keep working through a Redis outage.
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.ResilientRedisCache",
+            "BACKEND": "core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
@@ -129,8 +138,8 @@ OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 15)
 OUTBOX_BREAKER_SECONDS = env_int("OUTBOX_BREAKER_SECONDS", 5)
 # /healthz says "degraded" when the oldest unsent message is older than this.
 OUTBOX_STALE_SECONDS = env_int("OUTBOX_STALE_SECONDS", 120)
-CELERY_BEAT_SCHEDULE["reviews.outbox-sweep"] = {
-    "task": "reviews.tasks.outbox_sweep",
+CELERY_BEAT_SCHEDULE["core.outbox-sweep"] = {
+    "task": "core.tasks.outbox_sweep",
     "schedule": float(OUTBOX_SWEEP_SECONDS),
 }
 
@@ -313,5 +322,5 @@ JSON_MAX_STRING_CHARS = env_int("JSON_MAX_STRING_CHARS", 1024 * 1024)
 INGEST_RATE_LIMIT_PER_MINUTE = env_int("INGEST_RATE_LIMIT_PER_MINUTE", 1200)
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "config.limits.RequestSizeLimitMiddleware",
+    "core.limits.RequestSizeLimitMiddleware",
 )

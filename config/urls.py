@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import views as accounts
 from config.api import api
-from reviews import accounts, health, views
+from core import health
+from reviews import views
 
 # Django's admin is for superusers only (DESIGN.md): review leads work in the console.
 admin.site.has_permission = lambda request: request.user.is_active and request.user.is_superuser
@@ -12,7 +14,7 @@ admin.site.site_header = "Coachdesk administration"
 urlpatterns = [
     path("", views.home, name="home"),
     path("", include("reviews.urls")),
-    path("console/", include("reviews.console_urls")),
+    path("console/", include("console.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/login/", accounts.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -24,7 +26,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "config.errors.bad_request"
-handler403 = "config.errors.permission_denied"
-handler404 = "config.errors.page_not_found"
-handler500 = "config.errors.server_error"
+handler400 = "core.errors.bad_request"
+handler403 = "core.errors.permission_denied"
+handler404 = "core.errors.page_not_found"
+handler500 = "core.errors.server_error"

@@ -8,11 +8,12 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 
-from config.limits import error_responses
+from accounts.models import Role
+from accounts.permissions import RoleBearer
+from agents.models import Agent
+from core.limits import error_responses
 from kpis import selectors
 from kpis.definitions import KPIS
-from reviews.models import Agent, Role
-from reviews.permissions import RoleBearer
 
 router = Router(tags=["kpis"])
 

@@ -18,20 +18,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import (
-    Aggregate,
-    Count,
-    F,
-    FloatField,
-    Func,
-    Max,
-    Min,
-    Q,
-    Sum,
-    Value,
-)
+from django.db.models import Aggregate, Count, F, FloatField, Func, Max, Min, Q, Sum, Value
 from django.db.models.functions import Cast, Floor, Least, TruncDate
 
+from agents.models import FeedbackEvent, Interaction
 from kpis.definitions import (
     ALL_VERSIONS,
     CAL_BUCKETS,
@@ -43,7 +33,7 @@ from kpis.definitions import (
     is_empty,
     top_refs,
 )
-from reviews.models import FeedbackEvent, Interaction, Review, ReviewItem
+from reviews.models import Review, ReviewItem
 
 Key = tuple[str, date]  # (agent_version, day)
 

@@ -5,8 +5,8 @@ from datetime import date, timedelta
 from django import forms
 from django.conf import settings
 
+from agents.models import Agent
 from kpis.selectors import DEFAULT_RANGE, RANGE_CHOICES, Filters
-from reviews.models import Agent
 
 
 class KpiFilterForm(forms.Form):

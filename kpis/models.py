@@ -12,7 +12,7 @@ from django.db import models
 
 class KpiSnapshot(models.Model):
     agent = models.ForeignKey(
-        "reviews.Agent", on_delete=models.CASCADE, related_name="kpi_snapshots"
+        "agents.Agent", on_delete=models.CASCADE, related_name="kpi_snapshots"
     )
     # "" is the row over all versions of the agent (null in the API); interactions sent
     # without a version are kept under definitions.UNVERSIONED.
@@ -77,7 +77,7 @@ class KpiRun(models.Model):
     state = models.CharField(max_length=10, choices=State, default=State.QUEUED)
     trigger = models.CharField(max_length=10, choices=Trigger)
     mode = models.CharField(max_length=12, choices=Mode, default=Mode.INCREMENTAL)
-    agent = models.ForeignKey("reviews.Agent", null=True, blank=True, on_delete=models.CASCADE)
+    agent = models.ForeignKey("agents.Agent", null=True, blank=True, on_delete=models.CASCADE)
     since = models.DateField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -114,7 +114,7 @@ class KpiRun(models.Model):
 
 
 class Alert(models.Model):
-    agent = models.ForeignKey("reviews.Agent", on_delete=models.CASCADE, related_name="alerts")
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="alerts")
     kpi = models.CharField(max_length=64)
     # The threshold as configured when raised, e.g. {"below": 0.7, "days": 7, "min_n": 50}.
     threshold = models.JSONField(default=dict)

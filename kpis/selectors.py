@@ -15,7 +15,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from config.spreadsheet import safe_cell
+from agents.models import Agent
+from core.spreadsheet import safe_cell
 from kpis import compute
 from kpis.definitions import (
     ALL_VERSIONS,
@@ -30,7 +31,6 @@ from kpis.definitions import (
     format_value,
 )
 from kpis.models import Alert, KpiRun, KpiSnapshot
-from reviews.models import Agent
 
 RANGE_CHOICES = (7, 14, 30, 90, 180, 365)
 DEFAULT_RANGE = 30

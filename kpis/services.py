@@ -34,11 +34,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from agents.models import Agent
+from core.outbox import outbox_enqueue
 from kpis import compute
 from kpis.definitions import ALL_VERSIONS, BY_KEY, combine, threshold_crossed
 from kpis.models import Alert, AlertDelivery, KpiCursor, KpiRun, KpiSnapshot
-from reviews.models import Agent
-from reviews.outbox import outbox_enqueue
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
+from accounts.models import Role
+from accounts.permissions import role_required
 from kpis import selectors, services
 from kpis.forms import CalibrationForm, KpiFilterForm
 from kpis.models import KpiRun
-from reviews.models import Role
-from reviews.permissions import role_required
 
 READERS = (Role.ADMIN, Role.ML)
 

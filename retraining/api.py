@@ -7,13 +7,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Query, Router, Schema, Status
 
-from config.limits import error_responses
+from accounts.models import Role
+from accounts.permissions import RoleBearer
+from core.limits import error_responses
 from retraining import selectors, services
 from retraining.formats import FEEDBACK_WRITERS, PAIR_WRITERS
 from retraining.models import ExportBatch
 from retraining.views import file_response
-from reviews.models import Role
-from reviews.permissions import RoleBearer
 
 router = Router(tags=["exports"])
 export_auth = RoleBearer(Role.ML, Role.ADMIN)

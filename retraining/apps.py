@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class RetrainingConfig(AppConfig):
     name = "retraining"
     verbose_name = "Retraining"
+
+    def ready(self) -> None:
+        from retraining.receivers import training_pair_from_decision
+        from reviews.signals import item_decided
+
+        item_decided.connect(training_pair_from_decision, dispatch_uid="retraining-pair")

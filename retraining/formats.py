@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
 import orjson
 
-from config.spreadsheet import FORMULA_TRIGGERS
+from core.spreadsheet import FORMULA_TRIGGERS
 
 if TYPE_CHECKING:  # pyarrow is imported when a Parquet file is written: web workers and
     # the other formats do without its ~50 MB.

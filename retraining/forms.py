@@ -5,8 +5,9 @@ from typing import Any
 
 from django import forms
 
+from agents.models import Agent, FeedbackEvent
 from retraining.models import ExportBatch, TrainingPair
-from reviews.models import Agent, ErrorCategory, FeedbackEvent
+from reviews.models import ErrorCategory
 
 NO_CATEGORY = "__none__"
 

@@ -22,10 +22,10 @@ class TrainingPair(models.Model):
         "reviews.ReviewItem", on_delete=models.PROTECT, related_name="training_pair"
     )
     interaction = models.ForeignKey(
-        "reviews.Interaction", on_delete=models.PROTECT, related_name="training_pairs"
+        "agents.Interaction", on_delete=models.PROTECT, related_name="training_pairs"
     )
     agent = models.ForeignKey(
-        "reviews.Agent", on_delete=models.PROTECT, related_name="training_pairs"
+        "agents.Agent", on_delete=models.PROTECT, related_name="training_pairs"
     )
     agent_version = models.CharField(max_length=100, blank=True, default="")
     source = models.CharField(max_length=10, choices=Source)
@@ -79,7 +79,7 @@ class ExportBatch(models.Model):
     FEEDBACK_FORMATS = (Format.CSV, Format.PARQUET)
 
     agent = models.ForeignKey(
-        "reviews.Agent", on_delete=models.PROTECT, related_name="export_batches"
+        "agents.Agent", on_delete=models.PROTECT, related_name="export_batches"
     )
     dataset = models.CharField(max_length=10, choices=Dataset, default=Dataset.PAIRS)
     format = models.CharField(max_length=20, choices=Format)

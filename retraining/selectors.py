@@ -14,9 +14,10 @@ from django.db import connection
 from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from agents.models import Agent, FeedbackEvent
 from retraining.formats import writer_for
 from retraining.models import BatchPair, ExportBatch, TrainingPair
-from reviews.models import Agent, ErrorCategory, FeedbackEvent
+from reviews.models import ErrorCategory
 
 Source = TrainingPair.Source
 

@@ -24,11 +24,13 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from agents.models import Agent, FeedbackEvent
+from core.models import AuditEvent
+from core.outbox import outbox_enqueue
 from retraining import build, selectors
 from retraining.errors import Conflict, ExportError, InvalidRequest, LeaseLost
 from retraining.models import BatchPair, ExportBatch, TrainingPair
-from reviews.models import Agent, AuditEvent, ErrorCategory, FeedbackEvent
-from reviews.outbox import outbox_enqueue
+from reviews.models import ErrorCategory
 
 __all__ = ["Conflict", "ExportError", "InvalidRequest", "LeaseLost"]
 

@@ -12,11 +12,11 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
+from accounts.models import Role
+from accounts.permissions import role_required
 from retraining import selectors, services
 from retraining.forms import BuildForm, FeedbackForm, TrainedForm
 from retraining.models import ExportBatch
-from reviews.models import Role
-from reviews.permissions import role_required
 
 EXPORT_ROLES = (Role.ML, Role.ADMIN)
 

@@ -1,178 +1,126 @@
-"""API of the reviews app: ingest of interactions and feedback."""
+"""Review API: claim the next item and decide it, for reviewers working from other tools.
 
-from typing import Any
+Same services as the pages: `item_claim`, `decision_validate`, `review_submit`.
+"""
 
-import orjson
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
-from ninja import Router, Schema
+from django.utils import timezone
+from ninja import Field, Router, Schema, Status
+from ninja.errors import HttpError
 
-from config.limits import JsonRejected, TokenRateThrottle, check_shape, error_responses
-from reviews.ingest import IngestResult, feedback_ingest, interactions_ingest
-from reviews.models import Role
-from reviews.permissions import RoleBearer
-from reviews.readers import parse_record
+from accounts.models import Role
+from accounts.permissions import RoleBearer
+from agents.models import Agent
+from core.limits import error_responses
+from reviews import selectors, services
+from reviews.models import Review
 
-router = Router(tags=["ingest"])
-ingest_auth = RoleBearer(Role.AGENT, Role.ADMIN)
-# Per API token (INGEST_RATE_LIMIT_PER_MINUTE): one runaway pipeline cannot starve the rest.
-ingest_throttle = TokenRateThrottle("INGEST_RATE_LIMIT_PER_MINUTE", scope="ingest")
-
-
-class ItemError(Schema):
-    index: int
-    field: str
-    message: str
+router = Router(tags=["review"])
+reviewer_auth = RoleBearer(Role.REVIEWER)
 
 
-class IngestOut(Schema):
-    created: int
-    duplicates: int
-    errors: list[ItemError]
+class ClaimIn(Schema):
+    agent: str | None = None
+    domain: str | None = None
 
 
-INGEST_RESPONSES = {200: IngestOut, **error_responses(400, 401, 403, 413, 429)}
+class DecisionIn(Schema):
+    verdict: Review.Verdict
+    corrected_output: str | None = None
+    error_category: str | None = None
+    notes: str | None = None
+    seconds_spent: int | None = Field(None, ge=0, le=86_400)
+    version: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="The item version read; stale answers 409."
+    )
 
 
-_INTERACTION_SCHEMA = {
-    "type": "object",
-    "required": ["external_id", "agent", "input", "output", "confidence"],
-    "properties": {
-        "external_id": {
-            "type": "string",
-            "maxLength": 255,
-            "description": "Unique per agent: the idempotency key.",
-        },
-        "agent": {
-            "type": "string",
-            "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
-            "description": "Agent slug; unknown agents are created.",
-        },
-        "agent_version": {"type": ["string", "null"], "maxLength": 100},
-        "conversation_id": {"type": ["string", "null"], "maxLength": 255},
-        "input": {"type": "string"},
-        "context": {
-            "type": ["array", "null"],
-            "items": {
-                "type": "object",
-                "required": ["role", "content"],
-                "properties": {
-                    "role": {"type": "string", "enum": ["system", "user", "assistant", "tool"]},
-                    "content": {"type": "string"},
-                },
-            },
-        },
-        "output": {"type": "string"},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        "intent": {"type": ["string", "null"], "maxLength": 100},
-        "domain": {"type": ["string", "null"], "maxLength": 100},
-        "resolved": {"type": ["boolean", "null"]},
-        "escalated": {"type": ["boolean", "null"]},
-        "sentiment": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
-        "turns": {"type": ["integer", "null"], "minimum": 0},
-        "metadata": {"type": ["object", "null"]},
-        "created_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-}
-
-_FEEDBACK_SCHEMA = {
-    "type": "object",
-    "required": ["agent", "external_id", "kind"],
-    "properties": {
-        "agent": {"type": "string"},
-        "external_id": {"type": "string", "maxLength": 255},
-        "kind": {
-            "type": "string",
-            "enum": ["clicked", "skipped", "thumbs_up", "thumbs_down", "resolved", "escalated"],
-        },
-        "item_ref": {"type": ["string", "null"], "maxLength": 255},
-        "value": {"type": ["number", "null"]},
-        "created_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-}
+class DecisionOut(Schema):
+    id: int
+    status: str
 
 
-def _array_body(item_schema: dict) -> dict:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "array",
-                        "maxItems": settings.INGEST_MAX_ITEMS_PER_REQUEST,
-                        "items": item_schema,
-                    }
-                }
-            },
-        }
-    }
-
-
-def _json(status: int, payload: Any) -> HttpResponse:
-    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
-
-
-def _ingest(request: HttpRequest, ingest) -> HttpResponse:
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        return _json(
-            413, {"detail": f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"}
-        )
-    try:
-        items = parse_record(body)
-    except ValueError as exc:
-        return _json(400, {"detail": f"body is {exc}"})
-    if not isinstance(items, list):
-        return _json(400, {"detail": "body must be a JSON array of objects"})
-    limit = settings.INGEST_MAX_ITEMS_PER_REQUEST
-    if len(items) > limit:
-        return _json(
-            413, {"detail": f"{len(items):,} items in one request; the limit is {limit:,}"}
-        )
-    try:
-        check_shape(items, root="items", raw=body)
-    except JsonRejected as exc:
-        return _json(400, {"detail": str(exc)})
-    result: IngestResult = ingest(enumerate(items), actor_id=request.user.pk, source="api")
-    return _json(
+@router.post(
+    "/queue/claim",
+    auth=reviewer_auth,
+    response={200: dict, 204: None, **error_responses(400, 401, 403, 413)},
+    summary="Claim the next item of my queue",
+)
+def claim(request: HttpRequest, body: ClaimIn | None = None):
+    """Claims the highest-priority item the caller may review and holds it with a lease.
+    Answers 204 when nothing is claimable."""
+    agent_id = None
+    if body and body.agent:
+        agent_id = Agent.objects.filter(slug=body.agent).values_list("pk", flat=True).first()
+        if agent_id is None:
+            raise HttpError(400, f"unknown agent {body.agent!r}")
+    item = services.item_claim(
+        request.auth, agent_id=agent_id, domain=body.domain if body else None
+    )
+    if item is None:
+        return HttpResponse(status=204)
+    item = selectors.item_for_review(item.pk)
+    return Status(
         200,
         {
-            "created": result.created,
-            "duplicates": result.duplicates,
-            "errors": [
-                {"index": e.position, "field": e.field, "message": e.message} for e in result.errors
-            ],
+            "item": selectors.item_payload(item),
+            "lease_expires_at": item.lease_expires_at.isoformat(),
         },
     )
 
 
 @router.post(
-    "/interactions",
-    auth=ingest_auth,
-    throttle=[ingest_throttle],
-    response=INGEST_RESPONSES,
-    openapi_extra=_array_body(_INTERACTION_SCHEMA),
-    summary="Ingest interactions (idempotent by agent + external_id)",
+    "/items/{item_id}/decision",
+    auth=reviewer_auth,
+    response={200: DecisionOut, **error_responses(400, 401, 403, 404, 409, 413)},
+    summary="Decide an item I hold",
 )
-def post_interactions(request: HttpRequest):
-    """Stores up to 5,000 interactions; valid items are stored even when others fail, and
-    each error names the item's index, the field and what is wrong. A body over the size
-    limit is 413; past the per-token rate limit the answer is 429 with `Retry-After`."""
-    return _ingest(request, interactions_ingest)
+def decision(request: HttpRequest, item_id: int, body: DecisionIn):
+    """approve / correct / reject / escalate / skip an item whose lease the caller holds.
+    409 when the caller does not hold the lease (or `version` is stale); 400 with field
+    errors when the decision is invalid (e.g. `correct` without `corrected_output`)."""
+    item = selectors.item_for_review(item_id)
+    if item is None:
+        return Status(404, {"detail": "no such item"})
+    if item.claimed_by_id != request.auth.pk:
+        # Not yours: do not reveal anything about the item beyond that.
+        return Status(409, {"detail": "you do not hold this item's lease; claim it first"})
+    try:
+        choice = services.decision_validate(
+            item=item,
+            verdict=body.verdict,
+            corrected_output=body.corrected_output or "",
+            error_category=body.error_category,
+            notes=body.notes or "",
+            seconds_spent=body.seconds_spent,
+        )
+        outcome = services.review_submit(item, request.auth, choice, expected_version=body.version)
+    except services.InvalidDecision as exc:
+        return Status(400, {"detail": "invalid decision", "errors": exc.errors})
+    except services.Conflict as exc:
+        return Status(409, {"detail": str(exc)})
+    return Status(200, {"id": outcome.item.pk, "status": outcome.status})
 
 
 @router.post(
-    "/feedback",
-    auth=ingest_auth,
-    throttle=[ingest_throttle],
-    response=INGEST_RESPONSES,
-    openapi_extra=_array_body(_FEEDBACK_SCHEMA),
-    summary="Ingest feedback events",
+    "/items/{item_id}/lease",
+    auth=reviewer_auth,
+    response={200: dict, **error_responses(400, 401, 403, 409, 413)},
+    summary="Renew my lease on an item",
 )
-def post_feedback(request: HttpRequest):
-    """Stores feedback events on known interactions; `thumbs_down` and `escalated` queue the
-    interaction for review. Same limits as `POST /interactions` (413, 429)."""
-    return _ingest(request, feedback_ingest)
+def renew(request: HttpRequest, item_id: int):
+    item = selectors.item_for_review(item_id)
+    if item is None or item.claimed_by_id != request.auth.pk:
+        return Status(409, {"detail": "you do not hold this item's lease"})
+    try:
+        services.item_renew_lease(item, request.auth)
+    except services.LeaseLost as exc:
+        return Status(409, {"detail": str(exc)})
+    return Status(
+        200,
+        {
+            "id": item.pk,
+            "lease_expires_at": item.lease_expires_at.isoformat(),
+            "now": timezone.now().isoformat(),
+        },
+    )

@@ -1,9 +1,7 @@
-"""The rows Coachdesk cannot work without: the role groups of DESIGN.md and the starting
-error taxonomy. Created by migration 0002 and again after every `migrate` / `flush`
-(post_migrate), so a flushed database (transactional tests, a reset) is never left without
-them. Idempotent: existing rows, including an admin's edits to categories, are kept."""
+"""The starting error taxonomy. Created by migration 0002 and again after every `migrate` /
+`flush` (post_migrate), so a flushed database (transactional tests, a reset) is never left
+without it. Idempotent: existing rows, including an admin's edits to categories, are kept."""
 
-ROLES = ("reviewer", "admin", "ml", "agent")
 CATEGORIES = (
     ("wrong-intent", "Wrong intent", "The agent misunderstood what the user asked."),
     ("factual-error", "Factual error", "A statement in the answer is false."),
@@ -20,9 +18,7 @@ CATEGORIES = (
 )
 
 
-def ensure_defaults(group_model, category_model) -> None:
-    for name in ROLES:
-        group_model.objects.get_or_create(name=name)
+def ensure_defaults(category_model) -> None:
     for position, (slug, name, description) in enumerate(CATEGORIES):
         category_model.objects.get_or_create(
             slug=slug, defaults={"name": name, "description": description, "position": position}
@@ -30,8 +26,6 @@ def ensure_defaults(group_model, category_model) -> None:
 
 
 def on_post_migrate(sender, **kwargs) -> None:
-    from django.contrib.auth.models import Group
-
     from reviews.models import ErrorCategory
 
-    ensure_defaults(Group, ErrorCategory)
+    ensure_defaults(ErrorCategory)

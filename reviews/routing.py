@@ -7,7 +7,8 @@ ReviewItem are written together or not at all.
 import hashlib
 from dataclasses import dataclass
 
-from reviews.models import Agent, ReviewItem
+from agents.models import Agent
+from reviews.models import ReviewItem
 
 Reason = ReviewItem.Reason
 

@@ -8,34 +8,9 @@ from datetime import timedelta
 from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q
 from django.utils import timezone
 
-from reviews.models import (
-    Agent,
-    ApiToken,
-    AuditEvent,
-    ErrorCategory,
-    Review,
-    ReviewItem,
-)
-
-# last_used_at is refreshed at most this often, so authenticated requests do not each write.
-TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
-
-
-def token_authenticate(secret: str):
-    """The active user behind a live token, or None. Records the use (coarsely)."""
-    if not secret or len(secret) > 200:
-        return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=ApiToken.hash_key(secret), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.user.is_active:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+from agents.models import Agent
+from core.models import AuditEvent
+from reviews.models import ErrorCategory, Review, ReviewItem
 
 
 def queue_overview() -> dict:

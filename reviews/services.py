@@ -6,8 +6,6 @@ UPDATE (zero rows updated → `Conflict`) and writes the AuditEvent in the same 
 Pages, the API and Celery tasks all call these functions: one claim path, one decision path.
 """
 
-import hashlib
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,14 +16,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from retraining.models import TrainingPair
+from core.models import AuditEvent
 from reviews import selectors
-from reviews.models import ApiToken, AuditEvent, ErrorCategory, Review, ReviewItem
+from reviews.models import ErrorCategory, Review, ReviewItem
+from reviews.signals import item_decided
 
 Status = ReviewItem.Status
 Verdict = Review.Verdict
-
-TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 
 # (from, to) → the action name recorded in the audit log.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -80,7 +77,7 @@ class Outcome:
     item: ReviewItem
     review: Review
     status: str
-    pair: TrainingPair | None = None
+    pair: Any = None  # what `item_decided` made: the training pair (retraining)
     messages: list[str] = field(default_factory=list)
 
 
@@ -512,8 +509,10 @@ def _record(
 
 def _decide(
     item: ReviewItem, reviews: list[Review], *, actor, final: Review | None = None, **changes: Any
-) -> TrainingPair | None:
-    """Marks the item done with the final review's verdict and makes its training pair."""
+) -> Any:
+    """Marks the item done with the final review's verdict and tells the apps above
+    (`item_decided`, in this transaction): retraining makes the training pair, which is
+    returned (None when nothing was made, e.g. for a rejection)."""
     final = final or reviews[-1]
     _transition(
         item,
@@ -523,65 +522,6 @@ def _decide(
         decided_at=timezone.now(),
         **changes,
     )
-    if final.verdict not in (Verdict.APPROVE, Verdict.CORRECT):
-        return None
-    return _make_pair(item, final, [r for r in reviews if r.verdict == final.verdict] or [final])
-
-
-def _make_pair(item: ReviewItem, final: Review, reviews: list[Review]) -> TrainingPair:
-    interaction = item.interaction
-    corrected = final.verdict == Verdict.CORRECT
-    output = final.corrected_output if corrected else interaction.output
-    pair = TrainingPair.objects.create(
-        item=item,
-        interaction=interaction,
-        agent_id=item.agent_id,
-        agent_version=interaction.agent_version,
-        source=final.verdict,
-        input=interaction.input,
-        context=interaction.context,
-        output=output,
-        rejected_output=interaction.output if corrected else "",
-        error_category=final.error_category
-        or next((r.error_category for r in reviews if r.error_category), None),
-        content_hash=hashlib.sha256(f"{interaction.input}\x1f{output}".encode()).hexdigest(),
-    )
-    pair.reviews.set(reviews)
-    pair.reviewers.set({r.reviewer_id for r in reviews})
-    return pair
-
-
-# --- tokens ------------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def token_create(*, user, name: str, actor=None) -> tuple[ApiToken, str]:
-    """Creates an API token and returns it with its secret, which is not stored anywhere:
-    only its sha256 is kept, so it can be shown exactly once."""
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=user, name=name, key_hash=ApiToken.hash_key(secret), prefix=secret[:10]
-    )
-    AuditEvent.objects.create(
-        actor=actor or user,
-        action="token.created",
-        target_type="api_token",
-        target_id=token.pk,
-        after={"user": user.username, "name": name, "prefix": token.prefix},
-    )
-    return token, secret
-
-
-@transaction.atomic
-def token_revoke(*, token: ApiToken, actor) -> None:
-    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
-    if updated:
-        AuditEvent.objects.create(
-            actor=actor,
-            action="token.revoked",
-            target_type="api_token",
-            target_id=token.pk,
-            after={"name": token.name, "prefix": token.prefix},
-        )
+    agreeing = [r for r in reviews if r.verdict == final.verdict] or [final]
+    responses = item_decided.send(sender=ReviewItem, item=item, final=final, reviews=agreeing)
+    return next((made for _, made in responses if made is not None), None)

@@ -7,7 +7,6 @@ out again) and retries transient database errors with backoff.
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from reviews import assignment, outbox
 from reviews.services import leases_expire
 
 TRANSIENT = (OperationalError, InterfaceError)
@@ -24,23 +23,3 @@ def expire_leases() -> int:
     """Periodic: returns items with an expired lease to their queue. Running it twice, or two
     workers at once, releases each item once (compare-and-swap in the service)."""
     return leases_expire()
-
-
-@shared_task(
-    name="reviews.tasks.items_autoassign",
-    acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=8,
-)
-def items_autoassign() -> int:
-    """Follow-up of an ingest batch that routed items (sent through the outbox)."""
-    return assignment.items_autoassign()
-
-
-@shared_task(name="reviews.tasks.outbox_sweep", acks_late=True)
-def outbox_sweep() -> dict[str, int]:
-    """Periodic: publishes the outbox messages the broker missed while it was down."""
-    return outbox.outbox_sweep()

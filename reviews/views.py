@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url
 
+from accounts.models import Role
+from accounts.permissions import has_role, role_required, user_roles
 from reviews import selectors, services
 from reviews.forms import AdjudicationForm, DecisionForm, QueueFilterForm
-from reviews.models import Review, Role
-from reviews.permissions import has_role, role_required, user_roles
+from reviews.models import Review
 
 PAGE_SIZE = 25
 

@@ -81,7 +81,7 @@ def pipeline(db):
 @pytest.fixture
 def api_client(client):
     """Calls the API with a bearer token of a given user: api_client(user).post(...)."""
-    from reviews.services import token_create
+    from accounts.services import token_create
 
     class ApiClient:
         def __init__(self, user=None, secret: str | None = None):
@@ -113,7 +113,7 @@ def start_celery_worker(redis_url: str, queue: str, env: dict | None = None):
     from pathlib import Path
 
     from config.celery import app
-    from tests.reviews.test_commands import subprocess_env
+    from tests.support import subprocess_env
 
     full_env = {
         **subprocess_env(),

@@ -6,7 +6,9 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from reviews.models import Agent, Interaction, ReviewerProfile, ReviewItem
+from accounts.models import ReviewerProfile
+from agents.models import Agent, Interaction
+from reviews.models import ReviewItem
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 
+from accounts.services import token_create
 from config.wsgi import application
 from reviews.models import ReviewItem
-from reviews.services import token_create
 from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

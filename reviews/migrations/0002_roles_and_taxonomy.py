@@ -4,9 +4,13 @@ from django.db import migrations
 
 from reviews.defaults import ensure_defaults
 
+ROLES = ("reviewer", "admin", "ml", "agent")  # accounts.models.Role when this was written
+
 
 def forwards(apps, schema_editor):
-    ensure_defaults(apps.get_model("auth", "Group"), apps.get_model("reviews", "ErrorCategory"))
+    for name in ROLES:
+        apps.get_model("auth", "Group").objects.get_or_create(name=name)
+    ensure_defaults(apps.get_model("reviews", "ErrorCategory"))
 
 
 class Migration(migrations.Migration):

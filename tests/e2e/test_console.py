@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from reviews import assignment, services
-from reviews.ingest import interactions_ingest
-from reviews.models import Agent, ReviewItem
+from agents.models import Agent
+from console import services as assignment
+from ingest.services import interactions_ingest
+from reviews import services
+from reviews.models import ReviewItem
 from tests.factories import AgentFactory
 
 pytestmark = pytest.mark.usefixtures("transactional_db")

@@ -9,8 +9,8 @@ through the review services, so the verdict and review-speed charts have data to
 import pytest
 from playwright.sync_api import expect
 
+from demo import seed as demo
 from kpis import services as kpi_services
-from reviews import demo
 from reviews import services as review_services
 from reviews.models import ReviewItem
 

@@ -12,9 +12,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from console import services as assignment
+from ingest.services import interactions_ingest
 from retraining.models import TrainingPair
-from reviews import assignment
-from reviews.ingest import interactions_ingest
 from reviews.models import Review, ReviewItem
 from tests.e2e.conftest import PASSWORD
 from tests.factories import AgentFactory

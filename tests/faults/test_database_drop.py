@@ -16,6 +16,7 @@ import pytest
 import requests
 from django.db import connection
 
+from accounts import services as account_services
 from reviews import services
 from reviews.models import Review, ReviewItem
 from tests.factories import ReviewItemFactory
@@ -175,7 +176,7 @@ def test_a_decision_interrupted_by_a_dropped_connection_comes_back_filled(
 def test_an_api_decision_interrupted_by_a_dropped_connection_answers_503_json(
     live_server, reviewer, claimed
 ):
-    token = services.token_create(user=reviewer, name="faults")[1]
+    token = account_services.token_create(user=reviewer, name="faults")[1]
     headers = {"Authorization": f"Bearer {token}"}
     base = live_server.url.replace("localhost", "127.0.0.1")
     url = f"{base}/api/v1/items/{claimed.pk}/decision"

@@ -8,8 +8,11 @@ import random
 
 import pytest
 
-from reviews import outbox, tasks
-from reviews.models import Interaction, OutboxMessage, ReviewerProfile, ReviewItem
+from accounts.models import ReviewerProfile
+from agents.models import Interaction
+from core import outbox, tasks
+from core.models import OutboxMessage
+from reviews.models import ReviewItem
 from tests.conftest import wait_for
 from tests.factories import AgentFactory, UserFactory
 

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reviews.models import Agent, FeedbackEvent, Interaction, Review, ReviewItem
+from agents.models import Agent, FeedbackEvent, Interaction
+from reviews.models import Review, ReviewItem
 from tests import factories
 
 NOW = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)

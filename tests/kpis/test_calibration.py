@@ -13,9 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db import transaction
 
+from agents.models import Interaction
 from kpis import compute, selectors, services
 from kpis.models import KpiSnapshot
-from reviews.models import Interaction, ReviewItem
+from reviews.models import ReviewItem
 from tests import factories
 
 # Marked so the test database is set up for this module (the module fixture uses it).

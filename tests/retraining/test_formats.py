@@ -197,7 +197,7 @@ def test_it_puts_train_before_validation_where_rows_have_no_split_column(
 
 
 def test_it_exports_the_feedback_log_as_csv_and_parquet(agent, build):
-    from reviews.models import FeedbackEvent
+    from agents.models import FeedbackEvent
     from tests.factories import InteractionFactory
 
     interaction = InteractionFactory(agent=agent, external_id="rec-1", agent_version="r-42")

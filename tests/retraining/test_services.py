@@ -11,9 +11,9 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
+from core.models import AuditEvent
 from retraining import build, formats, services
 from retraining.models import BatchPair, ExportBatch, TrainingPair
-from reviews.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

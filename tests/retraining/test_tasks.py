@@ -145,8 +145,8 @@ def test_a_batch_requested_while_redis_is_down_is_built_once_the_sweep_runs(agen
 
     from django.utils import timezone
 
-    from reviews import outbox
-    from reviews.models import OutboxMessage
+    from core import outbox
+    from core.models import OutboxMessage
     from tests.conftest import celery_eager, celery_sends_to
 
     decide(agent, "Q", "A")

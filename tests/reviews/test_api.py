@@ -1,136 +1,91 @@
-"""POST /api/v1/interactions and /api/v1/feedback: auth, per-item errors, limits, schema."""
+"""POST /api/v1/queue/claim and /api/v1/items/{id}/decision."""
 
 import pytest
 
-from reviews.models import ApiToken, FeedbackEvent, Interaction
-from reviews.services import token_revoke
+from reviews.models import Review, ReviewItem
+from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def item(external_id, **extra):
-    return {
-        "external_id": external_id,
-        "agent": "support-bot",
-        "input": "Q?",
-        "output": "A.",
-        "confidence": 0.5,
-        **extra,
-    }
+@pytest.fixture
+def item():
+    agent = AgentFactory(slug="support-bot", domain="support")
+    return ReviewItemFactory(interaction=InteractionFactory(agent=agent, output="<b>hi</b>"))
 
 
-def test_it_refuses_a_request_without_a_token(api_client):
-    response = api_client().post("/api/v1/interactions", [item("t-1")])
-    assert response.status_code == 401
-    assert not Interaction.objects.exists()
-
-
-def test_it_refuses_a_wrong_token(api_client):
-    response = api_client(secret="cd_not-a-real-token").post("/api/v1/interactions", [item("t-1")])
-    assert response.status_code == 401
-
-
-def test_it_refuses_a_revoked_token(api_client, pipeline):
-    client = api_client(pipeline)
-    token_revoke(token=ApiToken.objects.get(user=pipeline), actor=pipeline)
-    assert client.post("/api/v1/interactions", [item("t-1")]).status_code == 401
-
-
-def test_it_refuses_a_user_without_an_ingest_role(api_client, reviewer):
-    response = api_client(reviewer).post("/api/v1/interactions", [item("t-1")])
-    assert response.status_code == 403
-    assert "roles: admin, agent" in response.json()["detail"]
-
-
-def test_it_lets_admins_ingest(api_client, lead):
-    assert api_client(lead).post("/api/v1/interactions", [item("t-1")]).json()["created"] == 1
-
-
-def test_it_stores_valid_items_and_indexes_the_errors(api_client, pipeline):
-    body = [item("t-1"), item("t-2", confidence=-1), item("t-3"), "nope", item("t-1")]
-    response = api_client(pipeline).post("/api/v1/interactions", body)
+def test_it_claims_the_next_item(api_client, reviewer, item):
+    response = api_client(reviewer).post("/api/v1/queue/claim", {})
     assert response.status_code == 200
-    assert response.json() == {
-        "created": 2,
-        "duplicates": 1,
-        "errors": [
-            {"index": 1, "field": "confidence", "message": "must be between 0 and 1, got -1"},
-            {"index": 3, "field": "record", "message": "must be a JSON object, got string"},
-        ],
-    }
-    assert set(Interaction.objects.values_list("external_id", flat=True)) == {"t-1", "t-3"}
+    body = response.json()
+    assert body["item"]["id"] == item.pk
+    assert body["item"]["interaction"]["output"] == "<b>hi</b>"
+    assert body["item"]["status"] == "claimed"
+    assert body["item"]["previous_reviews"] == []
+    assert body["lease_expires_at"]
 
 
-def test_it_reports_every_problem_of_an_item(api_client, pipeline):
-    response = api_client(pipeline).post("/api/v1/interactions", [{"agent": "support-bot"}])
-    fields = [e["field"] for e in response.json()["errors"]]
-    assert fields == ["external_id", "input", "output", "confidence"]
-    assert {e["index"] for e in response.json()["errors"]} == {0}
+def test_it_answers_204_when_nothing_is_claimable(api_client, reviewer):
+    assert api_client(reviewer).post("/api/v1/queue/claim", {}).status_code == 204
 
 
-def test_it_answers_400_for_a_body_that_is_not_an_array(api_client, pipeline):
-    client = api_client(pipeline)
-    assert client.post("/api/v1/interactions", {"external_id": "t-1"}).status_code == 400
-    response = client.post("/api/v1/interactions", b"[{")
+def test_it_claims_without_a_body(api_client, reviewer, item):
+    assert api_client(reviewer).post("/api/v1/queue/claim", b"").status_code == 200
+
+
+def test_it_refuses_an_unknown_agent_filter(api_client, reviewer, item):
+    response = api_client(reviewer).post("/api/v1/queue/claim", {"agent": "ghost"})
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("body is not valid JSON")
 
 
-def test_it_answers_413_for_too_many_items(api_client, pipeline, settings):
-    settings.INGEST_MAX_ITEMS_PER_REQUEST = 3
-    response = api_client(pipeline).post("/api/v1/interactions", [item(f"t-{i}") for i in range(4)])
-    assert response.status_code == 413
-    assert response.json()["detail"] == "4 items in one request; the limit is 3"
-    assert not Interaction.objects.exists()
+def test_it_refuses_the_claim_to_non_reviewers(api_client, ml, item):
+    assert api_client(ml).post("/api/v1/queue/claim", {}).status_code == 403
+    assert api_client().post("/api/v1/queue/claim", {}).status_code == 401
 
 
-def test_it_answers_413_for_a_body_over_the_size_limit(api_client, pipeline, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = api_client(pipeline).post("/api/v1/interactions", [item("t-1", input="x" * 2000)])
-    assert response.status_code == 413
-
-
-def test_it_ingests_feedback(api_client, pipeline):
-    client = api_client(pipeline)
-    client.post("/api/v1/interactions", [item("t-1")])
+def test_it_decides_a_claimed_item(api_client, reviewer, item):
+    client = api_client(reviewer)
+    client.post("/api/v1/queue/claim", {})
     response = client.post(
-        "/api/v1/feedback",
-        [
-            {"agent": "support-bot", "external_id": "t-1", "kind": "thumbs_down"},
-            {"agent": "support-bot", "external_id": "t-404", "kind": "clicked"},
-        ],
+        f"/api/v1/items/{item.pk}/decision", {"verdict": "approve", "seconds_spent": 9}
     )
-    assert response.json()["created"] == 1
-    assert response.json()["errors"][0]["index"] == 1
-    assert FeedbackEvent.objects.get().kind == "thumbs_down"
-
-
-def test_it_records_when_a_token_was_last_used(api_client, pipeline):
-    client = api_client(pipeline)
-    client.post("/api/v1/interactions", [item("t-1")])
-    assert ApiToken.objects.get(user=pipeline).last_used_at is not None
-
-
-def test_it_publishes_an_openapi_schema_with_the_ingest_bodies(client):
-    schema = client.get("/api/v1/openapi.json").json()
-    body = schema["paths"]["/api/v1/interactions"]["post"]["requestBody"]["content"][
-        "application/json"
-    ]["schema"]
-    assert body["type"] == "array" and body["maxItems"] == 5000
-    assert body["items"]["required"] == ["external_id", "agent", "input", "output", "confidence"]
-    assert "/api/v1/feedback" in schema["paths"]
-
-
-def test_it_serves_browsable_docs(client):
-    response = client.get("/api/v1/docs")
     assert response.status_code == 200
-    assert b"swagger" in response.content.lower()
+    assert response.json() == {"id": item.pk, "status": "done"}
+    assert Review.objects.get().seconds_spent == 9
 
 
-def test_it_stores_the_token_hashed(pipeline):
-    from reviews.services import token_create
+def test_it_answers_409_without_the_lease(api_client, reviewer, other_reviewer, item):
+    api_client(reviewer).post("/api/v1/queue/claim", {})
+    response = api_client(other_reviewer).post(
+        f"/api/v1/items/{item.pk}/decision", {"verdict": "approve"}
+    )
+    assert response.status_code == 409
+    assert not Review.objects.exists()
 
-    _, secret = token_create(user=pipeline, name="ci")
-    stored = ApiToken.objects.get(name="ci")
-    assert secret not in (stored.key_hash, stored.prefix)
-    assert stored.key_hash == ApiToken.hash_key(secret)
+
+def test_it_answers_400_with_field_errors(api_client, reviewer, item):
+    client = api_client(reviewer)
+    client.post("/api/v1/queue/claim", {})
+    response = client.post(f"/api/v1/items/{item.pk}/decision", {"verdict": "correct"})
+    assert response.status_code == 400
+    assert "corrected_output" in response.json()["errors"]
+    assert ReviewItem.objects.get().status == "claimed"
+
+
+def test_it_answers_400_for_a_malformed_body(api_client, reviewer, item):
+    client = api_client(reviewer)
+    client.post("/api/v1/queue/claim", {})
+    response = client.post(
+        f"/api/v1/items/{item.pk}/decision", {"verdict": "approve", "seconds_spent": "soon"}
+    )
+    assert response.status_code == 400
+    assert "seconds_spent" in response.json()["errors"]
+
+
+def test_it_answers_404_for_an_unknown_item(api_client, reviewer):
+    assert (
+        api_client(reviewer)
+        .post("/api/v1/items/999999/decision", {"verdict": "approve"})
+        .status_code
+        == 404
+    )

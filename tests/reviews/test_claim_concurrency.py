@@ -7,10 +7,11 @@ from collections import Counter
 import pytest
 from django.db import connection
 
+from core.models import AuditEvent
+from ingest.services import interactions_ingest
 from retraining.models import TrainingPair
 from reviews import services
-from reviews.ingest import interactions_ingest
-from reviews.models import AuditEvent, Review, ReviewItem
+from reviews.models import Review, ReviewItem
 from tests.factories import AgentFactory, UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

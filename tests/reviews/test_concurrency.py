@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from reviews.models import Interaction, ReviewItem
-from tests.reviews.test_commands import ROOT, subprocess_env
+from agents.models import Interaction
+from reviews.models import ReviewItem
+from tests.support import ROOT, subprocess_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

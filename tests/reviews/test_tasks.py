@@ -6,8 +6,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from core.models import AuditEvent
 from reviews import services
-from reviews.models import AuditEvent, ReviewItem
+from reviews.models import ReviewItem
 from reviews.tasks import expire_leases
 from tests.conftest import wait_for
 from tests.factories import ReviewItemFactory

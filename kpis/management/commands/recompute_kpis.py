@@ -3,9 +3,9 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from agents.models import Agent
 from kpis import services
 from kpis.models import KpiRun
-from reviews.models import Agent
 
 
 def _day(value: str) -> date:

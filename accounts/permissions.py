@@ -1,0 +1,83 @@
+"""Roles: one mechanism for pages and the API.
+
+A user's roles are their Django group names among `Role`; superusers hold every role.
+Pages use `@role_required(...)`; API operations declare `auth=RoleBearer(...)`
+(below), which authenticates the token and checks the same roles.
+"""
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from ninja.errors import HttpError
+from ninja.security import HttpBearer
+
+from accounts.models import Role
+from accounts.services import token_authenticate
+
+ALL_ROLES = frozenset(Role.values)
+
+
+def user_roles(user) -> frozenset[str]:
+    """The roles of a user, cached on the instance for the request."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    cached = getattr(user, "_coachdesk_roles", None)
+    if cached is None:
+        if user.is_superuser:
+            cached = ALL_ROLES
+        else:
+            cached = frozenset(
+                user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True)
+            )
+        user._coachdesk_roles = cached
+    return cached
+
+
+def has_role(user, roles: Iterable[str]) -> bool:
+    return bool(user_roles(user) & set(roles))
+
+
+def role_required(*roles: str) -> Callable:
+    """Page decorator: anonymous users go to the login page, the wrong role gets 403."""
+    unknown = set(roles) - ALL_ROLES
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not has_role(request.user, roles):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        wrapped.required_roles = frozenset(roles)  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+class RoleBearer(HttpBearer):
+    """`Authorization: Bearer <token>`; the token's user must hold one of `roles`.
+
+    A missing, unknown or revoked token gives 401; a valid token without the role gives 403.
+    """
+
+    def __init__(self, *roles: str) -> None:
+        super().__init__()
+        self.roles = frozenset(roles)
+
+    def authenticate(self, request: HttpRequest, token: str):
+        user = token_authenticate(token)
+        if user is None:
+            return None
+        if not has_role(user, self.roles):
+            raise HttpError(
+                403, f"this token's user needs one of the roles: {', '.join(sorted(self.roles))}"
+            )
+        request.user = user
+        return user

@@ -1,0 +1,213 @@
+"""Forms of the admin console."""
+
+import json
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from accounts.models import ReviewerProfile
+from agents.models import Agent
+from console.selectors import SORTS, QueueFilter
+from reviews.models import ReviewItem
+
+MAX_AGE_HOURS = 100 * 365 * 24
+ASSIGNED_CHOICES = [
+    ("", "Anyone or no one"),
+    ("unassigned", "Unassigned"),
+    ("assigned", "Assigned"),
+]
+
+
+def reviewer_choices() -> list[tuple[str, str]]:
+    users = (
+        get_user_model()
+        .objects.filter(groups__name="reviewer", is_active=True)
+        .order_by("username")
+    )
+    return [(u.username, u.username) for u in users]
+
+
+class QueueFilterForm(forms.Form):
+    """GET filters of the queue browser; also carried by the bulk form ("all matching")."""
+
+    agent = forms.ChoiceField(required=False)
+    domain = forms.CharField(required=False, max_length=100)
+    reason = forms.ChoiceField(
+        required=False, choices=[("", "Any reason"), *ReviewItem.Reason.choices]
+    )
+    status = forms.ChoiceField(required=False, choices=[("", "Open"), *ReviewItem.Status.choices])
+    # The bound keeps `now - timedelta(hours=...)` within datetime's range (~100 years).
+    min_age_hours = forms.FloatField(
+        required=False, min_value=0, max_value=MAX_AGE_HOURS, label="Older than (h)"
+    )
+    max_age_hours = forms.FloatField(
+        required=False, min_value=0, max_value=MAX_AGE_HOURS, label="Newer than (h)"
+    )
+    min_confidence = forms.FloatField(
+        required=False, min_value=0, max_value=1, label="Confidence ≥"
+    )
+    max_confidence = forms.FloatField(
+        required=False, min_value=0, max_value=1, label="Confidence ≤"
+    )
+    assigned = forms.ChoiceField(required=False)
+    sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS])
+
+    def __init__(self, *args, agents: list[Agent], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.agents = {str(a.pk): a for a in agents}
+        self.fields["agent"].choices = [("", "All agents"), *((str(a.pk), a.slug) for a in agents)]
+        self.fields["assigned"].choices = [*ASSIGNED_CHOICES, *reviewer_choices()]
+
+    def queue_filter(self) -> QueueFilter:
+        if not self.is_valid():
+            return QueueFilter()
+        data = self.cleaned_data
+        return QueueFilter(
+            agent_id=int(data["agent"]) if data["agent"] else None,
+            domain=data["domain"] or "",
+            reason=data["reason"] or "",
+            status=data["status"] or "",
+            min_age_hours=data["min_age_hours"],
+            max_age_hours=data["max_age_hours"],
+            min_confidence=data["min_confidence"],
+            max_confidence=data["max_confidence"],
+            assigned=data["assigned"] or "",
+            sort=data["sort"] or "priority",
+        )
+
+
+class BulkActionForm(forms.Form):
+    ACTIONS = [
+        ("assign", "Assign to reviewer"),
+        ("spread", "Spread evenly across the pool"),
+        ("unassign", "Unassign"),
+        ("release", "Release stuck claims"),
+        ("priority", "Set priority"),
+    ]
+    action = forms.ChoiceField(choices=ACTIONS)
+    scope = forms.ChoiceField(
+        choices=[("selected", "Selected items"), ("matching", "All matching the filters")]
+    )
+    ids = forms.CharField(required=False)  # comma-separated ids (checkboxes are joined by the page)
+    reviewer = forms.ChoiceField(required=False)
+    priority = forms.IntegerField(required=False, min_value=-100, max_value=100)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reviewer"].choices = [("", "—"), *reviewer_choices()]
+
+    def clean_ids(self) -> list[int]:
+        raw = (
+            self.data.getlist("ids")
+            if hasattr(self.data, "getlist")
+            else [self.cleaned_data.get("ids", "")]
+        )
+        ids = []
+        for part in ",".join(raw).split(","):
+            part = part.strip()
+            if part:
+                if not part.isdigit():
+                    raise forms.ValidationError(f"not an item id: {part[:20]!r}")
+                ids.append(int(part))
+        return ids
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == "assign" and not data.get("reviewer"):
+            self.add_error("reviewer", "Choose the reviewer to assign to.")
+        if data.get("action") == "priority" and data.get("priority") is None:
+            self.add_error("priority", "Give the new priority (-100 to 100).")
+        if data.get("scope") == "selected" and not data.get("ids"):
+            self.add_error("ids", "Select at least one item, or choose “All matching the filters”.")
+        return data
+
+
+def _comma_list(value: str) -> list[str]:
+    return sorted({part.strip() for part in value.split(",") if part.strip()})
+
+
+class ReviewerProfileForm(forms.ModelForm):
+    domains_text = forms.CharField(
+        label="Domains", required=False, help_text="Comma-separated, e.g. legal, support"
+    )
+
+    class Meta:
+        model = ReviewerProfile
+        fields = ["daily_capacity", "active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["domains_text"].initial = ", ".join(self.instance.domains or [])
+
+    def changes(self) -> dict:
+        return {
+            "domains": _comma_list(self.cleaned_data["domains_text"]),
+            "daily_capacity": self.cleaned_data["daily_capacity"],
+            "active": self.cleaned_data["active"],
+        }
+
+
+class AgentPolicyForm(forms.ModelForm):
+    review_intents_text = forms.CharField(
+        label="Always review intents", required=False, help_text="Comma-separated intents"
+    )
+    review_domains_text = forms.CharField(
+        label="Always review domains", required=False, help_text="Comma-separated domains"
+    )
+    alert_thresholds_text = forms.CharField(
+        label="KPI alert thresholds (JSON)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text='e.g. {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}',
+    )
+
+    class Meta:
+        model = Agent
+        fields = [
+            "name",
+            "kind",
+            "domain",
+            "confidence_threshold",
+            "audit_rate",
+            "required_reviews",
+            "auto_assign",
+            "guidelines",
+        ]
+        widgets = {"guidelines": forms.Textarea(attrs={"rows": 10})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["review_intents_text"].initial = ", ".join(self.instance.review_intents or [])
+        self.fields["review_domains_text"].initial = ", ".join(self.instance.review_domains or [])
+        self.fields["alert_thresholds_text"].initial = json.dumps(
+            self.instance.alert_thresholds or {}, indent=1
+        )
+
+    def clean_alert_thresholds_text(self) -> dict:
+        raw = self.cleaned_data["alert_thresholds_text"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise forms.ValidationError(
+                'Use an object of KPI name → {"below" or "above", "days", "min_n"}.'
+            )
+        return value
+
+    def changes(self) -> dict:
+        data = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        data["review_intents"] = _comma_list(self.cleaned_data["review_intents_text"])
+        data["review_domains"] = _comma_list(self.cleaned_data["review_domains_text"])
+        data["alert_thresholds"] = self.cleaned_data["alert_thresholds_text"]
+        return data
+
+
+class AuditFilterForm(forms.Form):
+    user = forms.CharField(required=False, max_length=150)
+    item = forms.IntegerField(required=False, min_value=1)
+    action = forms.CharField(required=False, max_length=64)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))

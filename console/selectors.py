@@ -1,0 +1,239 @@
+"""Reads of the admin console: the queue browser, reviewer workload, backlog, audit log.
+
+Every function here is a fixed number of aggregate queries, whatever the data size.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import median
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
+
+from core.models import AuditEvent
+from reviews.models import Review, ReviewItem
+
+Status = ReviewItem.Status
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    agent_id: int | None = None
+    domain: str = ""
+    reason: str = ""
+    status: str = ""  # "" = open (pending / needs second review / claimed)
+    min_age_hours: float | None = None
+    max_age_hours: float | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    assigned: str = ""  # "", "unassigned", "assigned", or a username
+    sort: str = "priority"
+
+
+SORTS = {
+    "priority": ("-priority", "confidence", "source_created_at", "pk"),
+    "oldest": ("source_created_at", "pk"),
+    "newest": ("-source_created_at", "-pk"),
+    "confidence": ("confidence", "pk"),
+}
+
+
+def queue_browse(f: QueueFilter) -> QuerySet[ReviewItem]:
+    """Review items matching the admin's filters, in the chosen order, with what a row of
+    the browser shows joined in (one query per page)."""
+    qs = ReviewItem.objects.select_related("agent", "assigned_to", "claimed_by").only(
+        "pk",
+        "status",
+        "reason",
+        "priority",
+        "domain",
+        "confidence",
+        "source_created_at",
+        "required_reviews",
+        "lease_expires_at",
+        "agent__slug",
+        "agent__name",
+        "assigned_to__username",
+        "claimed_by__username",
+    )
+    if f.status:
+        qs = qs.filter(status=f.status)
+    else:
+        qs = qs.filter(status__in=(Status.PENDING, Status.NEEDS_SECOND_REVIEW, Status.CLAIMED))
+    if f.agent_id:
+        qs = qs.filter(agent_id=f.agent_id)
+    if f.domain:
+        qs = qs.filter(domain=f.domain)
+    if f.reason:
+        qs = qs.filter(reason=f.reason)
+    now = timezone.now()
+    if f.min_age_hours is not None:
+        qs = qs.filter(source_created_at__lte=now - timedelta(hours=f.min_age_hours))
+    if f.max_age_hours is not None:
+        qs = qs.filter(source_created_at__gte=now - timedelta(hours=f.max_age_hours))
+    if f.min_confidence is not None:
+        qs = qs.filter(confidence__gte=f.min_confidence)
+    if f.max_confidence is not None:
+        qs = qs.filter(confidence__lte=f.max_confidence)
+    if f.assigned == "unassigned":
+        qs = qs.filter(assigned_to__isnull=True)
+    elif f.assigned == "assigned":
+        qs = qs.filter(assigned_to__isnull=False)
+    elif f.assigned:
+        qs = qs.filter(assigned_to__username=f.assigned)
+    return qs.order_by(*SORTS.get(f.sort, SORTS["priority"]))
+
+
+def capped_count(qs: QuerySet, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """(count, exact): counts at most `cap` rows, so a page over a million rows stays fast."""
+    n = qs.order_by()[: cap + 1].count()
+    return min(n, cap), n <= cap
+
+
+def backlog_by_agent() -> list[dict]:
+    rows = (
+        ReviewItem.objects.filter(
+            status__in=(Status.PENDING, Status.NEEDS_SECOND_REVIEW, Status.CLAIMED)
+        )
+        .values("agent__slug", "agent__name")
+        .annotate(
+            open=Count("pk"),
+            claimed=Count("pk", filter=Q(status=Status.CLAIMED)),
+            second=Count("pk", filter=Q(status=Status.NEEDS_SECOND_REVIEW)),
+            oldest=Min("source_created_at"),
+            queued_since=Min("created_at"),
+        )
+        .order_by("queued_since")
+    )
+    return list(rows)
+
+
+WORKLOAD_SORTS = ("username", "open", "today", "week", "median_seconds", "agreement")
+
+
+def reviewer_workload(*, sort: str = "username", days: int = 7) -> list[dict]:
+    """Per reviewer: open assigned items, decisions today and over `days` days, median
+    seconds per decision, the verdict mix, and agreement with the other reviewer on
+    four-eyes items. Four queries."""
+    now = timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = now - timedelta(days=days)
+    users = list(
+        get_user_model()
+        .objects.filter(Q(groups__name="reviewer") | Q(is_superuser=True, reviews__isnull=False))
+        .distinct()
+        .select_related("reviewer_profile")
+        .annotate(
+            open=Count(
+                "assigned_items",
+                filter=Q(
+                    assigned_items__status__in=(
+                        Status.PENDING,
+                        Status.NEEDS_SECOND_REVIEW,
+                        Status.CLAIMED,
+                    )
+                ),
+                distinct=True,
+            ),
+        )
+    )
+    decided = (
+        Review.objects.filter(created_at__gte=since, is_adjudication=False)
+        .values("reviewer_id")
+        .annotate(
+            week=Count("pk", filter=~Q(verdict="skip")),
+            today=Count("pk", filter=Q(created_at__gte=today) & ~Q(verdict="skip")),
+            **{v: Count("pk", filter=Q(verdict=v)) for v in Review.Verdict.values},
+        )
+    )
+    by_user = {row["reviewer_id"]: row for row in decided}
+    medians = _median_seconds(since)
+    agreement = _agreement(since)
+    rows = []
+    for user in users:
+        d = by_user.get(user.pk, {})
+        week = d.get("week", 0)
+        rows.append(
+            {
+                "user": user,
+                "username": user.username,
+                "domains": getattr(getattr(user, "reviewer_profile", None), "domains", []),
+                "active": getattr(getattr(user, "reviewer_profile", None), "active", False),
+                "open": user.open,
+                "today": d.get("today", 0),
+                "week": week,
+                "median_seconds": medians.get(user.pk),
+                "mix": {
+                    v: (d.get(v, 0) / week if week else 0.0)
+                    for v in ("approve", "correct", "reject")
+                },
+                "agreement": agreement.get(user.pk, (None, 0))[0],
+                "agreement_n": agreement.get(user.pk, (None, 0))[1],
+            }
+        )
+    key = sort.lstrip("-") if sort.lstrip("-") in WORKLOAD_SORTS else "username"
+    rows.sort(
+        key=lambda r: (r[key] is None, r[key] if r[key] is not None else 0),
+        reverse=sort.startswith("-"),
+    )
+    return rows
+
+
+def _median_seconds(since: datetime) -> dict[int, float]:
+    reviews = Review.objects.filter(created_at__gte=since, seconds_spent__isnull=False).exclude(
+        verdict="skip"
+    )
+    if connection.vendor == "postgresql":
+        sql, params = reviews.values("reviewer_id", "seconds_spent").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT reviewer_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_spent) "
+                f"FROM ({sql}) r GROUP BY reviewer_id",
+                params,
+            )
+            return {pk: float(m) for pk, m in cursor.fetchall()}
+    values: dict[int, list[int]] = {}
+    for pk, seconds in reviews.values_list("reviewer_id", "seconds_spent"):
+        values.setdefault(pk, []).append(seconds)
+    return {pk: float(median(v)) for pk, v in values.items()}
+
+
+def _agreement(since: datetime) -> dict[int, tuple[float, int]]:
+    """Share of a reviewer's four-eyes reviews whose verdict matched the other reviewer's."""
+    deciding = ("approve", "correct", "reject")
+    pairs = Review.objects.filter(
+        created_at__gte=since, verdict__in=deciding, is_adjudication=False, item__required_reviews=2
+    ).values_list("item_id", "reviewer_id", "verdict")
+    by_item: dict[int, list[tuple[int, str]]] = {}
+    for item_id, reviewer_id, verdict in pairs:
+        by_item.setdefault(item_id, []).append((reviewer_id, verdict))
+    tally: dict[int, list[int]] = {}
+    for reviews in by_item.values():
+        if len(reviews) != 2:
+            continue
+        (a, va), (b, vb) = reviews
+        for who in (a, b):
+            t = tally.setdefault(who, [0, 0])
+            t[0] += va == vb
+            t[1] += 1
+    return {pk: (agree / n, n) for pk, (agree, n) in tally.items()}
+
+
+def audit_log(
+    *, actor: str = "", item_id: int | None = None, action: str = "", since=None, until=None
+) -> QuerySet[AuditEvent]:
+    qs = AuditEvent.objects.select_related("actor")
+    if actor:
+        qs = qs.filter(actor__username=actor)
+    if item_id:
+        qs = qs.filter(target_type="review_item", target_id=item_id)
+    if action:
+        qs = qs.filter(action=action)
+    if since:
+        qs = qs.filter(created_at__date__gte=since)
+    if until:
+        qs = qs.filter(created_at__date__lte=until)
+    return qs.order_by("-created_at", "-pk")

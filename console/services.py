@@ -1,0 +1,280 @@
+"""Writes of the admin console: assigning work, spreading it over a pool, releasing stuck
+claims, changing priority. Every change is audited, one AuditEvent per item.
+
+Assignment is not a status transition: it only says who should take an item next (their
+claim takes assigned items first, others never see them). Releasing a claim is a transition
+and goes through `services.item_release`.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import ReviewerProfile, Role
+from core.models import AuditEvent
+from reviews import selectors, services
+from reviews.models import Review, ReviewItem
+
+Status = ReviewItem.Status
+ASSIGNABLE = (Status.PENDING, Status.NEEDS_SECOND_REVIEW, Status.CLAIMED)
+MAX_PRIORITY = 100
+
+
+@dataclass
+class BulkResult:
+    changed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def message(self, verb: str) -> str:
+        text = f"{verb} {self.changed} item{'s' if self.changed != 1 else ''}."
+        if self.skipped:
+            text += " Skipped: " + ", ".join(f"{n} {why}" for why, n in self.skipped.items()) + "."
+        return text
+
+
+def _audit(actor, action: str, rows: Iterable[tuple[int, dict, dict]]) -> None:
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                actor=actor,
+                action=action,
+                target_type="review_item",
+                target_id=pk,
+                before=before,
+                after=after,
+            )
+            for pk, before, after in rows
+        ],
+        batch_size=5000,
+    )
+
+
+@transaction.atomic
+def items_assign(items: QuerySet[ReviewItem], *, reviewer, actor) -> BulkResult:
+    """Assigns the open items of `items` to `reviewer`.
+
+    Skips (and counts) items that are decided or disputed, outside the reviewer's domains,
+    or already reviewed by them (the second review of a four-eyes item must be someone else).
+    Two statements whatever the size: one UPDATE, one bulk insert of audit events.
+    """
+    result = BulkResult()
+    domains = selectors.reviewer_domains(reviewer)
+    rows = list(items.values_list("pk", "status", "domain", "assigned_to_id"))
+    open_rows = [r for r in rows if r[1] in ASSIGNABLE]
+    result.skip("not open", len(rows) - len(open_rows))
+    in_domain = [r for r in open_rows if r[2] in domains]
+    result.skip("outside the reviewer's domains", len(open_rows) - len(in_domain))
+    reviewed = set(
+        Review.objects.filter(reviewer=reviewer, item_id__in=[r[0] for r in in_domain]).values_list(
+            "item_id", flat=True
+        )
+    )
+    result.skip("already reviewed by them", len(reviewed))
+    targets = [r for r in in_domain if r[0] not in reviewed and r[3] != reviewer.pk]
+    result.skip("already assigned to them", len(in_domain) - len(reviewed) - len(targets))
+    ids = [r[0] for r in targets]
+    result.changed = ReviewItem.objects.filter(pk__in=ids, status__in=ASSIGNABLE).update(
+        assigned_to=reviewer, updated_at=timezone.now()
+    )
+    _audit(
+        actor,
+        "item.assigned",
+        ((pk, {"assigned_to": was}, {"assigned_to": reviewer.pk}) for pk, _, _, was in targets),
+    )
+    return result
+
+
+@transaction.atomic
+def items_unassign(items: QuerySet[ReviewItem], *, actor) -> BulkResult:
+    result = BulkResult()
+    rows = list(items.filter(assigned_to__isnull=False).values_list("pk", "assigned_to_id"))
+    result.changed = ReviewItem.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+        assigned_to=None, updated_at=timezone.now()
+    )
+    _audit(
+        actor,
+        "item.unassigned",
+        ((pk, {"assigned_to": was}, {"assigned_to": None}) for pk, was in rows),
+    )
+    return result
+
+
+@transaction.atomic
+def items_set_priority(items: QuerySet[ReviewItem], *, priority: int, actor) -> BulkResult:
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise services.InvalidDecision(
+            {"priority": f"must be between {-MAX_PRIORITY} and {MAX_PRIORITY}"}
+        )
+    result = BulkResult()
+    rows = list(items.exclude(priority=priority).values_list("pk", "priority"))
+    result.changed = ReviewItem.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+        priority=priority, updated_at=timezone.now()
+    )
+    _audit(
+        actor,
+        "item.priority",
+        ((pk, {"priority": was}, {"priority": priority}) for pk, was in rows),
+    )
+    return result
+
+
+def items_release(items: QuerySet[ReviewItem], *, actor) -> BulkResult:
+    """Ends the claims of the claimed items among `items` (stuck claims), each by a
+    compare-and-swap transition; an item decided in the meantime is skipped."""
+    result = BulkResult()
+    for item in items.filter(status=Status.CLAIMED):
+        try:
+            services.item_release(item, actor=actor)
+        except services.Conflict:
+            result.skip("changed in the meantime")
+            continue
+        result.changed += 1
+    return result
+
+
+def pool_capacity(reviewers: Iterable) -> dict[int, int]:
+    """Items each reviewer can still take today: daily capacity minus open assigned items
+    minus decisions made today (never below zero). Two aggregate queries."""
+    ids = [r.pk for r in reviewers]
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    profiles = dict(
+        ReviewerProfile.objects.filter(user_id__in=ids).values_list("user_id", "daily_capacity")
+    )
+    load = {
+        row["pk"]: row["open"] + row["today"]
+        for row in get_user_model()
+        .objects.filter(pk__in=ids)
+        .values("pk")
+        .annotate(
+            open=Count(
+                "assigned_items", filter=Q(assigned_items__status__in=ASSIGNABLE), distinct=True
+            ),
+            today=Count("reviews", filter=Q(reviews__created_at__gte=today), distinct=True),
+        )
+    }
+    return {pk: max(0, profiles.get(pk, 0) - load.get(pk, 0)) for pk in ids}
+
+
+@transaction.atomic
+def items_spread(items: QuerySet[ReviewItem], *, reviewers: list, actor) -> BulkResult:
+    """Spreads the open, unassigned items of `items` evenly over `reviewers`: each item goes
+    to the eligible reviewer (active, of the item's domain, not its first reviewer) with the
+    most capacity left today. Items nobody can take stay unassigned and are counted."""
+    result = BulkResult()
+    pool = [r for r in reviewers if getattr(getattr(r, "reviewer_profile", None), "active", False)]
+    capacity = pool_capacity(pool)
+    load = dict(
+        ReviewItem.objects.filter(assigned_to__in=pool, status__in=ASSIGNABLE)
+        .values_list("assigned_to")
+        .annotate(n=Count("pk"))
+    )
+    domains = {r.pk: set(selectors.reviewer_domains(r)) for r in pool}
+    rows = list(
+        items.filter(
+            status__in=(Status.PENDING, Status.NEEDS_SECOND_REVIEW), assigned_to__isnull=True
+        )
+        .order_by("-priority", "confidence", "source_created_at")
+        .values_list("pk", "domain")
+    )
+    reviewed: dict[int, set[int]] = {}
+    for item_id, reviewer_id in Review.objects.filter(item_id__in=[r[0] for r in rows]).values_list(
+        "item_id", "reviewer_id"
+    ):
+        reviewed.setdefault(item_id, set()).add(reviewer_id)
+    plan: dict[int, list[int]] = {r.pk: [] for r in pool}
+    for item_id, domain in rows:
+        eligible = [
+            pk
+            for pk in plan
+            if domain in domains[pk] and capacity[pk] > 0 and pk not in reviewed.get(item_id, ())
+        ]
+        if not eligible:
+            result.skip("no reviewer with capacity and expertise")
+            continue
+        # Evenly: the reviewer with the fewest open items (before and in this plan) gets it.
+        chosen = min(eligible, key=lambda pk: (load.get(pk, 0) + len(plan[pk]), pk))
+        plan[chosen].append(item_id)
+        capacity[chosen] -= 1
+    for reviewer_id, ids in plan.items():
+        if ids:
+            result.changed += ReviewItem.objects.filter(
+                pk__in=ids, assigned_to__isnull=True
+            ).update(assigned_to_id=reviewer_id, updated_at=timezone.now())
+            _audit(
+                actor,
+                "item.assigned",
+                ((pk, {"assigned_to": None}, {"assigned_to": reviewer_id}) for pk in ids),
+            )
+    return result
+
+
+# pg_advisory_xact_lock key: one auto-assignment at a time (two would plan with the same
+# capacities and skew the spread; the assigned_to guard already prevents double assignment).
+_AUTOASSIGN_LOCK = 0x0A550127
+
+
+@transaction.atomic
+def items_autoassign() -> int:
+    """Follow-up of ingest (sent through the outbox): spreads the open, unassigned items of
+    agents with `auto_assign` over the active reviewers of their domains, within each
+    reviewer's capacity for today. Idempotent: assigned items are left alone, so a repeated
+    or late message assigns only what is still unassigned. Returns how many it assigned."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUTOASSIGN_LOCK])
+    pool = list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.REVIEWER, reviewer_profile__active=True)
+        .select_related("reviewer_profile")
+    )
+    if not pool or not any(pool_capacity(pool).values()):
+        return 0
+    items = ReviewItem.objects.filter(agent__auto_assign=True)
+    return items_spread(items, reviewers=pool, actor=None).changed
+
+
+@transaction.atomic
+def reviewer_profile_update(user, *, changes: dict, actor) -> ReviewerProfile:
+    profile, _ = ReviewerProfile.objects.get_or_create(user=user)
+    before = {k: getattr(profile, k) for k in changes}
+    for name, value in changes.items():
+        setattr(profile, name, value)
+    profile.save()
+    AuditEvent.objects.create(
+        actor=actor,
+        action="reviewer.updated",
+        target_type="user",
+        target_id=user.pk,
+        before=before,
+        after=changes,
+    )
+    return profile
+
+
+@transaction.atomic
+def agent_policy_update(agent, *, changes: dict, actor):
+    """Updates an agent's review policy. New items follow it; queued items keep theirs."""
+    before = {k: getattr(agent, k) for k in changes}
+    changed = {k: v for k, v in changes.items() if before[k] != v}
+    for name, value in changed.items():
+        setattr(agent, name, value)
+    agent.full_clean()
+    if changed:
+        agent.save(update_fields=list(changed))
+        AuditEvent.objects.create(
+            actor=actor,
+            action="agent.updated",
+            target_type="agent",
+            target_id=agent.pk,
+            before={k: before[k] for k in changed},
+            after=changed,
+        )
+    return agent

@@ -1,0 +1,238 @@
+"""The admin console: queue browser with bulk actions, workload, pools, policies, audit log.
+
+Thin views: role check, a form, a read from `console.selectors` or a write in
+`console.services`, a template. Every page is a fixed number of queries.
+"""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import ReviewerProfile, Role
+from accounts.permissions import role_required
+from agents.models import Agent
+from console import selectors as workload
+from console import services as assignment
+from console.forms import (
+    AgentPolicyForm,
+    AuditFilterForm,
+    BulkActionForm,
+    QueueFilterForm,
+    ReviewerProfileForm,
+)
+from core.spreadsheet import csv_lines
+from kpis import selectors as kpi_selectors
+from reviews import services
+from reviews.models import ReviewItem
+
+PAGE_SIZE = 50
+
+
+class CappedPaginator(Paginator):
+    """A paginator whose count stops at workload.COUNT_CAP (a million-row filter stays fast)."""
+
+    @property
+    def count(self) -> int:
+        if not hasattr(self, "_capped"):
+            self._capped = workload.capped_count(self.object_list)
+        return self._capped[0]
+
+    @property
+    def exact(self) -> bool:
+        self.count  # noqa: B018 (fills the cache)
+        return self._capped[1]
+
+
+def _agents() -> list[Agent]:
+    return list(Agent.objects.order_by("slug").only("pk", "slug", "name"))
+
+
+@role_required(Role.ADMIN)
+@require_GET
+def browser(request):
+    """The queue browser: filter, select, act."""
+    form = QueueFilterForm(request.GET or None, agents=_agents())
+    qs = workload.queue_browse(form.queue_filter())
+    paginator = CappedPaginator(qs, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "paginator": paginator,
+        "bulk": BulkActionForm(),
+        # No backlog strip here: it aggregates every open item (the workload page has it).
+        "alerts": kpi_selectors.alerts_for(None),  # the admin's home shows the KPI alerts
+    }
+    template = "console/browser.html#results" if request.htmx else "console/browser.html"
+    return render(request, template, context)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def bulk(request):
+    """Applies a bulk action to the selected items or to everything matching the filters."""
+    form = BulkActionForm(request.POST)
+    filters = QueueFilterForm(request.POST, agents=_agents())
+    back = redirect_back(request)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(
+                request, f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
+            )
+        return back
+    data = form.cleaned_data
+    if data["scope"] == "matching":
+        items = ReviewItem.objects.filter(
+            pk__in=workload.queue_browse(filters.queue_filter()).values("pk")
+        )
+    else:
+        items = ReviewItem.objects.filter(pk__in=data["ids"])
+    action = data["action"]
+    try:
+        if action == "assign":
+            reviewer = get_object_or_404(
+                get_user_model(), username=data["reviewer"], is_active=True
+            )
+            result = assignment.items_assign(items, reviewer=reviewer, actor=request.user)
+            verb = f"Assigned to {reviewer.username}:"
+        elif action == "spread":
+            pool = list(
+                get_user_model()
+                .objects.filter(groups__name="reviewer", is_active=True)
+                .select_related("reviewer_profile")
+            )
+            result = assignment.items_spread(items, reviewers=pool, actor=request.user)
+            verb = "Spread across the pool:"
+        elif action == "unassign":
+            result, verb = assignment.items_unassign(items, actor=request.user), "Unassigned"
+        elif action == "release":
+            result, verb = assignment.items_release(items, actor=request.user), "Released"
+        else:
+            result = assignment.items_set_priority(
+                items, priority=data["priority"], actor=request.user
+            )
+            verb = f"Priority {data['priority']} set on"
+    except services.InvalidDecision as exc:
+        messages.error(request, str(exc))
+        return back
+    messages.success(request, result.message(verb))
+    return back
+
+
+def redirect_back(request):
+    """Back to the browser with the filters the bulk form carried."""
+    keys = [f for f in QueueFilterForm.base_fields if request.POST.get(f)]
+    query = urlencode({k: request.POST[k] for k in keys})
+    return redirect(f"/console/?{query}" if query else "/console/")
+
+
+@role_required(Role.ADMIN)
+@require_GET
+def workload_page(request):
+    sort = request.GET.get("sort", "username")
+    rows = workload.reviewer_workload(sort=sort)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/workload.html",
+        {
+            "page": page,
+            "sort": sort,
+            "backlog": workload.backlog_by_agent(),
+            "columns": [
+                ("username", "Reviewer"),
+                ("open", "Open assigned"),
+                ("today", "Decided today"),
+                ("week", "Decided (7 days)"),
+                ("median_seconds", "Median s / decision"),
+                ("agreement", "Four-eyes agreement"),
+            ],
+        },
+    )
+
+
+@role_required(Role.ADMIN)
+@require_GET
+def pools(request):
+    reviewers = (
+        get_user_model()
+        .objects.filter(groups__name="reviewer")
+        .select_related("reviewer_profile")
+        .order_by("username")
+    )
+    return render(request, "console/pools.html", {"reviewers": reviewers})
+
+
+@role_required(Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def pool_edit(request, user_id: int):
+    user = get_object_or_404(get_user_model(), pk=user_id, groups__name="reviewer")
+    profile = ReviewerProfile.objects.filter(user=user).first() or ReviewerProfile(user=user)
+    form = ReviewerProfileForm(request.POST or None, instance=profile)
+    if request.method == "POST" and form.is_valid():
+        assignment.reviewer_profile_update(user, changes=form.changes(), actor=request.user)
+        messages.success(request, f"Saved {user.username}'s pool settings.")
+        return redirect("console:pools")
+    return render(request, "console/pool_edit.html", {"form": form, "reviewer": user})
+
+
+@role_required(Role.ADMIN)
+@require_GET
+def agents(request):
+    return render(request, "console/agents.html", {"agents": Agent.objects.order_by("slug")})
+
+
+@role_required(Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def agent_edit(request, slug: str):
+    agent = get_object_or_404(Agent, slug=slug)
+    form = AgentPolicyForm(request.POST or None, instance=agent)
+    if request.method == "POST" and form.is_valid():
+        assignment.agent_policy_update(
+            Agent.objects.get(pk=agent.pk), changes=form.changes(), actor=request.user
+        )
+        messages.success(request, f"Saved the review policy of {agent.slug}.")
+        return redirect("console:agents")
+    return render(request, "console/agent_edit.html", {"form": form, "agent": agent})
+
+
+@role_required(Role.ADMIN)
+@require_GET
+def audit(request):
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = workload.audit_log(
+        actor=filters.get("user") or "",
+        item_id=filters.get("item"),
+        action=filters.get("action") or "",
+        since=filters.get("since"),
+        until=filters.get("until"),
+    )
+    if request.GET.get("format") == "csv":
+        rows = (
+            (
+                e.created_at.isoformat(),
+                e.actor.username if e.actor else "",
+                e.action,
+                e.target_type,
+                e.target_id,
+                e.before,
+                e.after,
+            )
+            for e in events.iterator(chunk_size=2000)
+        )
+        response = StreamingHttpResponse(
+            csv_lines(
+                ["time", "user", "action", "target_type", "target_id", "before", "after"], rows
+            ),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = 'attachment; filename="coachdesk-audit.csv"'
+        return response
+    page = CappedPaginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "console/audit.html", {"form": form, "page": page})

@@ -1,0 +1,8 @@
+"""The plumbing every app uses: audit log, outbox, HTTP limits, errors, health."""
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "core"
+    verbose_name = "Core"

@@ -1,0 +1,8 @@
+"""The demo data of `make run`."""
+
+from django.apps import AppConfig
+
+
+class DemoConfig(AppConfig):
+    name = "demo"
+    verbose_name = "Demo"

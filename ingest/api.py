@@ -1,0 +1,178 @@
+"""API of the reviews app: ingest of interactions and feedback."""
+
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Schema
+
+from accounts.models import Role
+from accounts.permissions import RoleBearer
+from core.limits import JsonRejected, TokenRateThrottle, check_shape, error_responses
+from ingest.readers import parse_record
+from ingest.services import IngestResult, feedback_ingest, interactions_ingest
+
+router = Router(tags=["ingest"])
+ingest_auth = RoleBearer(Role.AGENT, Role.ADMIN)
+# Per API token (INGEST_RATE_LIMIT_PER_MINUTE): one runaway pipeline cannot starve the rest.
+ingest_throttle = TokenRateThrottle("INGEST_RATE_LIMIT_PER_MINUTE", scope="ingest")
+
+
+class ItemError(Schema):
+    index: int
+    field: str
+    message: str
+
+
+class IngestOut(Schema):
+    created: int
+    duplicates: int
+    errors: list[ItemError]
+
+
+INGEST_RESPONSES = {200: IngestOut, **error_responses(400, 401, 403, 413, 429)}
+
+
+_INTERACTION_SCHEMA = {
+    "type": "object",
+    "required": ["external_id", "agent", "input", "output", "confidence"],
+    "properties": {
+        "external_id": {
+            "type": "string",
+            "maxLength": 255,
+            "description": "Unique per agent: the idempotency key.",
+        },
+        "agent": {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+            "description": "Agent slug; unknown agents are created.",
+        },
+        "agent_version": {"type": ["string", "null"], "maxLength": 100},
+        "conversation_id": {"type": ["string", "null"], "maxLength": 255},
+        "input": {"type": "string"},
+        "context": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"type": "string", "enum": ["system", "user", "assistant", "tool"]},
+                    "content": {"type": "string"},
+                },
+            },
+        },
+        "output": {"type": "string"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "intent": {"type": ["string", "null"], "maxLength": 100},
+        "domain": {"type": ["string", "null"], "maxLength": 100},
+        "resolved": {"type": ["boolean", "null"]},
+        "escalated": {"type": ["boolean", "null"]},
+        "sentiment": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
+        "turns": {"type": ["integer", "null"], "minimum": 0},
+        "metadata": {"type": ["object", "null"]},
+        "created_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+_FEEDBACK_SCHEMA = {
+    "type": "object",
+    "required": ["agent", "external_id", "kind"],
+    "properties": {
+        "agent": {"type": "string"},
+        "external_id": {"type": "string", "maxLength": 255},
+        "kind": {
+            "type": "string",
+            "enum": ["clicked", "skipped", "thumbs_up", "thumbs_down", "resolved", "escalated"],
+        },
+        "item_ref": {"type": ["string", "null"], "maxLength": 255},
+        "value": {"type": ["number", "null"]},
+        "created_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+
+def _array_body(item_schema: dict) -> dict:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "maxItems": settings.INGEST_MAX_ITEMS_PER_REQUEST,
+                        "items": item_schema,
+                    }
+                }
+            },
+        }
+    }
+
+
+def _json(status: int, payload: Any) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def _ingest(request: HttpRequest, ingest) -> HttpResponse:
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _json(
+            413, {"detail": f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"}
+        )
+    try:
+        items = parse_record(body)
+    except ValueError as exc:
+        return _json(400, {"detail": f"body is {exc}"})
+    if not isinstance(items, list):
+        return _json(400, {"detail": "body must be a JSON array of objects"})
+    limit = settings.INGEST_MAX_ITEMS_PER_REQUEST
+    if len(items) > limit:
+        return _json(
+            413, {"detail": f"{len(items):,} items in one request; the limit is {limit:,}"}
+        )
+    try:
+        check_shape(items, root="items", raw=body)
+    except JsonRejected as exc:
+        return _json(400, {"detail": str(exc)})
+    result: IngestResult = ingest(enumerate(items), actor_id=request.user.pk, source="api")
+    return _json(
+        200,
+        {
+            "created": result.created,
+            "duplicates": result.duplicates,
+            "errors": [
+                {"index": e.position, "field": e.field, "message": e.message} for e in result.errors
+            ],
+        },
+    )
+
+
+@router.post(
+    "/interactions",
+    auth=ingest_auth,
+    throttle=[ingest_throttle],
+    response=INGEST_RESPONSES,
+    openapi_extra=_array_body(_INTERACTION_SCHEMA),
+    summary="Ingest interactions (idempotent by agent + external_id)",
+)
+def post_interactions(request: HttpRequest):
+    """Stores up to 5,000 interactions; valid items are stored even when others fail, and
+    each error names the item's index, the field and what is wrong. A body over the size
+    limit is 413; past the per-token rate limit the answer is 429 with `Retry-After`."""
+    return _ingest(request, interactions_ingest)
+
+
+@router.post(
+    "/feedback",
+    auth=ingest_auth,
+    throttle=[ingest_throttle],
+    response=INGEST_RESPONSES,
+    openapi_extra=_array_body(_FEEDBACK_SCHEMA),
+    summary="Ingest feedback events",
+)
+def post_feedback(request: HttpRequest):
+    """Stores feedback events on known interactions; `thumbs_down` and `escalated` queue the
+    interaction for review. Same limits as `POST /interactions` (413, 429)."""
+    return _ingest(request, feedback_ingest)

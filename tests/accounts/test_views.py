@@ -1,0 +1,90 @@
+"""Login throttling, CSRF, and the API token pages."""
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from accounts.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def login(client, username, password):
+    return client.post("/accounts/login/", {"username": username, "password": password})
+
+
+def test_it_logs_in_and_follows_next(client, reviewer):
+    response = client.post(
+        "/accounts/login/?next=/accounts/tokens/",
+        {"username": "rita", "password": "pw-for-tests", "next": "/accounts/tokens/"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/accounts/tokens/"
+
+
+def test_it_throttles_logins_after_repeated_failures(client, reviewer, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        assert login(client, "rita", "wrong").status_code == 200
+    response = login(client, "rita", "pw-for-tests")  # even the right password now waits
+    assert response.status_code == 429
+    assert b"Too many failed attempts" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_it_throttles_per_account_across_addresses(reviewer, settings):
+    settings.LOGIN_MAX_FAILURES = 2
+    for ip in ("10.0.0.1", "10.0.0.2"):
+        login(Client(REMOTE_ADDR=ip), "rita", "wrong")
+    assert login(Client(REMOTE_ADDR="10.0.0.3"), "rita", "pw-for-tests").status_code == 429
+
+
+def test_it_refuses_a_post_without_csrf_token(reviewer):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(reviewer)
+    response = strict.post("/accounts/tokens/", {"name": "sneaky"})
+    assert response.status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def test_it_shows_a_new_token_once_and_stores_its_hash(client, reviewer):
+    client.force_login(reviewer)
+    response = client.post("/accounts/tokens/", {"name": "my tool"})
+    secret = response.context["secret"]
+    assert secret.encode() in response.content
+    token = ApiToken.objects.get()
+    assert token.key_hash == ApiToken.hash_key(secret) and secret not in token.key_hash
+    assert secret.encode() not in client.get("/accounts/tokens/").content
+
+
+def test_it_revokes_a_token_so_the_api_refuses_it(client, api_client, pipeline):
+    client.force_login(pipeline)
+    secret = client.post("/accounts/tokens/", {"name": "ci"}).context["secret"]
+    api = api_client(secret=secret)
+    ok = api.post("/api/v1/interactions", [])
+    assert ok.status_code == 200
+    token = ApiToken.objects.get()
+    client.post(f"/accounts/tokens/{token.pk}/revoke")
+    assert api.post("/api/v1/interactions", []).status_code == 401
+
+
+def test_it_does_not_let_a_user_revoke_someone_elses_token(client, reviewer, pipeline):
+    from accounts.services import token_create
+
+    token, _ = token_create(user=pipeline, name="theirs")
+    client.force_login(reviewer)
+    assert client.post(f"/accounts/tokens/{token.pk}/revoke").status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+
+def test_it_sends_a_content_security_policy(client, reviewer):
+    client.force_login(reviewer)
+    policy = client.get("/accounts/tokens/")["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy

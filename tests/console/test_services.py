@@ -1,0 +1,165 @@
+"""Admin console services and reads: assignment, spreading, release, priority, workload."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from console import selectors as workload
+from console import services as assignment
+from core.models import AuditEvent
+from reviews import services
+from reviews.models import ReviewItem
+from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def items(n, domain="support", **kwargs):
+    agent = AgentFactory(slug=f"{domain}-bot", domain=domain)
+    return [
+        ReviewItemFactory(
+            interaction=InteractionFactory(agent=agent, domain=domain, confidence=0.1 + i / 1000),
+            **kwargs,
+        )
+        for i in range(n)
+    ]
+
+
+def test_it_assigns_items_and_audits_each(reviewer, lead):
+    made = items(3)
+    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    assert result.changed == 3 and result.skipped == {}
+    assert set(ReviewItem.objects.values_list("assigned_to", flat=True)) == {reviewer.pk}
+    events = AuditEvent.objects.filter(action="item.assigned")
+    assert sorted(events.values_list("target_id", flat=True)) == sorted(i.pk for i in made)
+    assert events.first().actor == lead
+
+
+def test_it_skips_items_outside_the_reviewer_domains(reviewer, lead):
+    items(2, domain="legal")
+    items(1)
+    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    assert result.changed == 1
+    assert result.skipped == {"outside the reviewer's domains": 2}
+
+
+def test_it_skips_decided_items(reviewer, lead):
+    items(1, status="done")
+    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    assert (result.changed, result.skipped) == (0, {"not open": 1})
+
+
+def test_it_never_assigns_a_second_review_to_the_first_reviewer(reviewer, lead):
+    agent = AgentFactory(slug="legal-bot", domain="support", required_reviews=2)
+    ReviewItemFactory(interaction=InteractionFactory(agent=agent), required_reviews=2)
+    item = services.item_claim(reviewer)
+    services.review_submit(item, reviewer, services.decision_validate(item=item, verdict="approve"))
+    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    assert result.skipped == {"already reviewed by them": 1}
+
+
+def test_it_makes_assigned_items_come_first_in_the_claim(reviewer, other_reviewer, lead):
+    made = items(10)
+    last = made[-1]
+    assignment.items_assign(ReviewItem.objects.filter(pk=last.pk), reviewer=reviewer, actor=lead)
+    assert services.item_claim(reviewer).pk == last.pk
+    assert services.item_claim(other_reviewer).pk != last.pk
+
+
+def test_it_unassigns(reviewer, lead):
+    items(2, assigned_to=reviewer)
+    assert assignment.items_unassign(ReviewItem.objects.all(), actor=lead).changed == 2
+    assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+
+
+def test_it_changes_priority_within_bounds(lead):
+    items(2)
+    assert (
+        assignment.items_set_priority(ReviewItem.objects.all(), priority=7, actor=lead).changed == 2
+    )
+    assert set(ReviewItem.objects.values_list("priority", flat=True)) == {7}
+    with pytest.raises(services.InvalidDecision):
+        assignment.items_set_priority(ReviewItem.objects.all(), priority=1000, actor=lead)
+
+
+def test_it_releases_stuck_claims(reviewer, lead):
+    items(1)
+    item = services.item_claim(reviewer)
+    result = assignment.items_release(ReviewItem.objects.all(), actor=lead)
+    item.refresh_from_db()
+    assert result.changed == 1
+    assert (item.status, item.claimed_by) == ("pending", None)
+    assert AuditEvent.objects.filter(action="item.released", actor=lead, target_id=item.pk).exists()
+
+
+def test_it_spreads_evenly_respecting_expertise_and_capacity(lead):
+    support = [
+        UserFactory(username=f"s{i}", roles=["reviewer"], domains=["support"]) for i in range(3)
+    ]
+    legal = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
+    support[2].reviewer_profile.daily_capacity = 2
+    support[2].reviewer_profile.save()
+    items(12)
+    items(2, domain="legal")
+    result = assignment.items_spread(
+        ReviewItem.objects.all(), reviewers=[*support, legal], actor=lead
+    )
+    counts = {
+        u.username: ReviewItem.objects.filter(assigned_to=u).count() for u in [*support, legal]
+    }
+    assert result.changed == 14
+    assert counts == {"s0": 5, "s1": 5, "s2": 2, "lena": 2}
+
+
+def test_it_leaves_items_nobody_may_take(lead, reviewer):
+    items(2, domain="legal")
+    result = assignment.items_spread(ReviewItem.objects.all(), reviewers=[reviewer], actor=lead)
+    assert (result.changed, result.skipped) == (0, {"no reviewer with capacity and expertise": 2})
+
+
+def test_it_filters_the_queue_browser():
+    made = items(5)
+    items(2, domain="legal")
+    ReviewItem.objects.filter(pk=made[0].pk).update(
+        confidence=0.9, source_created_at=timezone.now() - timedelta(days=30)
+    )
+    f = workload.QueueFilter(domain="support", min_confidence=0.5)
+    assert list(workload.queue_browse(f).values_list("pk", flat=True)) == [made[0].pk]
+    assert workload.queue_browse(workload.QueueFilter(min_age_hours=24 * 20)).count() == 1
+    assert workload.queue_browse(workload.QueueFilter(assigned="unassigned")).count() == 7
+
+
+def test_it_caps_the_count():
+    items(5)
+    assert workload.capped_count(ReviewItem.objects.all(), cap=3) == (3, False)
+    assert workload.capped_count(ReviewItem.objects.all(), cap=10) == (5, True)
+
+
+def test_it_reports_reviewer_workload(reviewer, other_reviewer, lead):
+    agent = AgentFactory(slug="legal-bot", domain="support", required_reviews=2)
+    for _ in range(2):
+        ReviewItemFactory(interaction=InteractionFactory(agent=agent), required_reviews=2)
+    for verdict_a, verdict_b in (("approve", "approve"), ("approve", "reject")):
+        item = services.item_claim(reviewer)
+        services.review_submit(
+            item,
+            reviewer,
+            services.decision_validate(item=item, verdict=verdict_a, seconds_spent=10),
+        )
+        item = services.item_claim(other_reviewer)
+        services.review_submit(
+            item,
+            other_reviewer,
+            services.decision_validate(item=item, verdict=verdict_b, seconds_spent=30),
+        )
+    rows = {r["username"]: r for r in workload.reviewer_workload()}
+    assert rows["rita"]["today"] == 2 and rows["rita"]["median_seconds"] == 10
+    assert rows["oscar"]["mix"] == {"approve": 0.5, "correct": 0.0, "reject": 0.5}
+    assert (rows["rita"]["agreement"], rows["rita"]["agreement_n"]) == (0.5, 2)
+
+
+def test_it_lists_backlog_by_agent():
+    items(3)
+    [row] = workload.backlog_by_agent()
+    assert (row["agent__slug"], row["open"]) == ("support-bot", 3)

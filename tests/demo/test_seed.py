@@ -1,0 +1,197 @@
+import re
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+
+from agents.models import Agent, FeedbackEvent, Interaction
+from core.models import AuditEvent
+from demo import seed as demo
+from reviews.models import ReviewItem
+from tests.factories import InteractionFactory
+
+N = 300
+
+
+@pytest.fixture(autouse=True)
+def fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def seed(*args: str) -> str:
+    out = StringIO()
+    call_command("seed_demo", "--interactions", str(N), *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def seeded(db):
+    return seed()
+
+
+def test_it_creates_the_three_agents_with_their_review_policy(seeded):
+    agents = {a.slug: a for a in Agent.objects.all()}
+
+    support = agents["support-bot"]
+    assert (support.kind, support.domain) == ("chat", "support")
+    assert (support.confidence_threshold, support.audit_rate) == (0.7, 0.03)
+    assert support.required_reviews == 1
+    assert support.guidelines.startswith("## ")
+    legal = agents["legal-bot"]
+    assert (legal.kind, legal.domain, legal.confidence_threshold) == ("chat", "legal", 0.8)
+    assert legal.required_reviews == 2
+    assert legal.review_intents == ["contract_termination"]
+    assert legal.guidelines
+    recommender = agents["product-recommender"]
+    assert (recommender.kind, recommender.domain) == ("recommender", "product")
+    assert recommender.confidence_threshold == 0.6
+
+
+def test_it_creates_the_demo_users_with_their_roles(seeded):
+    users = {u.username: u for u in get_user_model().objects.prefetch_related("groups")}
+
+    def roles(name):
+        return {g.name for g in users[name].groups.all()}
+
+    assert roles("admin") == {"admin"}
+    assert users["admin"].is_staff and users["admin"].is_superuser
+    assert roles("lena") == {"reviewer"}
+    assert users["lena"].reviewer_profile.domains == ["legal"]
+    assert roles("sam") == {"reviewer"}
+    assert users["sam"].reviewer_profile.domains == ["support", "product"]
+    assert roles("mia") == {"ml"}
+    assert not users["mia"].is_staff
+    for name in ("admin", "lena", "sam", "mia"):
+        assert users[name].check_password("coachdesk-demo"), name
+    assert roles("pipeline") == {"agent"}
+    assert not users["pipeline"].has_usable_password()
+
+
+def test_it_prints_the_logins(seeded):
+    assert "password coachdesk-demo" in seeded
+    for name in ("admin", "lena", "sam", "mia", "pipeline"):
+        assert name in seeded
+
+
+def test_it_spreads_interactions_over_the_last_30_days(seeded):
+    now = timezone.now()
+    times = list(Interaction.objects.values_list("created_at", flat=True))
+
+    assert len(times) == N
+    assert all(now - timedelta(days=30) <= t <= now for t in times)
+    assert len({t.date() for t in times}) >= 20
+
+
+def test_it_gives_each_agent_several_versions(seeded):
+    for slug in demo.AGENT_SLUGS:
+        versions = Interaction.objects.filter(agent__slug=slug).values("agent_version")
+        assert versions.distinct().count() >= 2, slug
+
+
+def test_it_routes_items_for_more_than_one_reason(seeded):
+    reasons = set(ReviewItem.objects.values_list("reason", flat=True))
+
+    assert {"low_confidence", "rule", "feedback"} <= reasons
+
+
+def test_it_queues_legal_items_for_two_reviewers(seeded):
+    legal = ReviewItem.objects.filter(agent__slug="legal-bot")
+
+    assert legal.exists()
+    assert set(legal.values_list("required_reviews", flat=True)) == {2}
+    assert legal.filter(reason="rule", interaction__intent="contract_termination").exists()
+
+
+def test_it_records_recommender_feedback_on_the_recommended_products(seeded):
+    events = FeedbackEvent.objects.filter(agent__slug="product-recommender").select_related(
+        "interaction"
+    )
+
+    assert {e.kind for e in events} == {"clicked", "skipped"}
+    for event in events:
+        assert re.fullmatch(r"P-\d{5}", event.item_ref)
+        assert event.item_ref in event.interaction.output
+        assert event.created_at > event.interaction.created_at
+
+
+def test_it_records_chat_feedback(seeded):
+    kinds = set(
+        FeedbackEvent.objects.filter(agent__slug__in=["support-bot", "legal-bot"]).values_list(
+            "kind", flat=True
+        )
+    )
+
+    assert {"thumbs_up", "thumbs_down", "resolved", "escalated"} <= kinds
+
+
+def test_it_includes_untrusted_text_for_the_ui(seeded):
+    assert Interaction.objects.filter(output__contains="<script>alert(1)</script>").exists()
+    assert Interaction.objects.filter(input__contains="מחזיר").exists()  # Hebrew
+    assert Interaction.objects.filter(input__contains="طلبي").exists()  # Arabic
+
+
+def test_it_writes_through_the_ingest_path(seeded):
+    ingests = AuditEvent.objects.filter(action="interactions.ingested")
+
+    assert ingests.exists()
+    assert {e.after["source"] for e in ingests} == {"demo"}
+
+
+def test_it_creates_no_duplicates_when_run_twice(seeded):
+    counts = (
+        Interaction.objects.count(),
+        ReviewItem.objects.count(),
+        FeedbackEvent.objects.count(),
+        get_user_model().objects.count(),
+        Agent.objects.count(),
+    )
+
+    output = seed()
+
+    assert f"imported 0, duplicates {N}, rejected 0" in output
+    assert (
+        Interaction.objects.count(),
+        ReviewItem.objects.count(),
+        FeedbackEvent.objects.count(),
+        get_user_model().objects.count(),
+        Agent.objects.count(),
+    ) == counts
+
+
+def test_it_skips_with_if_empty_when_interactions_exist(db):
+    InteractionFactory()
+
+    output = seed("--if-empty")
+
+    assert "not seeding" in output
+    assert Interaction.objects.count() == 1
+    assert not get_user_model().objects.filter(username="lena").exists()
+
+
+def test_it_seeds_an_empty_database_with_if_empty(db):
+    seed("--if-empty")
+
+    assert Interaction.objects.count() == N
+
+
+def test_it_generates_the_same_demo_from_the_same_seed():
+    now = timezone.now()
+
+    first = demo.demo_plan(n=50, seed=7, now=now)
+    again = demo.demo_plan(n=50, seed=7, now=now)
+    other = demo.demo_plan(n=50, seed=8, now=now)
+
+    assert first == again
+    assert [r["input"] for r in first.interactions] != [r["input"] for r in other.interactions]
+
+
+def test_it_generates_record_i_independently_of_the_size():
+    now = timezone.now()
+
+    small = demo.demo_plan(n=20, seed=7, now=now).interactions
+    large = demo.demo_plan(n=200, seed=7, now=now).interactions
+
+    assert large[:20] == small
