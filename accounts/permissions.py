@@ -72,7 +72,7 @@ class RoleBearer(HttpBearer):
         self.roles = frozenset(roles)
 
     def authenticate(self, request: HttpRequest, token: str):
-        user = token_authenticate(token)
+        user = token_authenticate(secret=token)
         if user is None:
             return None
         if not has_role(user, self.roles):

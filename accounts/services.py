@@ -18,7 +18,7 @@ TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-def token_authenticate(secret: str):
+def token_authenticate(*, secret: str):
     """The active user behind a live token, or None. Records the use (coarsely)."""
     if not secret or len(secret) > 200:
         return None

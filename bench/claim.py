@@ -56,7 +56,7 @@ def _worker(kind: str, user_id: int, claims: int, url: str, out) -> None:
         user = User.objects.select_related("reviewer_profile").get(pk=user_id)
         for _ in range(claims):
             start = time.perf_counter()
-            item = item_claim(user)
+            item = item_claim(reviewer=user)
             latencies.append(time.perf_counter() - start)
             ids.append(item.pk if item else None)
         connection.close()
@@ -115,7 +115,7 @@ def review_screen(users: list, samples: int) -> dict:
     client.force_login(users[0])
     times = []
     for _ in range(samples):
-        item = item_claim(users[0])
+        item = item_claim(reviewer=users[0])
         start = time.perf_counter()
         response = client.get(f"/review/{item.pk}/")
         times.append(time.perf_counter() - start)

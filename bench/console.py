@@ -94,7 +94,7 @@ def main() -> None:
     )
     start = time.perf_counter()
     result = assignment.items_assign(
-        ReviewItem.objects.filter(pk__in=ids), reviewer=reviewers[0], actor=lead
+        items=ReviewItem.objects.filter(pk__in=ids), reviewer=reviewers[0], actor=lead
     )
     assign_s = time.perf_counter() - start
     assert result.changed == len(ids), result.message("Assigned")

@@ -83,7 +83,7 @@ def assign_item(request: HttpRequest, item_id: int, body: AssignIn):
     if reviewer is None:
         return Status(400, {"detail": f"no active user {body.username!r}"})
     result = assignment.items_assign(
-        ReviewItem.objects.filter(pk=item_id), reviewer=reviewer, actor=request.auth
+        items=ReviewItem.objects.filter(pk=item_id), reviewer=reviewer, actor=request.auth
     )
     if not result.changed and "already assigned to them" not in result.skipped:
         return Status(409, {"detail": result.message("Assigned")})

@@ -58,7 +58,7 @@ def _audit(actor, action: str, rows: Iterable[tuple[int, dict, dict]]) -> None:
 
 
 @transaction.atomic
-def items_assign(items: QuerySet[ReviewItem], *, reviewer, actor) -> BulkResult:
+def items_assign(*, items: QuerySet[ReviewItem], reviewer, actor) -> BulkResult:
     """Assigns the open items of `items` to `reviewer`.
 
     Skips (and counts) items that are decided or disputed, outside the reviewer's domains,
@@ -93,7 +93,7 @@ def items_assign(items: QuerySet[ReviewItem], *, reviewer, actor) -> BulkResult:
 
 
 @transaction.atomic
-def items_unassign(items: QuerySet[ReviewItem], *, actor) -> BulkResult:
+def items_unassign(*, items: QuerySet[ReviewItem], actor) -> BulkResult:
     result = BulkResult()
     rows = list(items.filter(assigned_to__isnull=False).values_list("pk", "assigned_to_id"))
     result.changed = ReviewItem.objects.filter(pk__in=[pk for pk, _ in rows]).update(
@@ -108,7 +108,7 @@ def items_unassign(items: QuerySet[ReviewItem], *, actor) -> BulkResult:
 
 
 @transaction.atomic
-def items_set_priority(items: QuerySet[ReviewItem], *, priority: int, actor) -> BulkResult:
+def items_set_priority(*, items: QuerySet[ReviewItem], priority: int, actor) -> BulkResult:
     if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
         raise services.InvalidDecision(
             {"priority": f"must be between {-MAX_PRIORITY} and {MAX_PRIORITY}"}
@@ -126,7 +126,7 @@ def items_set_priority(items: QuerySet[ReviewItem], *, priority: int, actor) -> 
     return result
 
 
-def items_release(items: QuerySet[ReviewItem], *, actor) -> BulkResult:
+def items_release(*, items: QuerySet[ReviewItem], actor) -> BulkResult:
     """Ends the claims of the claimed items among `items` (stuck claims), each by a
     compare-and-swap transition; an item decided in the meantime is skipped."""
     result = BulkResult()
@@ -140,7 +140,7 @@ def items_release(items: QuerySet[ReviewItem], *, actor) -> BulkResult:
     return result
 
 
-def pool_capacity(reviewers: Iterable) -> dict[int, int]:
+def pool_capacity(*, reviewers: Iterable) -> dict[int, int]:
     """Items each reviewer can still take today: daily capacity minus open assigned items
     minus decisions made today (never below zero). Two aggregate queries."""
     ids = [r.pk for r in reviewers]
@@ -164,7 +164,7 @@ def pool_capacity(reviewers: Iterable) -> dict[int, int]:
 
 
 @transaction.atomic
-def items_spread(items: QuerySet[ReviewItem], *, reviewers: list, actor) -> BulkResult:
+def items_spread(*, items: QuerySet[ReviewItem], reviewers: list, actor) -> BulkResult:
     """Spreads the open, unassigned items of `items` evenly over `reviewers`: each item goes
     to the eligible reviewer (active, of the item's domain, not its first reviewer) with the
     most capacity left today. Items nobody can take stay unassigned and are counted."""
@@ -242,7 +242,7 @@ def items_autoassign() -> int:
 
 
 @transaction.atomic
-def reviewer_profile_update(user, *, changes: dict, actor) -> ReviewerProfile:
+def reviewer_profile_update(*, user, changes: dict, actor) -> ReviewerProfile:
     profile, _ = ReviewerProfile.objects.get_or_create(user=user)
     before = {k: getattr(profile, k) for k in changes}
     for name, value in changes.items():
@@ -260,7 +260,7 @@ def reviewer_profile_update(user, *, changes: dict, actor) -> ReviewerProfile:
 
 
 @transaction.atomic
-def agent_policy_update(agent, *, changes: dict, actor):
+def agent_policy_update(*, agent, changes: dict, actor):
     """Updates an agent's review policy. New items follow it; queued items keep theirs."""
     before = {k: getattr(agent, k) for k in changes}
     changed = {k: v for k, v in changes.items() if before[k] != v}

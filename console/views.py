@@ -98,7 +98,7 @@ def bulk(request):
             reviewer = get_object_or_404(
                 get_user_model(), username=data["reviewer"], is_active=True
             )
-            result = assignment.items_assign(items, reviewer=reviewer, actor=request.user)
+            result = assignment.items_assign(items=items, reviewer=reviewer, actor=request.user)
             verb = f"Assigned to {reviewer.username}:"
         elif action == "spread":
             pool = list(
@@ -106,15 +106,15 @@ def bulk(request):
                 .objects.filter(groups__name="reviewer", is_active=True)
                 .select_related("reviewer_profile")
             )
-            result = assignment.items_spread(items, reviewers=pool, actor=request.user)
+            result = assignment.items_spread(items=items, reviewers=pool, actor=request.user)
             verb = "Spread across the pool:"
         elif action == "unassign":
-            result, verb = assignment.items_unassign(items, actor=request.user), "Unassigned"
+            result, verb = assignment.items_unassign(items=items, actor=request.user), "Unassigned"
         elif action == "release":
-            result, verb = assignment.items_release(items, actor=request.user), "Released"
+            result, verb = assignment.items_release(items=items, actor=request.user), "Released"
         else:
             result = assignment.items_set_priority(
-                items, priority=data["priority"], actor=request.user
+                items=items, priority=data["priority"], actor=request.user
             )
             verb = f"Priority {data['priority']} set on"
     except services.InvalidDecision as exc:
@@ -175,7 +175,7 @@ def pool_edit(request, user_id: int):
     profile = ReviewerProfile.objects.filter(user=user).first() or ReviewerProfile(user=user)
     form = ReviewerProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
-        assignment.reviewer_profile_update(user, changes=form.changes(), actor=request.user)
+        assignment.reviewer_profile_update(user=user, changes=form.changes(), actor=request.user)
         messages.success(request, f"Saved {user.username}'s pool settings.")
         return redirect("console:pools")
     return render(request, "console/pool_edit.html", {"form": form, "reviewer": user})
@@ -194,7 +194,7 @@ def agent_edit(request, slug: str):
     form = AgentPolicyForm(request.POST or None, instance=agent)
     if request.method == "POST" and form.is_valid():
         assignment.agent_policy_update(
-            Agent.objects.get(pk=agent.pk), changes=form.changes(), actor=request.user
+            agent=Agent.objects.get(pk=agent.pk), changes=form.changes(), actor=request.user
         )
         messages.success(request, f"Saved the review policy of {agent.slug}.")
         return redirect("console:agents")

@@ -1183,9 +1183,9 @@ def demo_seed(
     agents = {agent.slug: agent for agent in agents_ensure()}
     users = users_ensure()
     plan = demo_plan(n=interactions, seed=seed, now=now)
-    ingested = interactions_ingest(enumerate(plan.interactions), source=SOURCE)
+    ingested = interactions_ingest(records=enumerate(plan.interactions), source=SOURCE)
     _check(ingested, "interactions")
-    feedback = feedback_ingest(enumerate(_feedback_records(plan, agents)), source=SOURCE)
+    feedback = feedback_ingest(records=enumerate(_feedback_records(plan, agents)), source=SOURCE)
     _check(feedback, "feedback events")
 
     span = Interaction.objects.filter(agent__in=agents.values()).aggregate(

@@ -206,8 +206,8 @@ def _commit(
 
 
 def interactions_ingest(
-    records: Iterable[tuple[int, Any]],
     *,
+    records: Iterable[tuple[int, Any]],
     actor_id: int | None = None,
     source: str = "api",
     batch_size: int | None = None,
@@ -237,8 +237,8 @@ class IngestAborted(Exception):
 
 
 def interactions_ingest_file(
-    stream: BinaryIO,
     *,
+    stream: BinaryIO,
     actor_id: int | None = None,
     source: str = "cli",
     batch_size: int | None = None,
@@ -567,8 +567,8 @@ _RESOLVING = {FeedbackEvent.Kind.RESOLVED: "resolved", FeedbackEvent.Kind.ESCALA
 
 
 def feedback_ingest(
-    records: Iterable[tuple[int, Any]],
     *,
+    records: Iterable[tuple[int, Any]],
     actor_id: int | None = None,
     source: str = "api",
     batch_size: int | None = None,

@@ -104,7 +104,7 @@ def _cursors_advance(tops: dict[str, int], started: datetime) -> None:
 # --- planning -----------------------------------------------------------------------------------
 
 
-def plan_incremental(now: datetime) -> tuple[dict[int, set[date]], dict[str, int]]:
+def plan_incremental(*, now: datetime) -> tuple[dict[int, set[date]], dict[str, int]]:
     """(agent → days to recompute, source → highest id read) since the last run."""
     cursors = {c.source: c for c in KpiCursor.objects.filter(source__in=compute.SOURCES)}
     scopes: dict[int, set[date]] = defaultdict(set)
@@ -121,7 +121,7 @@ def plan_incremental(now: datetime) -> tuple[dict[int, set[date]], dict[str, int
 
 
 def plan_range(
-    now: datetime, *, agent_ids: list[int] | None = None, since: date | None = None
+    *, now: datetime, agent_ids: list[int] | None = None, since: date | None = None
 ) -> dict[int, set[date]]:
     """Every day from `since` (default: the agent's first day) to today."""
     today = _today(now)
@@ -186,7 +186,7 @@ def _store(agent_id: int, days: set[date], rows: dict) -> int:
 
 
 def scope_recompute(
-    scope: dict[int, set[date]], *, now: datetime, on_step: Callable[[], None] | None = None
+    *, scope: dict[int, set[date]], now: datetime, on_step: Callable[[], None] | None = None
 ) -> int:
     """Recomputes and stores the snapshots of every (agent, day) of `scope`; returns the rows
     written.
@@ -211,7 +211,7 @@ def scope_recompute(
     return written
 
 
-def agent_recompute(agent_id: int, days: set[date], *, now: datetime) -> int:
+def agent_recompute(*, agent_id: int, days: set[date], now: datetime) -> int:
     """Recomputes one agent's snapshots of `days` (see scope_recompute)."""
     return scope_recompute({agent_id: set(days)}, now=now)
 
@@ -332,7 +332,7 @@ def run_request(
     return run, True
 
 
-def run_execute(run_id: int) -> KpiRun:
+def run_execute(*, run_id: int) -> KpiRun:
     """Runs a queued recompute, recording progress and the outcome on the run.
 
     The claim is a compare-and-swap queued → running (or a stale running one, left by a
@@ -418,7 +418,7 @@ def period_value(agent_id: int, kpi_key: str, first: date, last: date):
     return BY_KEY[kpi_key].of(stats)
 
 
-def alerts_evaluate(agent: Agent, *, now: datetime | None = None) -> tuple[int, int]:
+def alerts_evaluate(*, agent: Agent, now: datetime | None = None) -> tuple[int, int]:
     """Raises an alert for each KPI of the agent past its threshold (once: the partial
     unique constraint allows one open alert per agent and KPI) and resolves open alerts
     whose KPI recovered, or whose threshold was removed. Returns (raised, resolved).
@@ -552,7 +552,7 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=settings.KPI_ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1))
 
 
-def delivery_attempt(delivery_id: int, *, now: datetime | None = None) -> AlertDelivery | None:
+def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AlertDelivery | None:
     """One POST of a pending delivery that is due. The claim is a compare-and-swap on the
     attempt count that also pushes `next_attempt_at` past the request timeout, so two workers
     never send the same attempt. 2xx: delivered; other 4xx: failed (retrying will not help);

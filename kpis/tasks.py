@@ -43,7 +43,7 @@ def run_recompute(run_id: int) -> str:
     run already claimed and does nothing. A failure is recorded on the run (shown to the
     admin) and not retried here: the next periodic run covers the same days."""
     try:
-        return services.run_execute(run_id).state
+        return services.run_execute(run_id=run_id).state
     except Exception:
         log.exception("KPI recompute run %s failed", run_id)
         return "failed"
@@ -53,7 +53,7 @@ def run_recompute(run_id: int) -> str:
 def deliver_alert(delivery_id: int) -> str | None:
     """First attempt of an alert webhook, sent after the alert's transaction commits.
     Retries are made by `deliver_due_alerts` (so they survive a worker restart)."""
-    delivery = services.delivery_attempt(delivery_id)
+    delivery = services.delivery_attempt(delivery_id=delivery_id)
     return delivery.state if delivery else None
 
 

@@ -490,7 +490,7 @@ def batches_sweep() -> dict[str, int]:
     return result
 
 
-def batch_file_open(batch: ExportBatch, *, manifest: bool = False):
+def batch_file_open(*, batch: ExportBatch, manifest: bool = False):
     """The stored file (or manifest) of a ready batch, opened for reading. Raises Conflict
     when the batch is not ready: a queued, building or failed batch has nothing to read."""
     if batch.status != Status.READY:

@@ -133,7 +133,7 @@ def mark_trained(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def file_response(batch: ExportBatch, *, manifest: bool = False) -> FileResponse:
     """The stored file of a ready batch, streamed, with its size and sha256 in the headers
     (the API's download uses it too). Raises services.Conflict when it is not ready."""
-    handle = services.batch_file_open(batch, manifest=manifest)
+    handle = services.batch_file_open(batch=batch, manifest=manifest)
     name = selectors.download_name(batch)
     if manifest:
         name = name.rsplit(".", 1)[0] + ".manifest.json"

@@ -55,7 +55,7 @@ def claim(request: HttpRequest, body: ClaimIn | None = None):
         if agent_id is None:
             raise HttpError(400, f"unknown agent {body.agent!r}")
     item = services.item_claim(
-        request.auth, agent_id=agent_id, domain=body.domain if body else None
+        reviewer=request.auth, agent_id=agent_id, domain=body.domain if body else None
     )
     if item is None:
         return HttpResponse(status=204)
@@ -94,7 +94,9 @@ def decision(request: HttpRequest, item_id: int, body: DecisionIn):
             notes=body.notes or "",
             seconds_spent=body.seconds_spent,
         )
-        outcome = services.review_submit(item, request.auth, choice, expected_version=body.version)
+        outcome = services.review_submit(
+            item=item, reviewer=request.auth, decision=choice, expected_version=body.version
+        )
     except services.InvalidDecision as exc:
         return Status(400, {"detail": "invalid decision", "errors": exc.errors})
     except services.Conflict as exc:
@@ -113,7 +115,7 @@ def renew(request: HttpRequest, item_id: int):
     if item is None or item.claimed_by_id != request.auth.pk:
         return Status(409, {"detail": "you do not hold this item's lease"})
     try:
-        services.item_renew_lease(item, request.auth)
+        services.item_renew_lease(item=item, reviewer=request.auth)
     except services.LeaseLost as exc:
         return Status(409, {"detail": str(exc)})
     return Status(

@@ -278,7 +278,7 @@ _last_lazy_sweep = 0.0
 
 
 def item_claim(
-    reviewer, *, agent_id: int | None = None, domain: str | None = None
+    *, reviewer, agent_id: int | None = None, domain: str | None = None
 ) -> ReviewItem | None:
     """Claims the next item for `reviewer` and holds it with a lease; None when none is left.
 
@@ -310,7 +310,7 @@ def item_claim(
 
 
 @transaction.atomic
-def item_renew_lease(item: ReviewItem, reviewer) -> ReviewItem:
+def item_renew_lease(*, item: ReviewItem, reviewer) -> ReviewItem:
     """Extends the lease of an item the reviewer holds (the review page calls this while it
     is open). Raises LeaseLost when the reviewer no longer holds it."""
     expires = timezone.now() + lease_duration()
@@ -323,7 +323,7 @@ def item_renew_lease(item: ReviewItem, reviewer) -> ReviewItem:
     return item
 
 
-def item_release(item: ReviewItem, *, actor, only_if_expired: bool = False) -> None:
+def item_release(*, item: ReviewItem, actor, only_if_expired: bool = False) -> None:
     """Ends a claim without a decision (lease expiry, an admin releasing a stuck claim): the
     item goes back to the queue it came from. Raises Conflict when it is no longer claimed
     (or, with `only_if_expired`, when its lease was renewed meanwhile)."""
@@ -401,7 +401,7 @@ def decision_validate(
 
 @transaction.atomic
 def review_submit(
-    item: ReviewItem, reviewer, decision: Decision, *, expected_version: int | None = None
+    *, item: ReviewItem, reviewer, decision: Decision, expected_version: int | None = None
 ) -> Outcome:
     """Records `reviewer`'s decision on an item they hold and moves the item on.
 
@@ -475,7 +475,7 @@ def review_submit(
 
 
 @transaction.atomic
-def item_adjudicate(item: ReviewItem, admin, decision: Decision) -> Outcome:
+def item_adjudicate(*, item: ReviewItem, admin, decision: Decision) -> Outcome:
     """An admin's final decision on a disputed (or escalated) item."""
     locked = (
         ReviewItem.objects.select_for_update(of=("self",))

@@ -126,7 +126,10 @@ def review_decide(request, item_id: int):
     try:
         decision = services.decision_validate(item=item, **form.decision_fields())
         outcome = services.review_submit(
-            item, request.user, decision, expected_version=form.cleaned_data["version"]
+            item=item,
+            reviewer=request.user,
+            decision=decision,
+            expected_version=form.cleaned_data["version"],
         )
     except services.InvalidDecision as exc:
         form.add_service_errors(exc.errors)
@@ -145,7 +148,7 @@ def review_lease(request, item_id: int):
         return _gone(request)
     problem = None
     try:
-        services.item_renew_lease(item, request.user)
+        services.item_renew_lease(item=item, reviewer=request.user)
     except services.LeaseLost as exc:
         problem, mode = str(exc), LOST
     if request.htmx:
@@ -214,7 +217,7 @@ def adjudication_detail(request, item_id: int):
         if form.is_valid():
             try:
                 decision = services.decision_validate(item=item, **form.decision_fields())
-                outcome = services.item_adjudicate(item, request.user, decision)
+                outcome = services.item_adjudicate(item=item, admin=request.user, decision=decision)
             except services.InvalidDecision as exc:
                 form.add_service_errors(exc.errors)
             except services.Conflict as exc:
@@ -289,7 +292,7 @@ def _review_url(item_id: int, filters: dict) -> str:
 def _next_item(user, filters: dict):
     """The item I already hold (one hold at a time), else the next claim."""
     scope = _scope(filters)
-    return selectors.item_held_by(user, **scope) or services.item_claim(user, **scope)
+    return selectors.item_held_by(user, **scope) or services.item_claim(reviewer=user, **scope)
 
 
 def _initial(item, filters) -> dict:

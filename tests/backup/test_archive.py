@@ -107,7 +107,7 @@ def build_world() -> dict:
     InteractionFactory(agent=support, external_id="confident", confidence=0.95)
 
     def decide(person, agent, verdict, corrected="", category=None):
-        item = services.item_claim(person, agent_id=agent.pk)
+        item = services.item_claim(reviewer=person, agent_id=agent.pk)
         decision = services.decision_validate(
             item=item,
             verdict=verdict,
@@ -116,7 +116,7 @@ def build_world() -> dict:
             notes=f"{verdict} by {person.username}",
             seconds_spent=42,
         )
-        return services.review_submit(item, person, decision)
+        return services.review_submit(item=item, reviewer=person, decision=decision)
 
     decide(rita, support, "approve")
     decide(rita, support, "correct", "Refunds take 5 days.", "factual-error")
@@ -124,12 +124,14 @@ def build_world() -> dict:
     decide(rita, support, "skip")
     escalated = decide(rita, support, "escalate").item
     services.item_adjudicate(
-        escalated,
-        lee,
-        services.decision_validate(item=escalated, verdict="correct", corrected_output="Fixed."),
+        item=escalated,
+        admin=lee,
+        decision=services.decision_validate(
+            item=escalated, verdict="correct", corrected_output="Fixed."
+        ),
     )
     decide(oscar, support, "approve")
-    services.item_claim(oscar, agent_id=support.pk)  # left claimed
+    services.item_claim(reviewer=oscar, agent_id=support.pk)  # left claimed
 
     decide(lena, legal, "approve")  # four-eyes, agreeing: done, one pair with two reviews
     decide(oscar, legal, "approve")
@@ -140,7 +142,7 @@ def build_world() -> dict:
     decide(lena, legal, "approve")  # needs a second review
 
     feedback_ingest(
-        list(
+        records=list(
             enumerate(
                 [
                     {"agent": "support-bot", "external_id": "confident", "kind": "thumbs_up"},

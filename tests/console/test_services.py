@@ -28,7 +28,7 @@ def items(n, domain="support", **kwargs):
 
 def test_it_assigns_items_and_audits_each(reviewer, lead):
     made = items(3)
-    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    result = assignment.items_assign(items=ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
     assert result.changed == 3 and result.skipped == {}
     assert set(ReviewItem.objects.values_list("assigned_to", flat=True)) == {reviewer.pk}
     events = AuditEvent.objects.filter(action="item.assigned")
@@ -39,54 +39,63 @@ def test_it_assigns_items_and_audits_each(reviewer, lead):
 def test_it_skips_items_outside_the_reviewer_domains(reviewer, lead):
     items(2, domain="legal")
     items(1)
-    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    result = assignment.items_assign(items=ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
     assert result.changed == 1
     assert result.skipped == {"outside the reviewer's domains": 2}
 
 
 def test_it_skips_decided_items(reviewer, lead):
     items(1, status="done")
-    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    result = assignment.items_assign(items=ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
     assert (result.changed, result.skipped) == (0, {"not open": 1})
 
 
 def test_it_never_assigns_a_second_review_to_the_first_reviewer(reviewer, lead):
     agent = AgentFactory(slug="legal-bot", domain="support", required_reviews=2)
     ReviewItemFactory(interaction=InteractionFactory(agent=agent), required_reviews=2)
-    item = services.item_claim(reviewer)
-    services.review_submit(item, reviewer, services.decision_validate(item=item, verdict="approve"))
-    result = assignment.items_assign(ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
+    item = services.item_claim(reviewer=reviewer)
+    services.review_submit(
+        item=item,
+        reviewer=reviewer,
+        decision=services.decision_validate(item=item, verdict="approve"),
+    )
+    result = assignment.items_assign(items=ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
     assert result.skipped == {"already reviewed by them": 1}
 
 
 def test_it_makes_assigned_items_come_first_in_the_claim(reviewer, other_reviewer, lead):
     made = items(10)
     last = made[-1]
-    assignment.items_assign(ReviewItem.objects.filter(pk=last.pk), reviewer=reviewer, actor=lead)
-    assert services.item_claim(reviewer).pk == last.pk
-    assert services.item_claim(other_reviewer).pk != last.pk
+    assignment.items_assign(
+        items=ReviewItem.objects.filter(pk=last.pk), reviewer=reviewer, actor=lead
+    )
+    assert services.item_claim(reviewer=reviewer).pk == last.pk
+    assert services.item_claim(reviewer=other_reviewer).pk != last.pk
 
 
 def test_it_unassigns(reviewer, lead):
     items(2, assigned_to=reviewer)
-    assert assignment.items_unassign(ReviewItem.objects.all(), actor=lead).changed == 2
+    assert assignment.items_unassign(items=ReviewItem.objects.all(), actor=lead).changed == 2
     assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
 
 
 def test_it_changes_priority_within_bounds(lead):
     items(2)
     assert (
-        assignment.items_set_priority(ReviewItem.objects.all(), priority=7, actor=lead).changed == 2
+        assignment.items_set_priority(
+            items=ReviewItem.objects.all(), priority=7, actor=lead
+        ).changed
+        == 2
     )
     assert set(ReviewItem.objects.values_list("priority", flat=True)) == {7}
     with pytest.raises(services.InvalidDecision):
-        assignment.items_set_priority(ReviewItem.objects.all(), priority=1000, actor=lead)
+        assignment.items_set_priority(items=ReviewItem.objects.all(), priority=1000, actor=lead)
 
 
 def test_it_releases_stuck_claims(reviewer, lead):
     items(1)
-    item = services.item_claim(reviewer)
-    result = assignment.items_release(ReviewItem.objects.all(), actor=lead)
+    item = services.item_claim(reviewer=reviewer)
+    result = assignment.items_release(items=ReviewItem.objects.all(), actor=lead)
     item.refresh_from_db()
     assert result.changed == 1
     assert (item.status, item.claimed_by) == ("pending", None)
@@ -103,7 +112,7 @@ def test_it_spreads_evenly_respecting_expertise_and_capacity(lead):
     items(12)
     items(2, domain="legal")
     result = assignment.items_spread(
-        ReviewItem.objects.all(), reviewers=[*support, legal], actor=lead
+        items=ReviewItem.objects.all(), reviewers=[*support, legal], actor=lead
     )
     counts = {
         u.username: ReviewItem.objects.filter(assigned_to=u).count() for u in [*support, legal]
@@ -114,7 +123,9 @@ def test_it_spreads_evenly_respecting_expertise_and_capacity(lead):
 
 def test_it_leaves_items_nobody_may_take(lead, reviewer):
     items(2, domain="legal")
-    result = assignment.items_spread(ReviewItem.objects.all(), reviewers=[reviewer], actor=lead)
+    result = assignment.items_spread(
+        items=ReviewItem.objects.all(), reviewers=[reviewer], actor=lead
+    )
     assert (result.changed, result.skipped) == (0, {"no reviewer with capacity and expertise": 2})
 
 
@@ -141,17 +152,17 @@ def test_it_reports_reviewer_workload(reviewer, other_reviewer, lead):
     for _ in range(2):
         ReviewItemFactory(interaction=InteractionFactory(agent=agent), required_reviews=2)
     for verdict_a, verdict_b in (("approve", "approve"), ("approve", "reject")):
-        item = services.item_claim(reviewer)
+        item = services.item_claim(reviewer=reviewer)
         services.review_submit(
-            item,
-            reviewer,
-            services.decision_validate(item=item, verdict=verdict_a, seconds_spent=10),
+            item=item,
+            reviewer=reviewer,
+            decision=services.decision_validate(item=item, verdict=verdict_a, seconds_spent=10),
         )
-        item = services.item_claim(other_reviewer)
+        item = services.item_claim(reviewer=other_reviewer)
         services.review_submit(
-            item,
-            other_reviewer,
-            services.decision_validate(item=item, verdict=verdict_b, seconds_spent=30),
+            item=item,
+            reviewer=other_reviewer,
+            decision=services.decision_validate(item=item, verdict=verdict_b, seconds_spent=30),
         )
     rows = {r["username"]: r for r in workload.reviewer_workload()}
     assert rows["rita"]["today"] == 2 and rows["rita"]["median_seconds"] == 10

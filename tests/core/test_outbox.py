@@ -129,13 +129,13 @@ def test_ingest_sends_the_assignment_follow_up_only_for_auto_assigning_agents(
 ):
     agent = AgentFactory(slug="support-bot", domain="support", confidence_threshold=0.5)
     with celery_sends_to(DEAD_BROKER, "unused"):
-        interactions_ingest(enumerate([_record("a", 0.1)]), actor_id=pipeline.pk)
+        interactions_ingest(records=enumerate([_record("a", 0.1)]), actor_id=pipeline.pk)
         assert not OutboxMessage.objects.exists()  # routed, but nobody auto-assigns
         agent.auto_assign = True
         agent.save()
-        interactions_ingest(enumerate([_record("b", 0.9)]), actor_id=pipeline.pk)
+        interactions_ingest(records=enumerate([_record("b", 0.9)]), actor_id=pipeline.pk)
         assert not OutboxMessage.objects.exists()  # auto-assigns, but nothing routed
-        interactions_ingest(enumerate([_record("c", 0.1)]), actor_id=pipeline.pk)
+        interactions_ingest(records=enumerate([_record("c", 0.1)]), actor_id=pipeline.pk)
     assert list(OutboxMessage.objects.values_list("task", "args")) == [
         ("console.tasks.items_autoassign", [])
     ]

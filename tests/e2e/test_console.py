@@ -67,7 +67,7 @@ def ingest(agent: str, n: int, *, confidence: float = 0.5) -> list[int]:
         }
         for i in range(n)
     )
-    result = interactions_ingest(enumerate(records), source="e2e")
+    result = interactions_ingest(records=enumerate(records), source="e2e")
     assert not result.errors and result.routed == n, result
     return list(
         ReviewItem.objects.filter(interaction__external_id__startswith=f"{agent}-")
@@ -126,9 +126,9 @@ def test_it_swaps_the_results_once_per_filter_change(page, login, lead, billing)
 def test_it_gives_a_reviewer_their_assigned_items_first(login, reviewer, lead, billing):
     # Unassigned support work that would come first by priority and confidence.
     others = ReviewItem.objects.exclude(pk__in=billing)
-    assignment.items_set_priority(others, priority=10, actor=lead)
+    assignment.items_set_priority(items=others, priority=10, actor=lead)
     assignment.items_assign(
-        ReviewItem.objects.filter(pk__in=billing), reviewer=reviewer, actor=lead
+        items=ReviewItem.objects.filter(pk__in=billing), reviewer=reviewer, actor=lead
     )
 
     page = login("rita", next_url="/queue/")
@@ -148,7 +148,7 @@ def test_it_gives_a_reviewer_their_assigned_items_first(login, reviewer, lead, b
 def test_it_releases_a_stuck_claim(login, lead, other_reviewer):
     AgentFactory(slug="support-bot", name="Support bot", domain="support")
     ingest("support-bot", 3)
-    stuck = services.item_claim(other_reviewer)
+    stuck = services.item_claim(reviewer=other_reviewer)
     page = login("lee", next_url="/console/?status=claimed")
     row = page.locator(f"#item-{stuck.pk}")
     expect(row).to_contain_text("oscar")
@@ -198,16 +198,16 @@ def test_it_shows_the_queue_browser(login, screenshot, reviewer, other_reviewer,
         }
         for i, (agent, confidence, hours) in enumerate(rows)
     ]
-    assert interactions_ingest(enumerate(records), source="e2e").routed == len(rows)
+    assert interactions_ingest(records=enumerate(records), source="e2e").routed == len(rows)
     items = {i.interaction.external_id: i for i in ReviewItem.objects.select_related("interaction")}
 
     def rows_of(*n: int):
         return ReviewItem.objects.filter(pk__in=[items[f"c-{i}"].pk for i in n])
 
-    assignment.items_assign(rows_of(2, 6, 11), reviewer=reviewer, actor=lead)
-    assignment.items_assign(rows_of(3, 7), reviewer=other_reviewer, actor=lead)
-    assignment.items_set_priority(rows_of(8, 12), priority=5, actor=lead)
-    services.item_claim(other_reviewer)
+    assignment.items_assign(items=rows_of(2, 6, 11), reviewer=reviewer, actor=lead)
+    assignment.items_assign(items=rows_of(3, 7), reviewer=other_reviewer, actor=lead)
+    assignment.items_set_priority(items=rows_of(8, 12), priority=5, actor=lead)
+    services.item_claim(reviewer=other_reviewer)
 
     page = login("lee", next_url="/console/")
 

@@ -47,14 +47,14 @@ def decide_all(agent, reviewer) -> None:
             interaction__agent_version="2026.11.2" if n % 3 else "2026.11.1",
             interaction__domain="support",
         )
-        item = review_services.item_claim(reviewer)
+        item = review_services.item_claim(reviewer=reviewer)
         decision = review_services.decision_validate(
             item=item,
             verdict="correct" if corrected else "approve",
             corrected_output=corrected,
             error_category=category,
         )
-        review_services.review_submit(item, reviewer, decision)
+        review_services.review_submit(item=item, reviewer=reviewer, decision=decision)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def demo_kpis():
 
         reviewer = get_user_model().objects.get(username=username)
         for i in range(25):
-            item = review_services.item_claim(reviewer)
+            item = review_services.item_claim(reviewer=reviewer)
             if item is None:
                 break
             verdict = verdicts[i % len(verdicts)]
@@ -41,7 +41,7 @@ def demo_kpis():
                 verdict=verdict,
                 corrected_output="A better answer." if verdict == "correct" else "",
             )
-            review_services.review_submit(item, reviewer, decision)
+            review_services.review_submit(item=item, reviewer=reviewer, decision=decision)
     assert ReviewItem.objects.filter(status="done").exists()
     kpi_services.kpis_recompute(full=True)
 

@@ -31,7 +31,7 @@ def ingest(*records: dict) -> list[ReviewItem]:
     """Stores and routes `records` (low confidence by default); returns their review items."""
     defaults = {"input": "What's your return policy?", "output": ORIGINAL, "confidence": 0.3}
     result = interactions_ingest(
-        enumerate({**defaults, **r} for r in records), source="e2e", batch_size=500
+        records=enumerate({**defaults, **r} for r in records), source="e2e", batch_size=500
     )
     assert not result.errors, result.errors
     ids = [r["external_id"] for r in records]
@@ -308,7 +308,9 @@ def test_it_summarises_my_queue_by_agent_reason_and_age(login, screenshot, revie
     ]
     items = ingest(*records)
     assignment.items_assign(
-        ReviewItem.objects.filter(pk__in=[i.pk for i in items[:5]]), reviewer=reviewer, actor=lead
+        items=ReviewItem.objects.filter(pk__in=[i.pk for i in items[:5]]),
+        reviewer=reviewer,
+        actor=lead,
     )
 
     page = login("rita", next_url="/queue/")

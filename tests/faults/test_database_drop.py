@@ -108,7 +108,7 @@ def claimed(transactional_db, reviewer, settings):
     # cookies over http.
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     ReviewItemFactory(interaction__agent__slug="support-bot", interaction__output="Refunds: 3d.")
-    return services.item_claim(reviewer)
+    return services.item_claim(reviewer=reviewer)
 
 
 def _while_terminated(item_id: int, send):

@@ -29,7 +29,7 @@ def rec(external_id="t-1", agent="support-bot", confidence=0.9, **extra):
 
 
 def run(*records, **kwargs):
-    return interactions_ingest(list(enumerate(records)), **kwargs)
+    return interactions_ingest(records=list(enumerate(records)), **kwargs)
 
 
 def test_it_stores_an_interaction_with_every_field():
@@ -107,7 +107,7 @@ def test_it_keeps_good_records_and_reports_bad_ones_by_position():
 
 
 def test_it_passes_reader_errors_through():
-    result = interactions_ingest([(7, RecordError(7, "record", "not valid JSON"))])
+    result = interactions_ingest(records=[(7, RecordError(7, "record", "not valid JSON"))])
     assert result.rejected == 1 and result.errors[0].position == 7
 
 
@@ -182,7 +182,7 @@ def fb(external_id="t-1", kind="clicked", agent="support-bot", **extra):
 
 
 def feed(*events, **kwargs):
-    return feedback_ingest(list(enumerate(events)), **kwargs)
+    return feedback_ingest(records=list(enumerate(events)), **kwargs)
 
 
 def test_it_stores_feedback_on_a_known_interaction():
@@ -299,7 +299,7 @@ def test_it_imports_a_file_in_a_pipelined_child_with_the_same_results(parallel, 
     lines.append('{"agent": "support-bot"}')  # invalid, after the last batch's records
     errors = []
     result = interactions_ingest_file(
-        io.BytesIO("\n".join(lines).encode()),
+        stream=io.BytesIO("\n".join(lines).encode()),
         batch_size=4,
         on_error=errors.append,
         parallel=parallel,

@@ -42,7 +42,7 @@ def test_it_recomputes_only_the_days_touched_since_the_last_run(dataset, setting
     services.kpis_recompute(now=NOW)
 
     make_interaction(quiet, "v1", at(3, 9))  # a late arrival about 3 Nov
-    scopes, _ = services.plan_incremental(NOW)
+    scopes, _ = services.plan_incremental(now=NOW)
     assert scopes[quiet.pk] == {NOV3}
     # shop-bot has an open item: today and yesterday, whose backlog ages with the clock
     assert scopes[dataset.agent.pk] == {NOV4, NOV5}
@@ -50,9 +50,9 @@ def test_it_recomputes_only_the_days_touched_since_the_last_run(dataset, setting
     services.kpis_recompute(now=NOW)
     assert snapshot_map(quiet)[("", NOV3)]["interactions"] == 1
     # within the cursor overlap the rows are read again; after it, they are not
-    assert quiet.pk in services.plan_incremental(NOW)[0]
+    assert quiet.pk in services.plan_incremental(now=NOW)[0]
     later = NOW + timedelta(seconds=settings.KPI_CURSOR_OVERLAP_SECONDS + 1)
-    assert quiet.pk not in services.plan_incremental(later)[0]
+    assert quiet.pk not in services.plan_incremental(now=later)[0]
 
 
 def test_it_recomputes_the_day_of_the_response_when_a_review_arrives(dataset):
@@ -63,7 +63,7 @@ def test_it_recomputes_the_day_of_the_response_when_a_review_arrives(dataset):
         dataset.interactions["i5"], reason="feedback", queued=at(4, 1), decided=at(5, 9)
     )
     make_review(item, dataset.reviewer, "approve", at(5, 9))
-    scopes, _ = services.plan_incremental(NOW)
+    scopes, _ = services.plan_incremental(now=NOW)
     # the response's day, 2 Nov (verdict rates); the day it was queued, 4 Nov (backlog);
     # the day of the review and the decision, 5 Nov
     assert scopes[dataset.agent.pk] == {NOV2, NOV4, NOV5}
@@ -139,7 +139,7 @@ def test_it_makes_an_overlapping_run_wait_and_then_see_the_first_ones_data():
 
     def second_run():
         try:
-            services.agent_recompute(agent.pk, {NOV2}, now=NOW)
+            services.agent_recompute(agent_id=agent.pk, days={NOV2}, now=NOW)
         finally:
             connection.close()
             done.set()
@@ -169,14 +169,14 @@ def test_it_shows_the_active_run_instead_of_queuing_another(lead):
 
 def test_it_records_a_runs_progress_and_outcome(dataset, lead):
     run, _ = services.run_request(trigger=KpiRun.Trigger.BUTTON, user=lead, enqueue=False)
-    run = services.run_execute(run.pk)
+    run = services.run_execute(run_id=run.pk)
     assert run.state == KpiRun.State.DONE
     # one chunk: six aggregates and the write
     assert (run.done_steps, run.total_steps) == (7, 7)
     assert run.days >= 3 and run.rows > 0
     assert run.percent == 100
     # a redelivered task finds it done and does nothing
-    assert services.run_execute(run.pk).finished_at == run.finished_at
+    assert services.run_execute(run_id=run.pk).finished_at == run.finished_at
 
 
 def test_it_records_a_failed_run(dataset, monkeypatch):
@@ -186,7 +186,7 @@ def test_it_records_a_failed_run(dataset, monkeypatch):
     monkeypatch.setattr(services, "kpis_recompute", boom)
     run, _ = services.run_request(trigger=KpiRun.Trigger.COMMAND, enqueue=False)
     with pytest.raises(RuntimeError):
-        services.run_execute(run.pk)
+        services.run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.state == KpiRun.State.FAILED
     assert run.error == "RuntimeError: database went away"
@@ -196,7 +196,7 @@ def test_it_takes_over_a_run_left_running_by_a_dead_worker(dataset, settings):
     settings.KPI_RUN_STALE_SECONDS = 60
     run = KpiRun.objects.create(trigger=KpiRun.Trigger.BUTTON, state=KpiRun.State.RUNNING)
     KpiRun.objects.filter(pk=run.pk).update(started_at=NOW - timedelta(days=1))
-    assert services.run_execute(run.pk).state == KpiRun.State.DONE
+    assert services.run_execute(run_id=run.pk).state == KpiRun.State.DONE
 
 
 # --- alerts -------------------------------------------------------------------------------------
@@ -222,8 +222,8 @@ def set_resolution(agent, resolved: int, known: int, day: date = NOV5) -> None:
 
 def test_it_raises_an_alert_once_when_a_kpi_crosses_its_threshold(watched):
     set_resolution(watched, 3, 10)
-    assert services.alerts_evaluate(watched, now=NOW) == (1, 0)
-    assert services.alerts_evaluate(watched, now=NOW) == (0, 0)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (1, 0)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (0, 0)
     alert = Alert.objects.get(agent=watched)
     assert (alert.kpi, alert.value, alert.n, alert.resolved_at) == (
         "resolution_rate",
@@ -236,40 +236,40 @@ def test_it_raises_an_alert_once_when_a_kpi_crosses_its_threshold(watched):
 
 def test_it_resolves_the_alert_when_the_kpi_recovers(watched):
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     set_resolution(watched, 9, 10, day=NOV4)  # the 7 days now hold 12 of 20
-    assert services.alerts_evaluate(watched, now=NOW) == (0, 0)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (0, 0)
     set_resolution(watched, 19, 20, day=NOV4)  # 22 of 30 = 0.733
-    assert services.alerts_evaluate(watched, now=NOW) == (0, 1)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (0, 1)
     alert = Alert.objects.get(agent=watched)
     assert alert.resolved_at == NOW
     assert alert.resolved_value == pytest.approx(22 / 30)
     # crossing again raises a new alert
     set_resolution(watched, 0, 30, day=NOV4)
-    assert services.alerts_evaluate(watched, now=NOW) == (1, 0)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (1, 0)
     assert Alert.objects.filter(agent=watched).count() == 2
 
 
 def test_it_keeps_an_alert_open_while_there_is_too_little_data(watched):
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     set_resolution(watched, 4, 4)  # all good, but 4 < min_n
-    assert services.alerts_evaluate(watched, now=NOW) == (0, 0)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (0, 0)
     assert Alert.objects.get(agent=watched).resolved_at is None
 
 
 def test_it_looks_only_at_the_last_days_of_the_threshold(watched):
     set_resolution(watched, 0, 50, day=NOV5 - timedelta(days=7))  # 8 days ago: outside
     set_resolution(watched, 10, 10)
-    assert services.alerts_evaluate(watched, now=NOW) == (0, 0)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (0, 0)
 
 
 def test_it_resolves_the_alert_of_a_removed_threshold(watched):
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     watched.alert_thresholds = {}
     watched.save()
-    assert services.alerts_evaluate(watched, now=NOW) == (0, 1)
+    assert services.alerts_evaluate(agent=watched, now=NOW) == (0, 1)
 
 
 def test_it_raises_nothing_when_a_concurrent_run_raised_it_first(watched):
@@ -288,7 +288,7 @@ def test_it_alerts_on_the_median_time_to_review(dataset):
     assert not Alert.objects.filter(agent=dataset.agent).exists()
     dataset.agent.alert_thresholds = {"median_time_to_review": {"above": 3000, "days": 7}}
     dataset.agent.save()
-    assert services.alerts_evaluate(dataset.agent, now=NOW) == (1, 0)
+    assert services.alerts_evaluate(agent=dataset.agent, now=NOW) == (1, 0)
     assert Alert.objects.get(agent=dataset.agent).value == 3600.0
 
 
@@ -349,7 +349,7 @@ def test_it_posts_a_raised_alert_to_the_webhook_after_commit(
     receiver = hook()
     set_resolution(watched, 3, 10)
     with django_capture_on_commit_callbacks(execute=True):
-        services.alerts_evaluate(watched, now=NOW)
+        services.alerts_evaluate(agent=watched, now=NOW)
     delivery = AlertDelivery.objects.get()
     assert (delivery.state, delivery.attempts, delivery.last_status) == ("delivered", 1, 200)
     [request] = receiver.requests
@@ -363,16 +363,16 @@ def test_it_posts_a_raised_alert_to_the_webhook_after_commit(
 def test_it_retries_a_failing_webhook_with_backoff(watched, hook):
     receiver = hook(503)
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     delivery = AlertDelivery.objects.get()
-    delivery = services.delivery_attempt(delivery.pk)
+    delivery = services.delivery_attempt(delivery_id=delivery.pk)
     assert (delivery.state, delivery.attempts, delivery.last_status) == ("pending", 1, 503)
     assert delivery.last_error == "HTTP 503"
     assert delivery.next_attempt_at > timezone.now() + timedelta(seconds=25)
-    assert services.delivery_attempt(delivery.pk) is None  # not due yet
+    assert services.delivery_attempt(delivery_id=delivery.pk) is None  # not due yet
     later = delivery.next_attempt_at + timedelta(seconds=1)
     assert services.deliveries_due(now=later) == [delivery.pk]
-    delivery = services.delivery_attempt(delivery.pk, now=later)
+    delivery = services.delivery_attempt(delivery_id=delivery.pk, now=later)
     assert (delivery.state, delivery.attempts) == ("delivered", 2)
     assert len(receiver.requests) == 2
 
@@ -381,18 +381,20 @@ def test_it_gives_up_after_the_last_attempt(watched, hook, settings):
     hook(500, 500, 500)
     settings.KPI_ALERT_WEBHOOK_ATTEMPTS = 2
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     delivery = AlertDelivery.objects.get()
-    services.delivery_attempt(delivery.pk)
-    delivery = services.delivery_attempt(delivery.pk, now=timezone.now() + timedelta(days=1))
+    services.delivery_attempt(delivery_id=delivery.pk)
+    delivery = services.delivery_attempt(
+        delivery_id=delivery.pk, now=timezone.now() + timedelta(days=1)
+    )
     assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == ("failed", 2, None)
 
 
 def test_it_does_not_retry_a_rejected_webhook(watched, hook):
     hook(404)
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
-    delivery = services.delivery_attempt(AlertDelivery.objects.get().pk)
+    services.alerts_evaluate(agent=watched, now=NOW)
+    delivery = services.delivery_attempt(delivery_id=AlertDelivery.objects.get().pk)
     assert (delivery.state, delivery.last_status, delivery.last_error) == (
         "failed",
         404,
@@ -404,9 +406,9 @@ def test_it_times_out_a_slow_webhook_and_retries_it(watched, hook, settings):
     hook(delay=3)
     settings.KPI_ALERT_WEBHOOK_TIMEOUT = 1
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     started = time.monotonic()
-    delivery = services.delivery_attempt(AlertDelivery.objects.get().pk)
+    delivery = services.delivery_attempt(delivery_id=AlertDelivery.objects.get().pk)
     assert time.monotonic() - started < 2.5
     assert delivery.state == "pending"
     assert "timed out" in delivery.last_error.lower() or "timeout" in delivery.last_error.lower()
@@ -415,9 +417,9 @@ def test_it_times_out_a_slow_webhook_and_retries_it(watched, hook, settings):
 def test_it_posts_the_resolution_too(watched, hook):
     receiver = hook()
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     set_resolution(watched, 10, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     assert services.deliveries_retry_due() == 2
     assert [r["body"]["event"] for r in receiver.requests] == ["alert.raised", "alert.resolved"]
 
@@ -425,7 +427,7 @@ def test_it_posts_the_resolution_too(watched, hook):
 def test_it_records_no_delivery_without_a_webhook_url(watched, settings):
     settings.KPI_ALERT_WEBHOOK_URL = ""
     set_resolution(watched, 3, 10)
-    services.alerts_evaluate(watched, now=NOW)
+    services.alerts_evaluate(agent=watched, now=NOW)
     assert not AlertDelivery.objects.exists()
 
 

@@ -79,12 +79,14 @@ def decide(reviewer, other_reviewer):
         )
         outcome = None
         for person in [reviewer, other_reviewer] if four_eyes else [reviewer]:
-            claimed = review_services.item_claim(person)
+            claimed = review_services.item_claim(reviewer=person)
             assert claimed is not None and claimed.pk == item.pk
             decision = review_services.decision_validate(
                 item=claimed, verdict=verdict, corrected_output=corrected, error_category=category
             )
-            outcome = review_services.review_submit(claimed, person, decision)
+            outcome = review_services.review_submit(
+                item=claimed, reviewer=person, decision=decision
+            )
         assert outcome.pair is not None, outcome.status
         return outcome.pair
 

@@ -277,7 +277,7 @@ def test_it_fails_with_the_reason_and_leaves_no_file_behind(agent, tricky_pairs,
     assert stored_files(media) == []
     assert list((media / ".export-tmp").iterdir()) == []
     with pytest.raises(services.Conflict):
-        services.batch_file_open(batch)
+        services.batch_file_open(batch=batch)
 
 
 def test_it_releases_the_batch_and_reraises_a_transient_error(agent, decide, ml, monkeypatch):

@@ -33,7 +33,7 @@ def test_it_decides_every_item_exactly_once_under_16_concurrent_reviewers():
         }
         for i in range(N_ITEMS)
     ]
-    assert interactions_ingest(enumerate(records)).routed == N_ITEMS
+    assert interactions_ingest(records=enumerate(records)).routed == N_ITEMS
     reviewers = [
         UserFactory(username=f"r{i}", roles=["reviewer"], domains=["support", "legal"])
         for i in range(N_REVIEWERS)
@@ -45,7 +45,7 @@ def test_it_decides_every_item_exactly_once_under_16_concurrent_reviewers():
         try:
             idle_since = None
             while True:
-                item = services.item_claim(reviewer)
+                item = services.item_claim(reviewer=reviewer)
                 if item is None:
                     # Four-eyes items this reviewer already saw may still be waiting for others.
                     if not ReviewItem.objects.exclude(status="done").exists():
@@ -57,7 +57,9 @@ def test_it_decides_every_item_exactly_once_under_16_concurrent_reviewers():
                     continue
                 idle_since = None
                 decision = services.decision_validate(item=item, verdict="approve", seconds_spent=1)
-                services.review_submit(item, reviewer, decision, expected_version=item.version)
+                services.review_submit(
+                    item=item, reviewer=reviewer, decision=decision, expected_version=item.version
+                )
                 decided_by[reviewer.username] += 1
         except BaseException as exc:  # reported below; a thread must not die silently
             errors.append(exc)

@@ -26,7 +26,7 @@ def make_item(confidence=0.5, domain="support", agent=None, **kwargs):
 
 def decide(item, reviewer, verdict="approve", **fields):
     decision = services.decision_validate(item=item, verdict=verdict, **fields)
-    return services.review_submit(item, reviewer, decision)
+    return services.review_submit(item=item, reviewer=reviewer, decision=decision)
 
 
 # --- claiming --------------------------------------------------------------------------------
@@ -36,7 +36,7 @@ def test_it_claims_the_lowest_confidence_item_first(reviewer):
     make_item(confidence=0.6)
     low = make_item(confidence=0.2)
     make_item(confidence=0.4)
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     assert item.pk == low.pk
     assert (item.status, item.claimed_by, item.version) == ("claimed", reviewer, 1)
     assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
@@ -45,7 +45,7 @@ def test_it_claims_the_lowest_confidence_item_first(reviewer):
 def test_it_claims_higher_priority_before_lower_confidence(reviewer):
     make_item(confidence=0.1)
     urgent = make_item(confidence=0.6, priority=5)
-    assert services.item_claim(reviewer).pk == urgent.pk
+    assert services.item_claim(reviewer=reviewer).pk == urgent.pk
 
 
 def test_it_claims_older_items_first_at_equal_confidence(reviewer):
@@ -54,47 +54,47 @@ def test_it_claims_older_items_first_at_equal_confidence(reviewer):
     ReviewItem.objects.filter(pk=older.pk).update(
         source_created_at=newer.source_created_at - timedelta(days=1)
     )
-    assert services.item_claim(reviewer).pk == older.pk
+    assert services.item_claim(reviewer=reviewer).pk == older.pk
 
 
 def test_it_claims_items_assigned_to_me_first(reviewer):
     make_item(confidence=0.1)
     mine = make_item(confidence=0.9, assigned_to=reviewer)
-    assert services.item_claim(reviewer).pk == mine.pk
+    assert services.item_claim(reviewer=reviewer).pk == mine.pk
 
 
 def test_it_never_offers_an_item_assigned_to_someone_else(reviewer, other_reviewer):
     make_item(assigned_to=other_reviewer)
-    assert services.item_claim(reviewer) is None
+    assert services.item_claim(reviewer=reviewer) is None
 
 
 def test_it_only_offers_items_of_my_domains(reviewer):
     make_item(domain="legal")
-    assert services.item_claim(reviewer) is None
+    assert services.item_claim(reviewer=reviewer) is None
     legal = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
-    assert services.item_claim(legal) is not None
+    assert services.item_claim(reviewer=legal) is not None
 
 
 def test_it_filters_the_claim_by_agent(reviewer):
     other = AgentFactory(slug="other-bot", domain="support")
     make_item(confidence=0.1)
     wanted = make_item(confidence=0.9, agent=other)
-    assert services.item_claim(reviewer, agent_id=other.pk).pk == wanted.pk
+    assert services.item_claim(reviewer=reviewer, agent_id=other.pk).pk == wanted.pk
 
 
 def test_it_never_gives_two_reviewers_the_same_item(reviewer, other_reviewer):
     make_item()
-    assert services.item_claim(reviewer) is not None
-    assert services.item_claim(other_reviewer) is None
+    assert services.item_claim(reviewer=reviewer) is not None
+    assert services.item_claim(reviewer=other_reviewer) is None
 
 
 def test_it_returns_none_when_the_queue_is_empty(reviewer):
-    assert services.item_claim(reviewer) is None
+    assert services.item_claim(reviewer=reviewer) is None
 
 
 def test_it_audits_the_claim(reviewer):
     item = make_item()
-    services.item_claim(reviewer)
+    services.item_claim(reviewer=reviewer)
     event = AuditEvent.objects.get(action="item.claimed", target_id=item.pk)
     assert (event.actor, event.before["status"], event.after["status"]) == (
         reviewer,
@@ -114,7 +114,7 @@ def expire(item):
 
 def test_it_returns_expired_leases_to_the_queue(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     expire(item)
     assert services.leases_expire() == 1
     item.refresh_from_db()
@@ -124,40 +124,40 @@ def test_it_returns_expired_leases_to_the_queue(reviewer):
 
 def test_it_expires_leases_lazily_when_claiming(reviewer, other_reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     expire(item)
-    assert services.item_claim(other_reviewer).pk == item.pk
+    assert services.item_claim(reviewer=other_reviewer).pk == item.pk
 
 
 def test_it_runs_the_expiry_twice_without_harm(reviewer):
     make_item()
-    expire(services.item_claim(reviewer))
+    expire(services.item_claim(reviewer=reviewer))
     assert services.leases_expire() == 1
     assert services.leases_expire() == 0
 
 
 def test_it_renews_a_live_lease(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     ReviewItem.objects.filter(pk=item.pk).update(
         lease_expires_at=timezone.now() + timedelta(minutes=1)
     )
-    services.item_renew_lease(item, reviewer)
+    services.item_renew_lease(item=item, reviewer=reviewer)
     item.refresh_from_db()
     assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
 
 
 def test_it_refuses_to_renew_a_lost_lease(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     expire(item)
     with pytest.raises(LeaseLost):
-        services.item_renew_lease(item, reviewer)
+        services.item_renew_lease(item=item, reviewer=reviewer)
 
 
 def test_it_refuses_a_decision_on_an_expired_lease(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     expire(item)
     with pytest.raises(LeaseLost):
         decide(item, reviewer)
@@ -166,20 +166,22 @@ def test_it_refuses_a_decision_on_an_expired_lease(reviewer):
 
 def test_it_refuses_a_decision_by_someone_who_does_not_hold_the_item(reviewer, other_reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     with pytest.raises(LeaseLost):
         decide(item, other_reviewer)
 
 
 def test_it_refuses_a_decision_from_a_stale_page(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     page_version = item.version
     expire(item)
-    services.item_claim(reviewer)  # claimed again: a new version
+    services.item_claim(reviewer=reviewer)  # claimed again: a new version
     decision = services.decision_validate(item=item, verdict="approve")
     with pytest.raises(StalePage):
-        services.review_submit(item, reviewer, decision, expected_version=page_version)
+        services.review_submit(
+            item=item, reviewer=reviewer, decision=decision, expected_version=page_version
+        )
 
 
 # --- single review ---------------------------------------------------------------------------
@@ -187,7 +189,7 @@ def test_it_refuses_a_decision_from_a_stale_page(reviewer):
 
 def test_it_decides_an_approval_and_makes_a_training_pair(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     outcome = decide(
         item, reviewer, "approve", error_category="tone", notes="fine", seconds_spent=12
     )
@@ -207,7 +209,7 @@ def test_it_decides_an_approval_and_makes_a_training_pair(reviewer):
 
 def test_it_keeps_the_original_as_the_rejected_side_of_a_correction(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     outcome = decide(item, reviewer, "correct", corrected_output="Returns are free within 30 days.")
     assert (outcome.pair.output, outcome.pair.rejected_output) == (
         "Returns are free within 30 days.",
@@ -217,7 +219,7 @@ def test_it_keeps_the_original_as_the_rejected_side_of_a_correction(reviewer):
 
 def test_it_makes_no_pair_for_a_rejection(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     assert decide(item, reviewer, "reject", error_category="hallucination").pair is None
     assert not TrainingPair.objects.exists()
 
@@ -246,22 +248,22 @@ def test_it_refuses_an_unknown_verdict_and_category():
 
 def test_it_puts_a_skipped_item_back_for_someone_else(reviewer, other_reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     decide(item, reviewer, "skip")
     item.refresh_from_db()
     assert item.status == "pending"
-    assert services.item_claim(reviewer) is None
-    assert services.item_claim(other_reviewer).pk == item.pk
+    assert services.item_claim(reviewer=reviewer) is None
+    assert services.item_claim(reviewer=other_reviewer).pk == item.pk
 
 
 def test_it_sends_an_escalation_to_adjudication(reviewer, lead):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     decide(item, reviewer, "escalate", notes="needs a lawyer")
     item.refresh_from_db()
     assert item.status == "disputed"
     outcome = services.item_adjudicate(
-        item, lead, services.decision_validate(item=item, verdict="approve")
+        item=item, admin=lead, decision=services.decision_validate(item=item, verdict="approve")
     )
     assert outcome.status == "done" and outcome.pair is not None
 
@@ -285,20 +287,22 @@ def lawyers(db):
 def test_it_needs_a_second_review_from_someone_else(legal, lawyers):
     first, second = lawyers
     make_item(agent=legal, domain="legal")
-    item = services.item_claim(first)
+    item = services.item_claim(reviewer=first)
     decide(item, first, "approve")
     item.refresh_from_db()
     assert item.status == "needs_second_review"
-    assert services.item_claim(first) is None
-    assert services.item_claim(second).pk == item.pk
+    assert services.item_claim(reviewer=first) is None
+    assert services.item_claim(reviewer=second).pk == item.pk
     assert not TrainingPair.objects.exists()
 
 
 def test_it_decides_when_two_reviewers_agree(legal, lawyers):
     first, second = lawyers
     make_item(agent=legal, domain="legal")
-    decide(services.item_claim(first), first, "correct", corrected_output="Draft A")
-    outcome = decide(services.item_claim(second), second, "correct", corrected_output="Draft B")
+    decide(services.item_claim(reviewer=first), first, "correct", corrected_output="Draft A")
+    outcome = decide(
+        services.item_claim(reviewer=second), second, "correct", corrected_output="Draft B"
+    )
     assert outcome.status == "done"
     assert outcome.pair.output == "Draft B"
     assert set(outcome.pair.reviewers.all()) == {first, second}
@@ -307,27 +311,27 @@ def test_it_decides_when_two_reviewers_agree(legal, lawyers):
 def test_it_disputes_when_two_reviewers_disagree_and_the_admin_decides(legal, lawyers, lead):
     first, second = lawyers
     make_item(agent=legal, domain="legal")
-    decide(services.item_claim(first), first, "approve")
-    outcome = decide(services.item_claim(second), second, "reject")
+    decide(services.item_claim(reviewer=first), first, "approve")
+    outcome = decide(services.item_claim(reviewer=second), second, "reject")
     assert outcome.status == "disputed"
     item = outcome.item
     final = services.item_adjudicate(
-        item, lead, services.decision_validate(item=item, verdict="approve")
+        item=item, admin=lead, decision=services.decision_validate(item=item, verdict="approve")
     )
     item.refresh_from_db()
     assert (item.status, item.final_verdict) == ("done", "approve")
     assert set(final.pair.reviewers.all()) == {first, lead}
     with pytest.raises(Conflict):
         services.item_adjudicate(
-            item, lead, services.decision_validate(item=item, verdict="reject")
+            item=item, admin=lead, decision=services.decision_validate(item=item, verdict="reject")
         )
 
 
 def test_it_returns_an_expired_second_review_to_the_second_queue(legal, lawyers):
     first, second = lawyers
     make_item(agent=legal, domain="legal")
-    decide(services.item_claim(first), first, "approve")
-    item = services.item_claim(second)
+    decide(services.item_claim(reviewer=first), first, "approve")
+    item = services.item_claim(reviewer=second)
     expire(item)
     services.leases_expire()
     item.refresh_from_db()
@@ -375,7 +379,7 @@ def test_it_assigns_status_only_in_services():
 
 def test_it_says_an_item_was_already_decided(reviewer):
     make_item()
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     decide(item, reviewer, "approve")
     with pytest.raises(Conflict, match="already decided"):
         decide(item, reviewer, "reject")
@@ -383,7 +387,7 @@ def test_it_says_an_item_was_already_decided(reviewer):
 
 def test_it_returns_the_claimed_item_with_its_fields_set(reviewer):
     made = make_item(confidence=0.25)
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     stored = ReviewItem.objects.get(pk=made.pk)
     for name in (
         "pk",

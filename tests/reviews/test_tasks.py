@@ -16,7 +16,7 @@ from tests.factories import ReviewItemFactory
 
 def claimed_and_expired(reviewer) -> ReviewItem:
     ReviewItemFactory(interaction__agent__domain="support", domain="support")
-    item = services.item_claim(reviewer)
+    item = services.item_claim(reviewer=reviewer)
     ReviewItem.objects.filter(pk=item.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=5)
     )

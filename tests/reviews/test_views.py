@@ -37,7 +37,7 @@ def make_item(
 
 
 def claim(user, **kwargs):
-    item = services.item_claim(user, **kwargs)
+    item = services.item_claim(reviewer=user, **kwargs)
     assert item is not None
     return item
 
@@ -317,7 +317,7 @@ def test_it_shows_earlier_reviews_on_a_second_review(client):
         error_category="policy-legal-risk",
         notes="Too confident",
     )
-    services.review_submit(item, first, decision)
+    services.review_submit(item=item, reviewer=first, decision=decision)
     item = claim(second)
     html = logged_in(client, second).get(f"/review/{item.pk}/").content.decode()
     for text in [
@@ -593,12 +593,16 @@ def make_dispute():
     second = UserFactory(username="lars", roles=["reviewer"], domains=["legal"])
     make_item(legal, domain="legal")
     item = claim(first)
-    services.review_submit(item, first, services.decision_validate(item=item, verdict="approve"))
+    services.review_submit(
+        item=item, reviewer=first, decision=services.decision_validate(item=item, verdict="approve")
+    )
     item = claim(second)
     services.review_submit(
-        item,
-        second,
-        services.decision_validate(item=item, verdict="correct", corrected_output="Better"),
+        item=item,
+        reviewer=second,
+        decision=services.decision_validate(
+            item=item, verdict="correct", corrected_output="Better"
+        ),
     )
     item.refresh_from_db()
     assert item.status == "disputed"
@@ -703,7 +707,9 @@ def test_it_renders_the_review_screen_with_the_same_queries_for_1_and_5_reviews(
         assert claimed.pk == item.pk
         counts.append(count_queries(client, f"/review/{item.pk}/"))
         services.review_submit(
-            claimed, reviewer, services.decision_validate(item=claimed, verdict="skip")
+            item=claimed,
+            reviewer=reviewer,
+            decision=services.decision_validate(item=claimed, verdict="skip"),
         )
     assert counts[0] == counts[1]
     assert counts[0] <= 8

@@ -15,4 +15,6 @@ class Command(ImportCommand):
 
     def ingest_stream(self, stream: BinaryIO, tracker: ProgressTracker, **options) -> IngestResult:
         # Pipelined on PostgreSQL: parsing and writing overlap (see interactions_ingest_file).
-        return interactions_ingest_file(stream, source=self.source, progress=tracker, **options)
+        return interactions_ingest_file(
+            stream=stream, source=self.source, progress=tracker, **options
+        )

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             trigger=KpiRun.Trigger.COMMAND, agent=target, since=since, full=full, enqueue=False
         )
         try:
-            run = services.run_execute(run.pk)
+            run = services.run_execute(run_id=run.pk)
         except Exception as exc:
             raise CommandError(f"recompute failed: {type(exc).__name__}: {exc}") from exc
         self.stdout.write(
