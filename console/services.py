@@ -132,7 +132,7 @@ def items_release(*, items: QuerySet[ReviewItem], actor) -> BulkResult:
     result = BulkResult()
     for item in items.filter(status=Status.CLAIMED):
         try:
-            services.item_release(item, actor=actor)
+            services.item_release(item=item, actor=actor)
         except services.Conflict:
             result.skip("changed in the meantime")
             continue
@@ -170,7 +170,7 @@ def items_spread(*, items: QuerySet[ReviewItem], reviewers: list, actor) -> Bulk
     most capacity left today. Items nobody can take stay unassigned and are counted."""
     result = BulkResult()
     pool = [r for r in reviewers if getattr(getattr(r, "reviewer_profile", None), "active", False)]
-    capacity = pool_capacity(pool)
+    capacity = pool_capacity(reviewers=pool)
     load = dict(
         ReviewItem.objects.filter(assigned_to__in=pool, status__in=ASSIGNABLE)
         .values_list("assigned_to")
@@ -235,10 +235,10 @@ def items_autoassign() -> int:
         .objects.filter(is_active=True, groups__name=Role.REVIEWER, reviewer_profile__active=True)
         .select_related("reviewer_profile")
     )
-    if not pool or not any(pool_capacity(pool).values()):
+    if not pool or not any(pool_capacity(reviewers=pool).values()):
         return 0
     items = ReviewItem.objects.filter(agent__auto_assign=True)
-    return items_spread(items, reviewers=pool, actor=None).changed
+    return items_spread(items=items, reviewers=pool, actor=None).changed
 
 
 @transaction.atomic

@@ -136,7 +136,7 @@ def _ingest(request: HttpRequest, ingest) -> HttpResponse:
         check_shape(items, root="items", raw=body)
     except JsonRejected as exc:
         return _json(400, {"detail": str(exc)})
-    result: IngestResult = ingest(enumerate(items), actor_id=request.user.pk, source="api")
+    result: IngestResult = ingest(records=enumerate(items), actor_id=request.user.pk, source="api")
     return _json(
         200,
         {

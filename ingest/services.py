@@ -262,7 +262,7 @@ def interactions_ingest_file(
         )
     if not parallel:
         return interactions_ingest(
-            iter_records(stream, progress),
+            records=iter_records(stream, progress),
             actor_id=actor_id,
             source=source,
             batch_size=size,

@@ -213,7 +213,7 @@ def scope_recompute(
 
 def agent_recompute(*, agent_id: int, days: set[date], now: datetime) -> int:
     """Recomputes one agent's snapshots of `days` (see scope_recompute)."""
-    return scope_recompute({agent_id: set(days)}, now=now)
+    return scope_recompute(scope={agent_id: set(days)}, now=now)
 
 
 def _chunks(scopes: dict[int, set[date]]) -> list[dict[int, set[date]]]:
@@ -251,12 +251,12 @@ def kpis_recompute(
     incremental = not (agent_ids or since or full)
     tops: dict[str, int] = {}
     if incremental:
-        scopes, tops = plan_incremental(now)
+        scopes, tops = plan_incremental(now=now)
     else:
         if full and not agent_ids and not since:
             # Read before computing: rows committed later are the next run's.
             tops = {s: compute.source_max_id(s) for s in compute.SOURCES}
-        scopes = plan_range(now, agent_ids=agent_ids, since=since)
+        scopes = plan_range(now=now, agent_ids=agent_ids, since=since)
     result = RecomputeResult(scopes=scopes)
     chunks = _chunks(scopes)
     total = len(chunks) * (compute.STEPS + 1)
@@ -271,14 +271,14 @@ def kpis_recompute(
     if on_progress:
         on_progress(0, total)
     for chunk in chunks:
-        result.rows += scope_recompute(chunk, now=now, on_step=step)
+        result.rows += scope_recompute(scope=chunk, now=now, on_step=step)
         result.days += sum(len(days) for days in chunk.values())
         result.agents += len(chunk)
     if tops:
         _cursors_advance(tops, now)
     agents = Agent.objects.filter(Q(pk__in=list(scopes)) | Q(alerts__resolved_at__isnull=True))
     for agent in agents.distinct():
-        raised, resolved = alerts_evaluate(agent, now=now)
+        raised, resolved = alerts_evaluate(agent=agent, now=now)
         result.alerts_raised += raised
         result.alerts_resolved += resolved
     return result
@@ -391,7 +391,7 @@ def run_scheduled() -> KpiRun | None:
     KpiRun.objects.filter(created_at__lt=cutoff).exclude(
         state__in=[KpiRun.State.QUEUED, KpiRun.State.RUNNING]
     ).delete()
-    return run_execute(run.pk)
+    return run_execute(run_id=run.pk)
 
 
 def run_settle() -> KpiRun:
@@ -400,7 +400,7 @@ def run_settle() -> KpiRun:
     another change on its day)."""
     since = _today(timezone.now()) - timedelta(days=max(0, settings.KPI_SETTLE_DAYS - 1))
     run, _ = run_request(trigger=KpiRun.Trigger.SCHEDULE, since=since, enqueue=False)
-    return run_execute(run.pk)
+    return run_execute(run_id=run.pk)
 
 
 # --- alerts -------------------------------------------------------------------------------------
@@ -615,6 +615,6 @@ def deliveries_retry_due() -> int:
     """Attempts every due delivery now; returns how many were attempted."""
     attempted = 0
     for delivery_id in deliveries_due():
-        if delivery_attempt(delivery_id) is not None:
+        if delivery_attempt(delivery_id=delivery_id) is not None:
             attempted += 1
     return attempted

@@ -348,7 +348,7 @@ def leases_expire(*, limit: int | None = None) -> int:
     released = 0
     for item in ReviewItem.objects.filter(pk__in=ids):
         try:
-            item_release(item, actor=None, only_if_expired=True)
+            item_release(item=item, actor=None, only_if_expired=True)
         except Conflict:
             continue
         released += 1

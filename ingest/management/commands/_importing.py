@@ -89,7 +89,7 @@ class ImportCommand(BaseCommand):
             sys.exit(1)
 
     def ingest_stream(self, stream: BinaryIO, tracker: ProgressTracker, **options) -> IngestResult:
-        return self.ingest(iter_records(stream, tracker), source=self.source, **options)
+        return self.ingest(records=iter_records(stream, tracker), source=self.source, **options)
 
     def _open(self, path: str) -> tuple[BinaryIO, int | None]:
         if path == "-":
