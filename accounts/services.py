@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken
-from core.models import AuditEvent
+from core.audit import audit_record
 
 TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 
@@ -43,7 +43,7 @@ def token_create(*, user, name: str, actor=None) -> tuple[ApiToken, str]:
     token = ApiToken.objects.create(
         user=user, name=name, key_hash=ApiToken.hash_key(secret), prefix=secret[:10]
     )
-    AuditEvent.objects.create(
+    audit_record(
         actor=actor or user,
         action="token.created",
         target_type="api_token",
@@ -59,7 +59,7 @@ def token_revoke(*, token: ApiToken, actor) -> None:
         revoked_at=timezone.now()
     )
     if updated:
-        AuditEvent.objects.create(
+        audit_record(
             actor=actor,
             action="token.revoked",
             target_type="api_token",

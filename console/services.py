@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import ReviewerProfile, Role
-from core.models import AuditEvent
+from core.audit import audit_event, audit_record, audit_records
 from reviews import selectors, services
 from reviews.models import Review, ReviewItem
 
@@ -41,19 +41,16 @@ class BulkResult:
 
 
 def _audit(actor, action: str, rows: Iterable[tuple[int, dict, dict]]) -> None:
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
-                actor=actor,
-                action=action,
-                target_type="review_item",
-                target_id=pk,
-                before=before,
-                after=after,
-            )
-            for pk, before, after in rows
-        ],
-        batch_size=5000,
+    audit_records(
+        audit_event(
+            actor=actor,
+            action=action,
+            target_type="review_item",
+            target_id=pk,
+            before=before,
+            after=after,
+        )
+        for pk, before, after in rows
     )
 
 
@@ -248,7 +245,7 @@ def reviewer_profile_update(*, user, changes: dict, actor) -> ReviewerProfile:
     for name, value in changes.items():
         setattr(profile, name, value)
     profile.save()
-    AuditEvent.objects.create(
+    audit_record(
         actor=actor,
         action="reviewer.updated",
         target_type="user",
@@ -269,7 +266,7 @@ def agent_policy_update(*, agent, changes: dict, actor):
     agent.full_clean()
     if changed:
         agent.save(update_fields=list(changed))
-        AuditEvent.objects.create(
+        audit_record(
             actor=actor,
             action="agent.updated",
             target_type="agent",

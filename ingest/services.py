@@ -31,7 +31,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from agents.models import Agent, FeedbackEvent, Interaction
-from core.models import AuditEvent
+from core.audit import audit_record
 from core.outbox import outbox_enqueue
 from ingest.readers import ProgressTracker, RecordError, iter_records
 from ingest.validation import validate_feedback, validate_interaction
@@ -73,7 +73,7 @@ class _Agents:
         try:
             with transaction.atomic():
                 agent = Agent.objects.create(slug=slug, name=slug)
-                AuditEvent.objects.create(
+                audit_record(
                     actor_id=self._actor_id,
                     action="agent.created",
                     target_type="agent",
@@ -123,7 +123,7 @@ def _tally(
     result.created += created
     result.duplicates += duplicates
     result.routed += routed
-    AuditEvent.objects.create(
+    audit_record(
         actor_id=actor_id,
         action=f"{what}.ingested",
         target_type="ingest",

@@ -1,8 +1,8 @@
 """Writes of the retraining app: requesting, building, retrying and labelling export batches.
 
 `ExportBatch.status` changes here and only here (a test enforces it): `TRANSITIONS` lists
-the allowed moves, `_transition` applies one with a compare-and-swap UPDATE (zero rows →
-`Conflict`) and writes the AuditEvent in the same transaction.
+the allowed moves of `BATCH_STATES`, which `core.transitions.transition` applies with a
+compare-and-swap UPDATE (zero rows → `Conflict`) and the audit event in the same transaction.
 
 A build holds a lease (`lease_token`, renewed in `heartbeat_at` by a heartbeat thread).
 Whoever holds it may finish the batch; a build whose heartbeat stopped (its worker was
@@ -25,8 +25,9 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.utils import timezone
 
 from agents.models import Agent, FeedbackEvent
-from core.models import AuditEvent
+from core.audit import audit_record
 from core.outbox import outbox_enqueue
+from core.transitions import StateMachine, transition
 from retraining import build, selectors
 from retraining.errors import Conflict, ExportError, InvalidRequest, LeaseLost
 from retraining.models import BatchPair, ExportBatch, TrainingPair
@@ -75,6 +76,15 @@ DEFAULT_FEEDBACK_KINDS = [FeedbackEvent.Kind.CLICKED, FeedbackEvent.Kind.SKIPPED
 # --- the state machine -------------------------------------------------------------------------
 
 
+BATCH_STATES = StateMachine(
+    model=ExportBatch,
+    target_type="export_batch",
+    moves=TRANSITIONS,
+    conflict=Conflict,
+    conflict_message="This batch changed in the meantime.",
+)
+
+
 def _transition(
     batch: ExportBatch,
     to: str,
@@ -84,30 +94,10 @@ def _transition(
     note: dict[str, Any] | None = None,
     **changes: Any,
 ) -> None:
-    """Moves `batch` from its current status to `to` with a compare-and-swap UPDATE guarded
-    by the status it had when read (and `guard`, e.g. the lease token). Mirrors the changes
-    on the instance and writes the AuditEvent. Raises Conflict when the row moved on."""
-    action = TRANSITIONS.get((batch.status, to))
-    if action is None:
-        raise ValueError(f"transition {batch.status} → {to} is not allowed")
-    updated = ExportBatch.objects.filter(pk=batch.pk, status=batch.status, **(guard or {})).update(
-        status=to, **changes
-    )
-    if not updated:
-        raise Conflict("This batch changed in the meantime.")
-    before = batch.status
-    batch.status = to
-    for name, value in changes.items():
-        if not hasattr(value, "resolve_expression"):
-            setattr(batch, name, value)
-    AuditEvent.objects.create(
-        actor=actor,
-        action=action,
-        target_type="export_batch",
-        target_id=batch.pk,
-        before={"status": before},
-        after={"status": to, **(note or {})},
-    )
+    """Moves `batch` from the status it had when read to `to` (`core.transitions`): a
+    compare-and-swap UPDATE guarded by that status and `guard` (e.g. the lease token), the
+    changes mirrored on the instance, the audit event with `note`. Raises Conflict."""
+    transition(BATCH_STATES, batch, to, actor=actor, guard=guard, changes=changes, note=note)
 
 
 # --- requesting --------------------------------------------------------------------------------
@@ -235,7 +225,7 @@ def batch_request(
         created_by=actor,
         heartbeat_at=timezone.now(),
     )
-    AuditEvent.objects.create(
+    audit_record(
         actor=actor,
         action="batch.requested",
         target_type="export_batch",
@@ -286,7 +276,7 @@ def batch_mark_trained(*, batch: ExportBatch, agent_version: str, actor) -> Expo
     if not updated:
         raise Conflict("Only a ready batch can be marked as used for training.")
     batch.trained_agent_version = agent_version
-    AuditEvent.objects.create(
+    audit_record(
         actor=actor,
         action="batch.marked_trained",
         target_type="export_batch",

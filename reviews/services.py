@@ -1,8 +1,9 @@
 """Writes of the reviews app.
 
 `ReviewItem.status` changes here and only here (a test enforces it): the allowed transitions
-are the `TRANSITIONS` table, `_transition` checks them, applies them with a compare-and-swap
-UPDATE (zero rows updated → `Conflict`) and writes the AuditEvent in the same transaction.
+are the `TRANSITIONS` table of `ITEM_STATES`, applied by `core.transitions.transition` (a
+compare-and-swap UPDATE, zero rows updated → `Conflict`, and the audit event in the same
+transaction).
 Pages, the API and Celery tasks all call these functions: one claim path, one decision path.
 """
 
@@ -13,10 +14,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from core.models import AuditEvent
+from core.transitions import StateMachine, transition
 from reviews import selectors
 from reviews.models import ErrorCategory, Review, ReviewItem
 from reviews.signals import item_decided
@@ -88,6 +88,19 @@ def lease_duration() -> timedelta:
 # --- the state machine -------------------------------------------------------------------------
 
 
+ITEM_STATES = StateMachine(
+    model=ReviewItem,
+    target_type="review_item",
+    moves=TRANSITIONS,
+    conflict=Conflict,
+    conflict_message="This item changed in the meantime; it is no longer yours to decide.",
+    version_field="version",
+    touched_field="updated_at",
+    audited_fields={"claimed_by": "claimed_by_id", "version": "version"},
+    audit_changes=True,
+)
+
+
 def _transition(
     item: ReviewItem,
     to: str,
@@ -97,43 +110,10 @@ def _transition(
     guard: dict[str, Any] | None = None,
     **changes: Any,
 ) -> None:
-    """Moves `item` from its current status to `to` with a compare-and-swap UPDATE.
-
-    `expect` are the statuses the caller believes the item is in (default: `item.status`).
-    `guard` adds conditions to the compare-and-swap (e.g. "the lease has still expired").
-    Extra `changes` are written in the same UPDATE and mirrored on the instance. Raises
-    Conflict when the row is no longer in an expected status (or `changes` filters fail).
-    """
-    expect = expect or (item.status,)
-    actions = {TRANSITIONS.get((status, to), "") for status in expect}
-    if "" in actions:
-        raise ValueError(f"transition {expect} → {to} is not allowed")
-    now = timezone.now()
-    updated = ReviewItem.objects.filter(pk=item.pk, status__in=expect, **(guard or {})).update(
-        status=to, version=F("version") + 1, updated_at=now, **changes
-    )
-    if not updated:
-        raise Conflict("This item changed in the meantime; it is no longer yours to decide.")
-    before = {"status": item.status, "claimed_by": item.claimed_by_id, "version": item.version}
-    item.status, item.version, item.updated_at = to, item.version + 1, now
-    for name, value in changes.items():
-        setattr(item, name, value)
-    AuditEvent.objects.create(
-        actor=actor,
-        action=actions.pop(),
-        target_type="review_item",
-        target_id=item.pk,
-        before=before,
-        after={"status": to, **{k: _plain(v) for k, v in changes.items()}},
-    )
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "pk"):
-        return value.pk
-    return value
+    """Moves `item` to `to` through the shared helper (`core.transitions`): a
+    compare-and-swap UPDATE guarded by `expect` (default: the item's status) and `guard`,
+    with `changes` in the same UPDATE and the audit event. Raises Conflict."""
+    transition(ITEM_STATES, item, to, actor=actor, expect=expect, guard=guard, changes=changes)
 
 
 def _open_status(item: ReviewItem) -> str:
