@@ -8,7 +8,9 @@ from django.contrib.auth import get_user_model
 from accounts.models import ReviewerProfile
 from agents.models import Agent
 from console.selectors import SORTS, QueueFilter
+from reviews.forms import DecisionFields
 from reviews.models import ReviewItem
+from reviews.services import DECIDING
 
 MAX_AGE_HOURS = 100 * 365 * 24
 ASSIGNED_CHOICES = [
@@ -211,3 +213,9 @@ class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, max_length=64)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class AdjudicationForm(DecisionFields):
+    """A review lead's final decision on a disputed item."""
+
+    verdicts = tuple(DECIDING)

@@ -1,16 +1,20 @@
+"""The review lead's console, under /console/."""
+
 from django.urls import path
 
-from console import views as console
+from console import adjudication, views
 
 app_name = "console"
 
 urlpatterns = [
-    path("", console.browser, name="browser"),
-    path("bulk", console.bulk, name="bulk"),
-    path("workload/", console.workload_page, name="workload"),
-    path("pools/", console.pools, name="pools"),
-    path("pools/<int:user_id>/", console.pool_edit, name="pool_edit"),
-    path("agents/", console.agents, name="agents"),
-    path("agents/<slug:slug>/", console.agent_edit, name="agent_edit"),
-    path("audit/", console.audit, name="audit"),
+    path("", views.browser, name="browser"),
+    path("bulk", views.bulk, name="bulk"),
+    path("workload/", views.workload_page, name="workload"),
+    path("pools/", views.pools, name="pools"),
+    path("pools/<int:user_id>/", views.pool_edit, name="pool_edit"),
+    path("agents/", views.agents, name="agents"),
+    path("agents/<slug:slug>/", views.agent_edit, name="agent_edit"),
+    path("audit/", views.audit, name="audit"),
+    path("adjudication/", adjudication.adjudication_list, name="adjudication_list"),
+    path("adjudication/<int:item_id>/", adjudication.adjudication_detail, name="adjudication"),
 ]

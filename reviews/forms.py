@@ -5,7 +5,7 @@ from django import forms
 
 from reviews import selectors
 from reviews.models import Review
-from reviews.services import DECIDING, MAX_NOTES
+from reviews.services import MAX_NOTES
 
 Verdict = Review.Verdict
 
@@ -31,7 +31,7 @@ class QueueFilterForm(forms.Form):
         return {k: v for k, v in self.cleaned_data.items() if v}
 
 
-class _DecisionFields(forms.Form):
+class DecisionFields(forms.Form):
     """What a reviewer writes about an item, whatever the verdict."""
 
     corrected_output = forms.CharField(
@@ -96,7 +96,7 @@ class _DecisionFields(forms.Form):
         return verdict == Verdict.CORRECT
 
 
-class DecisionForm(_DecisionFields):
+class DecisionForm(DecisionFields):
     """The reviewer's decision on an item they hold."""
 
     # The item's version when the page was rendered: a page of an earlier claim cannot
@@ -109,9 +109,3 @@ class DecisionForm(_DecisionFields):
     def filters(self) -> dict[str, str]:
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
         return {k: data[k] for k in ("agent", "domain") if data.get(k)}
-
-
-class AdjudicationForm(_DecisionFields):
-    """A review lead's final decision on a disputed item."""
-
-    verdicts = tuple(DECIDING)

@@ -289,6 +289,16 @@ def item_claim(
     return item
 
 
+def item_next(
+    *, reviewer, agent_id: int | None = None, domain: str | None = None
+) -> ReviewItem | None:
+    """Where a reviewer's work goes on: the item they already hold (one hold at a time, e.g.
+    after a reload or in a second tab), else the next claim (`item_claim`); None when the
+    queue has nothing for them."""
+    held = selectors.item_held_by(reviewer, agent_id=agent_id, domain=domain)
+    return held or item_claim(reviewer=reviewer, agent_id=agent_id, domain=domain)
+
+
 @transaction.atomic
 def item_renew_lease(*, item: ReviewItem, reviewer) -> ReviewItem:
     """Extends the lease of an item the reviewer holds (the review page calls this while it

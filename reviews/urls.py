@@ -13,6 +13,4 @@ urlpatterns = [
     path("review/<int:item_id>/decide", views.review_decide, name="decide"),
     path("review/<int:item_id>/lease", views.review_lease, name="lease"),
     path("review/<int:item_id>/diff", views.review_diff, name="diff"),
-    path("console/adjudication/", views.adjudication_list, name="adjudication_list"),
-    path("console/adjudication/<int:item_id>/", views.adjudication_detail, name="adjudication"),
 ]

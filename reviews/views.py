@@ -12,13 +12,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
 from accounts.models import Role
 from accounts.permissions import has_role, role_required, user_roles
-from reviews import selectors, services
-from reviews.forms import AdjudicationForm, DecisionForm, QueueFilterForm
+from reviews import screen, selectors, services
+from reviews.forms import DecisionForm, QueueFilterForm
 from reviews.models import Review
 
 PAGE_SIZE = 25
@@ -27,9 +27,6 @@ PAGE_SIZE = 25
 # reads; a reviewer whose hold ended sees their own text again and nothing more.
 HOLD, READONLY, LOST = "hold", "readonly", "lost"
 
-# The verdict buttons: (verdict, shortcut key). Labels come from `Review.Verdict`.
-REVIEW_KEYS = {"approve": "a", "correct": "c", "reject": "r", "escalate": "e", "skip": "s"}
-
 DONE_MESSAGES = {
     "approve": "Approved.",
     "correct": "Correction saved.",
@@ -37,9 +34,6 @@ DONE_MESSAGES = {
     "escalate": "",  # the service says "Escalated to a review lead."
     "skip": "Skipped; it goes back to the queue for someone else.",
 }
-
-
-ADJUDICATED = {"approve": "approved", "correct": "corrected", "reject": "rejected"}
 
 
 @login_required
@@ -105,7 +99,7 @@ def queue_claim(request):
 def review(request, item_id: int):
     item, mode = _load(request, item_id)
     if item is None:
-        return _gone(request)
+        return screen.gone(request)
     form = DecisionForm(
         initial=_initial(item, request.GET),
         categories=selectors.category_choices(),
@@ -119,7 +113,7 @@ def review_decide(request, item_id: int):
     """Records my decision, then shows the next item (htmx) or redirects to it."""
     item, mode = _load(request, item_id, former_ok=True)
     if item is None:
-        return _gone(request)
+        return screen.gone(request)
     form = DecisionForm(request.POST, categories=selectors.category_choices())
     if not form.is_valid():
         return _render_screen(request, item, mode=mode, form=form, status=400)
@@ -145,7 +139,7 @@ def review_lease(request, item_id: int):
     """Extends my hold (the screen polls this every minute while I am active)."""
     item, mode = _load(request, item_id, former_ok=True)
     if item is None:
-        return _gone(request)
+        return screen.gone(request)
     problem = None
     try:
         services.item_renew_lease(item=item, reviewer=request.user)
@@ -167,7 +161,7 @@ def review_diff(request, item_id: int):
     """The word diff of a correction being written against the agent's output."""
     item, mode = _load(request, item_id)
     if item is None:
-        return _gone(request)
+        return screen.gone(request)
     diff = selectors.word_diff(item.interaction.output, request.POST.get("corrected_output", ""))
     if request.htmx:
         return render(request, "reviews/_diff.html", {"item": item, "diff": diff})
@@ -180,64 +174,6 @@ def review_diff(request, item_id: int):
 
 
 # --- adjudication -----------------------------------------------------------------------------
-
-
-@role_required(Role.ADMIN)
-@require_GET
-def adjudication_list(request):
-    """Disputed and escalated items, oldest first, with the verdicts that disagree."""
-    page = Paginator(selectors.disputed_items(), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "reviews/adjudication_list.html", {"page": page})
-
-
-@role_required(Role.ADMIN)
-@require_http_methods(["GET", "POST"])
-def adjudication_detail(request, item_id: int):
-    """All reviews side by side and the lead's final decision (`services.item_adjudicate`)."""
-    item = selectors.item_for_review(item_id)
-    if item is None:
-        return _gone(request)
-    categories = selectors.category_choices()
-    context: dict = {"problem": None, "diff": None}
-    status = 200
-    if request.method == "GET":
-        form = AdjudicationForm(
-            initial={"corrected_output": item.interaction.output}, categories=categories
-        )
-    elif "preview" in request.POST:  # "Show changes" without JavaScript
-        form = AdjudicationForm(
-            initial={**request.POST.dict(), "verdict": Review.Verdict.CORRECT},
-            categories=categories,
-        )
-        context["diff"] = selectors.word_diff(
-            item.interaction.output, request.POST.get("corrected_output", "")
-        )
-    else:
-        form = AdjudicationForm(request.POST, categories=categories)
-        if form.is_valid():
-            try:
-                decision = services.decision_validate(item=item, **form.decision_fields())
-                outcome = services.item_adjudicate(item=item, admin=request.user, decision=decision)
-            except services.InvalidDecision as exc:
-                form.add_service_errors(exc.errors)
-            except services.Conflict as exc:
-                context["problem"] = f"{exc} Nothing was saved; your text is below."
-                item, status = selectors.item_for_review(item_id), 409
-            else:
-                done = ADJUDICATED[outcome.review.verdict]
-                messages.success(request, f"Item #{item.pk} {done}. That decision is final.")
-                return redirect("reviews:adjudication_list")
-    can_decide = item.status == item.Status.DISPUTED
-    context.update(
-        _item_context(item),
-        form=form,
-        verdicts=_verdicts(AdjudicationForm),
-        can_decide=can_decide,
-        editable=can_decide,
-    )
-    if form.is_bound and form.errors:
-        status = 400
-    return render(request, "reviews/adjudication_detail.html", context, status=status)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -261,10 +197,6 @@ def _load(request, item_id: int, *, former_ok: bool = False):
     if former_ok and selectors.item_claimed_before(item, user):
         return item, LOST
     return None, None
-
-
-def _gone(request):
-    return render(request, "reviews/gone.html", status=404)
 
 
 def _filter_form(request, data) -> QueueFilterForm:
@@ -304,26 +236,6 @@ def _initial(item, filters) -> dict:
     }
 
 
-def _verdicts(form_class) -> list[dict]:
-    return [
-        {"value": v, "label": Review.Verdict(v).label, "key": REVIEW_KEYS[v]}
-        for v in form_class.verdicts
-    ]
-
-
-def _item_context(item) -> dict:
-    """What every page showing an item needs (prefetched by `selectors.item_for_review`)."""
-    interaction = item.interaction
-    return {
-        "item": item,
-        "interaction": interaction,
-        "turns": selectors.transcript(interaction.context),
-        "metadata": selectors.metadata_rows(interaction.metadata),
-        "earlier": selectors.earlier_reviews(item),
-        "below_threshold": item.confidence < item.agent.confidence_threshold,
-    }
-
-
 def _render_screen(
     request, item, *, mode, form, status=200, notice=None, problem=None, diff=None, decided=None
 ):
@@ -331,13 +243,13 @@ def _render_screen(
         diff = selectors.word_diff(item.interaction.output, form["corrected_output"].value())
     filters = {k: form[k].value() for k in ("agent", "domain") if form[k].value()}
     context = {
-        **_item_context(item),
+        **screen.item_context(item),
         "mode": mode,
         "lease_live": mode == HOLD,
         "can_decide": mode == HOLD,
         "editable": mode != READONLY,
         "form": form,
-        "verdicts": _verdicts(DecisionForm),
+        "verdicts": screen.verdict_buttons(DecisionForm),
         "filters": filters,
         "filters_qs": _qs(filters),
         "notice": notice,
@@ -366,7 +278,7 @@ def _render_conflict(request, item_id: int, form: DecisionForm, message: str):
     form is brought up to date so that submitting again is a deliberate second click."""
     item, mode = _load(request, item_id, former_ok=True)
     if item is None:
-        return _gone(request)
+        return screen.gone(request)
     data = request.POST.copy()
     if mode == HOLD:
         data["version"] = str(item.version)
