@@ -31,6 +31,7 @@ from kpis.definitions import (
     format_value,
 )
 from kpis.models import Alert, KpiRun, KpiSnapshot
+from kpis.periods import period_medians
 
 RANGE_CHOICES = (7, 14, 30, 90, 180, 365)
 DEFAULT_RANGE = 30
@@ -220,7 +221,7 @@ def dashboard(filters: Filters) -> dict[str, Any]:
     agent, version = filters.agent, filters.version
     prev_start, prev_end = filters.previous
     rows = _rows(agent, prev_start, filters.end)
-    medians = compute.period_medians(
+    medians = period_medians(
         agent.pk, {"cur": (filters.start, filters.end), "prev": (prev_start, prev_end)}
     )
     current = _combine_days(

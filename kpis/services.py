@@ -1,10 +1,12 @@
-"""Writes of the KPI app: recomputing snapshots, the recompute runs behind the "recompute
-now" button, alerts and their webhook deliveries.
+"""Writes of the KPI app: recomputing snapshots, and the recompute runs (`KpiRun`, whose
+state machine lives here) behind the "recompute now" button, the schedule and the command.
+What to recompute comes from `kpis/changes.py`, the statistics from `kpis/stats.py`; after
+a recompute the agents' alerts are evaluated (`kpis/alerts.py`, with their webhooks).
 
 Recompute is incremental, idempotent and safe when runs overlap:
 - *incremental*: each source table (interactions, feedback, review items, reviews) has a
   cursor; a run reads the rows above it and recomputes every (agent, day) they touch
-  (compute.touched_since), plus today and yesterday of agents with open items, whose backlog
+  (changes.touched_since), plus today and yesterday of agents with open items, whose backlog
   age moves with the clock. The very first run reads everything.
 - *idempotent*: an (agent, day) is recomputed from scratch and stored with an upsert;
   rows of versions that no longer have data that day are deleted.
@@ -13,34 +15,29 @@ Recompute is incremental, idempotent and safe when runs overlap:
   run waits and then reads everything the first one saw, and its writes come last. Cursors
   only move forward (`max`), so a slow run finishing late cannot move them back.
 - *one pass*: the agents of a run are aggregated together, one GROUP BY per source table
-  (compute.scope_stats), in chunks of at most KPI_CHUNK_AGENT_DAYS agent-days.
+  (stats.scope_stats), in chunks of at most KPI_CHUNK_AGENT_DAYS agent-days.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent
 from core.outbox import outbox_enqueue
-from kpis import compute
-from kpis.definitions import ALL_VERSIONS, BY_KEY, combine, threshold_crossed
-from kpis.models import Alert, AlertDelivery, KpiCursor, KpiRun, KpiSnapshot
-
-log = logging.getLogger(__name__)
+from kpis import changes
+from kpis.alerts import alerts_evaluate
+from kpis.models import KpiCursor, KpiRun, KpiSnapshot
+from kpis.periods import utc_day
+from kpis.stats import STEPS, scope_stats
 
 # pg_advisory_lock(int, int): the first key names the lock space ("KP"), the second the
 # agent. Other code using two-key advisory locks must pick a different first key.
@@ -58,7 +55,7 @@ class RecomputeResult:
 
 
 def _today(now: datetime) -> date:
-    return compute.utc_day(now)
+    return utc_day(now)
 
 
 # --- cursors ------------------------------------------------------------------------------------
@@ -106,16 +103,16 @@ def _cursors_advance(tops: dict[str, int], started: datetime) -> None:
 
 def plan_incremental(*, now: datetime) -> tuple[dict[int, set[date]], dict[str, int]]:
     """(agent → days to recompute, source → highest id read) since the last run."""
-    cursors = {c.source: c for c in KpiCursor.objects.filter(source__in=compute.SOURCES)}
+    cursors = {c.source: c for c in KpiCursor.objects.filter(source__in=changes.SOURCES)}
     scopes: dict[int, set[date]] = defaultdict(set)
     tops: dict[str, int] = {}
-    for source in compute.SOURCES:
-        touched, top = compute.touched_since(source, cursor_floor(cursors.get(source), now))
+    for source in changes.SOURCES:
+        touched, top = changes.touched_since(source, cursor_floor(cursors.get(source), now))
         tops[source] = top
         for agent_id, day in touched:
             scopes[agent_id].add(day)
     today = _today(now)
-    for agent_id in compute.agents_with_open_items():
+    for agent_id in changes.agents_with_open_items():
         scopes[agent_id].update({today, today - timedelta(days=1)})
     return dict(scopes), tops
 
@@ -128,7 +125,7 @@ def plan_range(
     ids = agent_ids or list(Agent.objects.order_by("pk").values_list("pk", flat=True))
     scopes = {}
     for agent_id in ids:
-        first = since or compute.first_day(agent_id)
+        first = since or changes.first_day(agent_id)
         if first is None or first > today:
             continue
         scopes[agent_id] = {first + timedelta(days=i) for i in range((today - first).days + 1)}
@@ -203,7 +200,7 @@ def scope_recompute(
         return 0
     guard = _agents_locked(scope) if connection.vendor == "postgresql" else transaction.atomic()
     with guard:
-        stats = compute.scope_stats(scope, now=now, on_step=on_step)
+        stats = scope_stats(scope, now=now, on_step=on_step)
         with transaction.atomic():
             written = sum(_store(a, scope[a], stats[a]) for a in sorted(scope))
     if on_step:
@@ -255,11 +252,11 @@ def kpis_recompute(
     else:
         if full and not agent_ids and not since:
             # Read before computing: rows committed later are the next run's.
-            tops = {s: compute.source_max_id(s) for s in compute.SOURCES}
+            tops = {s: changes.source_max_id(s) for s in changes.SOURCES}
         scopes = plan_range(now=now, agent_ids=agent_ids, since=since)
     result = RecomputeResult(scopes=scopes)
     chunks = _chunks(scopes)
-    total = len(chunks) * (compute.STEPS + 1)
+    total = len(chunks) * (STEPS + 1)
     done = 0
 
     def step() -> None:
@@ -401,220 +398,3 @@ def run_settle() -> KpiRun:
     since = _today(timezone.now()) - timedelta(days=max(0, settings.KPI_SETTLE_DAYS - 1))
     run, _ = run_request(trigger=KpiRun.Trigger.SCHEDULE, since=since, enqueue=False)
     return run_execute(run_id=run.pk)
-
-
-# --- alerts -------------------------------------------------------------------------------------
-
-
-def period_value(agent_id: int, kpi_key: str, first: date, last: date):
-    """A KPI over an inclusive date range of the all-versions rows."""
-    rows = KpiSnapshot.objects.filter(
-        agent_id=agent_id, agent_version=ALL_VERSIONS, date__gte=first, date__lte=last
-    ).order_by("date")
-    medians = None
-    if kpi_key == "median_time_to_review":
-        medians = compute.period_medians(agent_id, {"p": (first, last)}).get(("p", ALL_VERSIONS))
-    stats = combine((r.stats for r in rows), across="days", medians=medians)
-    return BY_KEY[kpi_key].of(stats)
-
-
-def alerts_evaluate(*, agent: Agent, now: datetime | None = None) -> tuple[int, int]:
-    """Raises an alert for each KPI of the agent past its threshold (once: the partial
-    unique constraint allows one open alert per agent and KPI) and resolves open alerts
-    whose KPI recovered, or whose threshold was removed. Returns (raised, resolved).
-
-    A KPI without enough data (fewer than `min_n`) changes nothing: an open alert stays open.
-    """
-    now = now or timezone.now()
-    today = _today(now)
-    thresholds = agent.alert_thresholds if isinstance(agent.alert_thresholds, dict) else {}
-    open_alerts = {a.kpi: a for a in Alert.objects.filter(agent=agent, resolved_at__isnull=True)}
-    raised = resolved = 0
-    for kpi_key, spec in thresholds.items():
-        if kpi_key not in BY_KEY or not isinstance(spec, dict):
-            log.warning("agent %s: ignoring alert threshold %r", agent.slug, kpi_key)
-            continue
-        days = int(spec.get("days", 7))
-        value = period_value(agent.pk, kpi_key, today - timedelta(days=days - 1), today)
-        crossed = threshold_crossed(spec, value)
-        current = open_alerts.get(kpi_key)
-        if crossed and current is None:
-            raised += int(_alert_raise(agent, kpi_key, spec, value))
-        elif crossed is False and current is not None:
-            resolved += int(_alert_resolve(current, value.value, now=now))
-    for kpi_key, current in open_alerts.items():
-        if kpi_key not in thresholds:
-            resolved += int(_alert_resolve(current, None, now=now))
-    return raised, resolved
-
-
-def _alert_raise(agent: Agent, kpi_key: str, spec: dict, value) -> bool:
-    try:
-        with transaction.atomic():
-            alert = Alert.objects.create(
-                agent=agent, kpi=kpi_key, threshold=spec, value=value.value, n=value.n
-            )
-            _delivery_create(alert, AlertDelivery.Event.RAISED)
-    except IntegrityError:  # a concurrent run raised it first
-        return False
-    return True
-
-
-def _alert_resolve(alert: Alert, value: float | None, *, now: datetime) -> bool:
-    with transaction.atomic():
-        updated = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
-            resolved_at=now, resolved_value=value
-        )
-        if updated:
-            alert.resolved_at, alert.resolved_value = now, value
-            _delivery_create(alert, AlertDelivery.Event.RESOLVED)
-    return bool(updated)
-
-
-# --- webhook deliveries -------------------------------------------------------------------------
-
-
-def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
-    kpi = BY_KEY.get(alert.kpi)
-    label = kpi.label if kpi else alert.kpi
-    bound = "below" if "below" in alert.threshold else "above"
-    value = alert.value if event == AlertDelivery.Event.RAISED else alert.resolved_value
-    shown = "n/a" if value is None else (f"{value:.3g}")
-    text = (
-        f"[Coachdesk] {alert.agent.slug}: {label} {shown} is {bound} "
-        f"{alert.threshold.get(bound)} over {alert.threshold.get('days', 7)} days"
-        if event == AlertDelivery.Event.RAISED
-        else f"[Coachdesk] {alert.agent.slug}: {label} recovered ({shown})"
-    )
-    return {
-        "event": f"alert.{event}",
-        "alert_id": alert.pk,
-        "agent": alert.agent.slug,
-        "kpi": alert.kpi,
-        "label": label,
-        "threshold": alert.threshold,
-        "value": alert.value,
-        "n": alert.n,
-        "resolved_value": alert.resolved_value,
-        "raised_at": alert.raised_at.isoformat() if alert.raised_at else None,
-        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
-        "text": text,
-    }
-
-
-def _delivery_create(alert: Alert, event: str) -> AlertDelivery | None:
-    """The outbox row of a webhook POST, in the caller's transaction; sent after commit."""
-    url = settings.KPI_ALERT_WEBHOOK_URL
-    if not url:
-        return None
-    delivery = AlertDelivery.objects.create(
-        alert=alert,
-        event=event,
-        url=url,
-        payload=alert_payload(alert, event),
-        next_attempt_at=timezone.now(),
-    )
-    outbox_enqueue("kpis.tasks.deliver_alert", delivery.pk)
-    return delivery
-
-
-class _Transient(Exception):
-    """A failure worth retrying: timeouts, connection errors, 408, 429 and 5xx answers."""
-
-
-def _post(url: str, payload: dict, *, delivery_id: int) -> int:
-    body = json.dumps(payload).encode()
-    request = urllib.request.Request(  # noqa: S310 (the URL is the operator's setting)
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "Coachdesk-alerts/1",
-            # Receivers may drop repeats: a delivery is retried until acknowledged.
-            "Idempotency-Key": f"coachdesk-alert-delivery-{delivery_id}",
-        },
-    )
-    try:
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=settings.KPI_ALERT_WEBHOOK_TIMEOUT
-        ) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        if exc.code in (408, 429) or exc.code >= 500:
-            raise _Transient(f"HTTP {exc.code}") from exc
-        return exc.code
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise _Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
-
-
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=settings.KPI_ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1))
-
-
-def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AlertDelivery | None:
-    """One POST of a pending delivery that is due. The claim is a compare-and-swap on the
-    attempt count that also pushes `next_attempt_at` past the request timeout, so two workers
-    never send the same attempt. 2xx: delivered; other 4xx: failed (retrying will not help);
-    timeouts, connection errors, 408, 429, 5xx: retried with exponential backoff until
-    KPI_ALERT_WEBHOOK_ATTEMPTS attempts were made. Returns the delivery (None if not due)."""
-    now = now or timezone.now()
-    delivery = AlertDelivery.objects.filter(
-        pk=delivery_id, state=AlertDelivery.State.PENDING, next_attempt_at__lte=now
-    ).first()
-    if delivery is None:
-        return None
-    attempts = delivery.attempts + 1
-    lease = now + timedelta(seconds=settings.KPI_ALERT_WEBHOOK_TIMEOUT * 2 + 5)
-    claimed = AlertDelivery.objects.filter(
-        pk=delivery.pk, state=AlertDelivery.State.PENDING, attempts=delivery.attempts
-    ).update(attempts=attempts, next_attempt_at=lease)
-    if not claimed:
-        return None
-    changes: dict[str, Any]
-    try:
-        code = _post(delivery.url, delivery.payload, delivery_id=delivery.pk)
-    except _Transient as exc:
-        exhausted = attempts >= settings.KPI_ALERT_WEBHOOK_ATTEMPTS
-        changes = {
-            "state": AlertDelivery.State.FAILED if exhausted else AlertDelivery.State.PENDING,
-            "last_error": str(exc)[:1000],
-            "last_status": _status_of(exc),
-            "next_attempt_at": None if exhausted else timezone.now() + _backoff(attempts),
-        }
-    else:
-        ok = 200 <= code < 300
-        changes = {
-            "state": AlertDelivery.State.DELIVERED if ok else AlertDelivery.State.FAILED,
-            "last_status": code,
-            "last_error": "" if ok else f"HTTP {code}",
-            "delivered_at": timezone.now() if ok else None,
-            "next_attempt_at": None,
-        }
-    AlertDelivery.objects.filter(pk=delivery.pk, attempts=attempts).update(**changes)
-    delivery.refresh_from_db()
-    return delivery
-
-
-def _status_of(exc: _Transient) -> int | None:
-    text = str(exc)
-    return int(text[5:8]) if text.startswith("HTTP ") and text[5:8].isdigit() else None
-
-
-def deliveries_due(*, now: datetime | None = None) -> list[int]:
-    """Ids of pending deliveries whose next attempt is due (the periodic retry sweep)."""
-    now = now or timezone.now()
-    return list(
-        AlertDelivery.objects.filter(state=AlertDelivery.State.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:100]
-    )
-
-
-def deliveries_retry_due() -> int:
-    """Attempts every due delivery now; returns how many were attempted."""
-    attempted = 0
-    for delivery_id in deliveries_due():
-        if delivery_attempt(delivery_id=delivery_id) is not None:
-            attempted += 1
-    return attempted

@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from kpis import services
+from kpis import alerts, services
 
 # Periodic tasks retry a dropped database connection with backoff; they are idempotent.
 _RETRY = {
@@ -53,11 +53,11 @@ def run_recompute(run_id: int) -> str:
 def deliver_alert(delivery_id: int) -> str | None:
     """First attempt of an alert webhook, sent after the alert's transaction commits.
     Retries are made by `deliver_due_alerts` (so they survive a worker restart)."""
-    delivery = services.delivery_attempt(delivery_id=delivery_id)
+    delivery = alerts.delivery_attempt(delivery_id=delivery_id)
     return delivery.state if delivery else None
 
 
 @shared_task(name="kpis.tasks.deliver_due_alerts", acks_late=True, **_RETRY)
 def deliver_due_alerts() -> int:
     """Periodic: retries the webhook deliveries whose backoff has passed."""
-    return services.deliveries_retry_due()
+    return alerts.deliveries_retry_due()

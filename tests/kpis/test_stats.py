@@ -1,5 +1,6 @@
-"""Every KPI of the hand-built data set (tests/kpis/conftest.py) against values worked out by
-hand. Wilson intervals are written out from the formula (and agree with published tables)."""
+"""Every KPI of the hand-built data set (tests/kpis/conftest.py), aggregated by kpis/stats.py
+in a recompute, against values worked out by hand. Wilson intervals are written out from the
+formula (and agree with published tables)."""
 
 from datetime import date
 
