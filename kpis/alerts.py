@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from core.outbox import outbox_enqueue
+from core.transitions import StateMachine, transition
 from kpis.definitions import ALL_VERSIONS, BY_KEY, combine, threshold_crossed
 from kpis.models import Alert, AlertDelivery, KpiSnapshot
 from kpis.periods import period_medians, utc_day
@@ -178,6 +179,24 @@ def _post(url: str, payload: dict, *, delivery_id: int) -> int:
         raise _Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
 
 
+class DeliveryConflict(Exception):
+    """The delivery moved on (a later attempt) while this one was being sent."""
+
+
+DELIVERY_STATES = StateMachine(
+    model=AlertDelivery,
+    target_type="alert_delivery",
+    status_field="state",
+    moves={
+        (AlertDelivery.State.PENDING, AlertDelivery.State.PENDING): "delivery.retry_scheduled",
+        (AlertDelivery.State.PENDING, AlertDelivery.State.DELIVERED): "delivery.delivered",
+        (AlertDelivery.State.PENDING, AlertDelivery.State.FAILED): "delivery.failed",
+    },
+    conflict=DeliveryConflict,
+    conflict_message="This delivery changed in the meantime.",
+)
+
+
 def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=settings.KPI_ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1))
 
@@ -202,26 +221,32 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AlertD
     if not claimed:
         return None
     changes: dict[str, Any]
+    to: str
     try:
         code = _post(delivery.url, delivery.payload, delivery_id=delivery.pk)
     except _Transient as exc:
         exhausted = attempts >= settings.KPI_ALERT_WEBHOOK_ATTEMPTS
+        to = AlertDelivery.State.FAILED if exhausted else AlertDelivery.State.PENDING
         changes = {
-            "state": AlertDelivery.State.FAILED if exhausted else AlertDelivery.State.PENDING,
             "last_error": str(exc)[:1000],
             "last_status": _status_of(exc),
             "next_attempt_at": None if exhausted else timezone.now() + _backoff(attempts),
         }
     else:
         ok = 200 <= code < 300
+        to = AlertDelivery.State.DELIVERED if ok else AlertDelivery.State.FAILED
         changes = {
-            "state": AlertDelivery.State.DELIVERED if ok else AlertDelivery.State.FAILED,
             "last_status": code,
             "last_error": "" if ok else f"HTTP {code}",
             "delivered_at": timezone.now() if ok else None,
             "next_attempt_at": None,
         }
-    AlertDelivery.objects.filter(pk=delivery.pk, attempts=attempts).update(**changes)
+    try:
+        with transaction.atomic():
+            # Guarded by the attempt this worker claimed: a later attempt's outcome wins.
+            transition(DELIVERY_STATES, delivery, to, guard={"attempts": attempts}, changes=changes)
+    except DeliveryConflict:
+        pass
     delivery.refresh_from_db()
     return delivery
 

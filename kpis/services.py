@@ -25,6 +25,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -33,6 +34,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from core.outbox import outbox_enqueue
+from core.transitions import StateMachine, transition
 from kpis import changes
 from kpis.alerts import alerts_evaluate
 from kpis.models import KpiCursor, KpiRun, KpiSnapshot
@@ -284,6 +286,25 @@ def kpis_recompute(
 # --- runs (the button, the schedule, the command) -----------------------------------------------
 
 
+class RunConflict(Exception):
+    """The run is no longer in the state this worker read (another worker moved it)."""
+
+
+RUN_STATES = StateMachine(
+    model=KpiRun,
+    target_type="kpi_run",
+    status_field="state",
+    moves={
+        (KpiRun.State.QUEUED, KpiRun.State.RUNNING): "kpi_run.started",
+        (KpiRun.State.RUNNING, KpiRun.State.RUNNING): "kpi_run.taken_over",  # its worker died
+        (KpiRun.State.RUNNING, KpiRun.State.DONE): "kpi_run.done",
+        (KpiRun.State.RUNNING, KpiRun.State.FAILED): "kpi_run.failed",
+    },
+    conflict=RunConflict,
+    conflict_message="This run changed in the meantime.",
+)
+
+
 def _stale_before(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.KPI_RUN_STALE_SECONDS)
 
@@ -337,16 +358,19 @@ def run_execute(*, run_id: int) -> KpiRun:
     the run and re-raised.
     """
     now = timezone.now()
-    claimed = (
-        KpiRun.objects.filter(pk=run_id)
-        .filter(
-            Q(state=KpiRun.State.QUEUED)
-            | Q(state=KpiRun.State.RUNNING, started_at__lt=_stale_before(now))
-        )
-        .update(state=KpiRun.State.RUNNING, started_at=now, done_steps=0, error="")
-    )
     run = KpiRun.objects.get(pk=run_id)
-    if not claimed:
+    start = {"started_at": now, "done_steps": 0, "error": ""}
+    try:
+        with transaction.atomic():
+            if run.state == KpiRun.State.QUEUED:
+                transition(RUN_STATES, run, KpiRun.State.RUNNING, changes=start)
+            elif run.state == KpiRun.State.RUNNING and run.started_at < _stale_before(now):
+                stale = {"started_at__lt": _stale_before(now)}
+                transition(RUN_STATES, run, KpiRun.State.RUNNING, guard=stale, changes=start)
+            else:
+                return run
+    except RunConflict:  # another worker claimed it first
+        run.refresh_from_db()
         return run
 
     def progress(done: int, total: int) -> None:
@@ -360,14 +384,16 @@ def run_execute(*, run_id: int) -> KpiRun:
             on_progress=progress,
         )
     except Exception as exc:
-        KpiRun.objects.filter(pk=run_id).update(
-            state=KpiRun.State.FAILED,
+        _run_finish(
+            run,
+            KpiRun.State.FAILED,
             finished_at=timezone.now(),
             error=f"{type(exc).__name__}: {exc}",
         )
         raise
-    KpiRun.objects.filter(pk=run_id).update(
-        state=KpiRun.State.DONE,
+    _run_finish(
+        run,
+        KpiRun.State.DONE,
         finished_at=timezone.now(),
         days=result.days,
         rows=result.rows,
@@ -376,6 +402,16 @@ def run_execute(*, run_id: int) -> KpiRun:
     )
     run.refresh_from_db()
     return run
+
+
+def _run_finish(run: KpiRun, to: str, **fields: Any) -> None:
+    """running → done / failed. A worker that took the run over meanwhile (this one looked
+    dead) finishes it too; the run keeps the first outcome recorded."""
+    try:
+        with transaction.atomic():
+            transition(RUN_STATES, run, to, expect=(KpiRun.State.RUNNING,), changes=fields)
+    except RunConflict:
+        pass
 
 
 def run_scheduled() -> KpiRun | None:
