@@ -7,8 +7,7 @@ from ninja import Field, Query, Router, Schema, Status
 from accounts.models import Role
 from accounts.permissions import RoleBearer
 from agents.models import Agent
-from console import selectors as workload
-from console import services as assignment
+from console import selectors, services
 from core.limits import error_responses
 from reviews.models import ReviewItem
 from reviews.selectors import item_payload
@@ -46,15 +45,15 @@ def list_items(request: HttpRequest, filters: Query[ItemsQuery]):
         agent_id = Agent.objects.filter(slug=filters.agent).values_list("pk", flat=True).first()
         if agent_id is None:
             return Status(400, {"detail": f"unknown agent {filters.agent!r}"})
-    qs = workload.queue_browse(
-        workload.QueueFilter(
+    qs = selectors.queue_browse(
+        selectors.QueueFilter(
             agent_id=agent_id,
             status=filters.status or "",
             domain=filters.domain or "",
             assigned=filters.assigned_to or "",
         )
     )
-    count, exact = workload.capped_count(qs)
+    count, exact = selectors.capped_count(qs)
     page = list(
         qs.select_related("interaction")
         .prefetch_related("reviews__reviewer", "reviews__error_category")
@@ -82,7 +81,7 @@ def assign_item(request: HttpRequest, item_id: int, body: AssignIn):
     reviewer = get_user_model().objects.filter(username=body.username, is_active=True).first()
     if reviewer is None:
         return Status(400, {"detail": f"no active user {body.username!r}"})
-    result = assignment.items_assign(
+    result = services.items_assign(
         items=ReviewItem.objects.filter(pk=item_id), reviewer=reviewer, actor=request.auth
     )
     if not result.changed and "already assigned to them" not in result.skipped:

@@ -16,8 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import ReviewerProfile, Role
 from accounts.permissions import role_required
 from agents.models import Agent
-from console import selectors as workload
-from console import services as assignment
+from console import selectors, services
 from console.forms import (
     AgentPolicyForm,
     AuditFilterForm,
@@ -27,19 +26,19 @@ from console.forms import (
 )
 from core.spreadsheet import csv_lines
 from kpis import selectors as kpi_selectors
-from reviews import services
+from reviews import services as review_services
 from reviews.models import ReviewItem
 
 PAGE_SIZE = 50
 
 
 class CappedPaginator(Paginator):
-    """A paginator whose count stops at workload.COUNT_CAP (a million-row filter stays fast)."""
+    """A paginator whose count stops at selectors.COUNT_CAP (a million-row filter stays fast)."""
 
     @property
     def count(self) -> int:
         if not hasattr(self, "_capped"):
-            self._capped = workload.capped_count(self.object_list)
+            self._capped = selectors.capped_count(self.object_list)
         return self._capped[0]
 
     @property
@@ -57,7 +56,7 @@ def _agents() -> list[Agent]:
 def browser(request):
     """The queue browser: filter, select, act."""
     form = QueueFilterForm(request.GET or None, agents=_agents())
-    qs = workload.queue_browse(form.queue_filter())
+    qs = selectors.queue_browse(form.queue_filter())
     paginator = CappedPaginator(qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     context = {
@@ -88,7 +87,7 @@ def bulk(request):
     data = form.cleaned_data
     if data["scope"] == "matching":
         items = ReviewItem.objects.filter(
-            pk__in=workload.queue_browse(filters.queue_filter()).values("pk")
+            pk__in=selectors.queue_browse(filters.queue_filter()).values("pk")
         )
     else:
         items = ReviewItem.objects.filter(pk__in=data["ids"])
@@ -98,7 +97,7 @@ def bulk(request):
             reviewer = get_object_or_404(
                 get_user_model(), username=data["reviewer"], is_active=True
             )
-            result = assignment.items_assign(items=items, reviewer=reviewer, actor=request.user)
+            result = services.items_assign(items=items, reviewer=reviewer, actor=request.user)
             verb = f"Assigned to {reviewer.username}:"
         elif action == "spread":
             pool = list(
@@ -106,18 +105,18 @@ def bulk(request):
                 .objects.filter(groups__name="reviewer", is_active=True)
                 .select_related("reviewer_profile")
             )
-            result = assignment.items_spread(items=items, reviewers=pool, actor=request.user)
+            result = services.items_spread(items=items, reviewers=pool, actor=request.user)
             verb = "Spread across the pool:"
         elif action == "unassign":
-            result, verb = assignment.items_unassign(items=items, actor=request.user), "Unassigned"
+            result, verb = services.items_unassign(items=items, actor=request.user), "Unassigned"
         elif action == "release":
-            result, verb = assignment.items_release(items=items, actor=request.user), "Released"
+            result, verb = services.items_release(items=items, actor=request.user), "Released"
         else:
-            result = assignment.items_set_priority(
+            result = services.items_set_priority(
                 items=items, priority=data["priority"], actor=request.user
             )
             verb = f"Priority {data['priority']} set on"
-    except services.InvalidDecision as exc:
+    except review_services.InvalidDecision as exc:
         messages.error(request, str(exc))
         return back
     messages.success(request, result.message(verb))
@@ -135,7 +134,7 @@ def redirect_back(request):
 @require_GET
 def workload_page(request):
     sort = request.GET.get("sort", "username")
-    rows = workload.reviewer_workload(sort=sort)
+    rows = selectors.reviewer_workload(sort=sort)
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -143,7 +142,7 @@ def workload_page(request):
         {
             "page": page,
             "sort": sort,
-            "backlog": workload.backlog_by_agent(),
+            "backlog": selectors.backlog_by_agent(),
             "columns": [
                 ("username", "Reviewer"),
                 ("open", "Open assigned"),
@@ -175,7 +174,7 @@ def pool_edit(request, user_id: int):
     profile = ReviewerProfile.objects.filter(user=user).first() or ReviewerProfile(user=user)
     form = ReviewerProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
-        assignment.reviewer_profile_update(user=user, changes=form.changes(), actor=request.user)
+        services.reviewer_profile_update(user=user, changes=form.changes(), actor=request.user)
         messages.success(request, f"Saved {user.username}'s pool settings.")
         return redirect("console:pools")
     return render(request, "console/pool_edit.html", {"form": form, "reviewer": user})
@@ -193,7 +192,7 @@ def agent_edit(request, slug: str):
     agent = get_object_or_404(Agent, slug=slug)
     form = AgentPolicyForm(request.POST or None, instance=agent)
     if request.method == "POST" and form.is_valid():
-        assignment.agent_policy_update(
+        services.agent_policy_update(
             agent=Agent.objects.get(pk=agent.pk), changes=form.changes(), actor=request.user
         )
         messages.success(request, f"Saved the review policy of {agent.slug}.")
@@ -206,7 +205,7 @@ def agent_edit(request, slug: str):
 def audit(request):
     form = AuditFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
-    events = workload.audit_log(
+    events = selectors.audit_log(
         actor=filters.get("user") or "",
         item_id=filters.get("item"),
         action=filters.get("action") or "",
