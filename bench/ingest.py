@@ -68,7 +68,7 @@ COMMIT_EVERY = 5000  # settings.INGEST_BATCH_SIZE: the project commits every 5,0
 HTTP_BATCH = 1000
 SEED = 20261120
 
-# The columns ingest writes (reviews/ingest.py `_INTERACTION_COLUMNS`), in that order.
+# The columns ingest writes (ingest `_INTERACTION_COLUMNS`), in that order.
 COLUMNS = (
     "agent_id",
     "external_id",
@@ -197,7 +197,7 @@ def write_jsonl(path: Path, n: int, prefix: str, seed: int) -> int:
 
 def as_row(rec: dict[str, Any], agent_ids: dict[str, int]) -> tuple:
     """The column values ingest would write for `rec` (JSON columns as JSON text, as
-    reviews/validation.py hands them to COPY)."""
+    ingest/validation.py hands them to COPY)."""
     return (
         agent_ids[rec["agent"]],
         rec["external_id"],

@@ -94,7 +94,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache, Celery --------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
-    # Answers as an empty cache while Redis is down (config/cache.py): nothing cached here
+    # Answers as an empty cache while Redis is down (core/cache.py): nothing cached here
     # must survive, and pages must keep working through a Redis outage.
     CACHES = {
         "default": {
@@ -119,7 +119,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {}
 # Several deployments (or test runs) can share one Redis with a queue each.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
-# Publishing must fail fast when Redis is down: the outbox (reviews/outbox.py) keeps the
+# Publishing must fail fast when Redis is down: the outbox (core/outbox.py) keeps the
 # message and a sweep sends it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
@@ -300,7 +300,7 @@ CELERY_BEAT_SCHEDULE["kpis.deliver-due-alerts"] = {
 }
 
 # --- Request limits (issue 7) ---------------------------------------------------------------
-# Bodies are refused from their Content-Length before they are read (config/limits.py): the
+# Bodies are refused from their Content-Length before they are read (core/limits.py): the
 # bulk ingest endpoints take up to INGEST_MAX_BODY_BYTES (5,000 items), everything else
 # MAX_BODY_BYTES (the largest page form, a policy with long guidelines or a correction, is
 # far below it; bulk console actions post at most a page of ids).

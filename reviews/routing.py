@@ -1,6 +1,6 @@
 """Which interactions go to review, and why. Pure functions: no database access.
 
-Routing runs inside the ingest transaction (reviews/ingest.py), so an interaction and its
+Routing runs inside the ingest transaction (ingest/services.py), so an interaction and its
 ReviewItem are written together or not at all.
 """
 
