@@ -1,11 +1,12 @@
 """`manage.py backup_data --output PATH`: one archive of the decisions, training pairs and
-export batches (and everything they reference) with the batch files. See reviews/backup.py."""
+export batches (and everything they reference) with the batch files. See backup/archive.py."""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backup.archive import READ_CHUNK_ROWS, BackupError, backup_write
+from backup.archive import READ_CHUNK_ROWS, BackupError
+from backup.write import backup_write
 
 
 class Command(BaseCommand):

@@ -1,11 +1,12 @@
 """`manage.py restore_data --input PATH`: loads an archive written by backup_data into a
-migrated, empty database, all or nothing. See reviews/backup.py."""
+migrated, empty database, all or nothing. See backup/archive.py."""
 
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backup.archive import BackupError, backup_restore
+from backup.archive import BackupError
+from backup.restore import backup_restore
 
 
 class Command(BaseCommand):

@@ -1,0 +1,172 @@
+"""Archives of earlier table layouts: what changed, as data, and the mapping to today's names.
+
+A layout change moves models between apps but keeps their tables and columns: its
+migrations only move Django's model state (SeparateDatabaseAndState), plus data migrations
+for what names an app label. An archive written before it names its members and counts by
+the old labels and is at a migration state this code has left behind, so the compatibility
+check alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what changed:
+
+`applied`     the migration state of that layout's archives, app by app (an app not listed
+              had no migrations yet). Only an archive at exactly this state is mapped;
+              any other state gets the usual "migration state differs" error.
+`upgrade`     the migrations the change added, whose whole effect on archived rows the
+              mapping below reproduces. The mapped archive claims `applied` + `upgrade`,
+              which must then equal the database's state, as any archive's must. A
+              migration added later that leaves archived rows as they are (an index, a
+              new table) may join `upgrade`; after one that changes them, a layout-1
+              archive restores only with the code version of the state right after the
+              change (restore it there, migrate, back up again).
+`moved`       old model label → today's. Renames the members (data/<label>.jsonl) and the
+              counts, and the app label in the natural keys of permissions (the content
+              types moved with their models).
+`values`      values renamed by a data migration of the change, per today's model label
+              and column key: old → new.
+
+The columns did not change, so the column check applies to the mapped manifest unchanged;
+nor did the table order (renamed, a layout-1 archive's members are in today's `tables()`
+order), so the archive is still read in one forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from backup.archive import table_member
+from backup.tables import MIGRATION_APPS, PERMISSION, Table
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An earlier table layout (see the module docstring)."""
+
+    name: str
+    applied: Mapping[str, tuple[str, ...]]
+    upgrade: Mapping[str, tuple[str, ...]]
+    moved: Mapping[str, str]
+    values: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+
+    @property
+    def renames(self) -> dict[str, str]:
+        """Member names: the layout's → today's."""
+        return {table_member(old): table_member(new) for old, new in self.moved.items()}
+
+    def matches(self, manifest: dict[str, Any]) -> bool:
+        """Whether the archive's migration state is exactly this layout's."""
+        for app in MIGRATION_APPS:
+            theirs = manifest["migrations"].get(app, {}).get("applied") or []
+            if not isinstance(theirs, list) or theirs != list(self.applied.get(app, ())):
+                return False
+        return True
+
+    def upgrade_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The manifest with today's migration state, member names and count labels."""
+        renames = self.renames
+        counts = manifest.get("counts")
+        counts = counts if isinstance(counts, dict) else {}
+        state = {
+            app: sorted([*self.applied.get(app, ()), *self.upgrade.get(app, ())])
+            for app in MIGRATION_APPS
+        }
+        return manifest | {
+            "migrations": {
+                app: {"latest": applied[-1] if applied else None, "applied": applied}
+                for app, applied in state.items()
+            },
+            "counts": {self._label(label): n for label, n in counts.items()},
+            "members": [
+                m
+                | {"name": renames.get(m["name"], m["name"])}
+                | ({"model": self._label(m["model"])} if "model" in m else {})
+                for m in manifest["members"]
+            ],
+        }
+
+    def _label(self, label: Any) -> Any:
+        return self.moved.get(label, label) if isinstance(label, str) else label
+
+    def upgrade_row(self, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+        """A row of `table` (keyed as archived, which are today's keys) in today's terms."""
+        for key, kind in table.refs.items():
+            value = row.get(key)
+            if kind == PERMISSION and isinstance(value, list) and len(value) == 3:
+                app, model, codename = value
+                if f"{app}.{model}" in self.moved:
+                    row[key] = [*self.moved[f"{app}.{model}"].split("."), codename]
+        for key, renamed in self.values.get(table.label, {}).items():
+            if isinstance(row.get(key), str) and row[key] in renamed:
+                row[key] = renamed[row[key]]
+        return row
+
+
+LEGACY_LAYOUTS = {
+    # Before the one-app-per-concern reorganisation: the reviews app held the agents, their
+    # interactions and feedback, reviewer profiles, API tokens, the audit log and the outbox.
+    "layout-1": Layout(
+        name="layout-1",
+        applied={
+            "contenttypes": ("0001_initial", "0002_remove_content_type_name"),
+            "auth": (
+                "0001_initial",
+                "0002_alter_permission_name_max_length",
+                "0003_alter_user_email_max_length",
+                "0004_alter_user_username_opts",
+                "0005_alter_user_last_login_null",
+                "0006_require_contenttypes_0002",
+                "0007_alter_validators_add_error_messages",
+                "0008_alter_user_username_max_length",
+                "0009_alter_user_last_name_max_length",
+                "0010_alter_group_name_max_length",
+                "0011_update_proxy_permissions",
+                "0012_alter_user_first_name_max_length",
+            ),
+            "reviews": (
+                "0001_initial",
+                "0002_roles_and_taxonomy",
+                "0003_drop_redundant_indexes",
+                "0004_ingest_and_browse_indexes",
+                "0005_outbox_and_auto_assign",
+            ),
+            "retraining": ("0001_initial", "0002_batches_build_lease_and_membership"),
+            "kpis": ("0001_initial", "0002_stats_runs_cursors_deliveries"),
+        },
+        # Model state only (tables kept), except reviews/0006, which moves the content types
+        # (`moved` maps the permissions' natural keys), and core/0002 (`values`).
+        upgrade={
+            "core": ("0001_initial", "0002_outbox_task_names"),
+            "accounts": ("0001_initial",),
+            "agents": ("0001_initial",),
+            "reviews": ("0006_models_moved_to_their_apps",),
+            "retraining": ("0003_agent_and_interaction_moved_to_agents",),
+            "kpis": ("0003_agent_moved_to_agents",),
+        },
+        moved={
+            "reviews.agent": "agents.agent",
+            "reviews.interaction": "agents.interaction",
+            "reviews.feedbackevent": "agents.feedbackevent",
+            "reviews.reviewerprofile": "accounts.reviewerprofile",
+            "reviews.apitoken": "accounts.apitoken",
+            "reviews.auditevent": "core.auditevent",
+            "reviews.outboxmessage": "core.outboxmessage",
+        },
+        # core/0002_outbox_task_names: the tasks moved with their apps.
+        values={
+            "core.outboxmessage": {
+                "task": {
+                    "reviews.tasks.items_autoassign": "console.tasks.items_autoassign",
+                    "reviews.tasks.outbox_sweep": "core.tasks.outbox_sweep",
+                }
+            }
+        },
+    ),
+}
+
+
+def manifest_upgrade(manifest: dict[str, Any]) -> tuple[dict[str, Any], Layout | None]:
+    """The manifest in today's terms and the earlier layout it was written in; a manifest
+    that is at no earlier layout's exact state comes back as it is, with None."""
+    for layout in LEGACY_LAYOUTS.values():
+        if layout.matches(manifest):
+            return layout.upgrade_manifest(manifest), layout
+    return manifest, None

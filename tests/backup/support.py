@@ -1,0 +1,240 @@
+"""The world the backup tests archive, and the helpers that back up, restore, wipe and take
+archives apart.
+
+`build_world` builds a small world the real way (factories for users, agents and items; the
+review services for claims and decisions; the retraining services for batches; the KPI
+recompute). `wipe` empties the database with `flush` (which also resets every id sequence
+and lets `migrate`'s post-migrate hooks recreate groups, permissions and the default
+taxonomy, as in a freshly migrated database) and the storage files.
+"""
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from io import StringIO
+from pathlib import Path
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core import serializers
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.db.models import Q
+
+from accounts import services as account_services
+from agents.models import Interaction
+from core.models import AuditEvent
+from ingest.services import feedback_ingest
+from kpis import services as kpi_services
+from kpis.models import Alert, AlertDelivery
+from retraining import services as batch_services
+from retraining.models import ExportBatch, TrainingPair
+from reviews import services
+from reviews.models import ReviewItem
+from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
+
+User = get_user_model()
+# Every model whose rows the archive must bring back, ids included: the users and every
+# model of the project's apps (groups and permissions are compared by name: their ids
+# belong to each database).
+MODELS = [
+    User,
+    *[
+        m
+        for app in ("core", "accounts", "agents", "reviews", "retraining", "kpis")
+        for m in apps.get_app_config(app).get_models()
+    ],
+]
+
+
+def build_world() -> dict:
+    """Users with roles, two agents (one four-eyes), items in every state, reviews with
+    corrections and an adjudication, pairs, three ready batches and a queued one, feedback,
+    an API token, KPI snapshots, an alert with its webhook delivery. Returns the pipeline's
+    token secret and the ML engineer."""
+    rita = UserFactory(username="rita", roles=["reviewer"], domains=["support"])
+    oscar = UserFactory(username="oscar", roles=["reviewer", "ml"], domains=["support", "legal"])
+    lena = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
+    lee = UserFactory(username="lee", roles=["admin", "reviewer"], is_staff=True)
+    mo = UserFactory(username="mo", roles=["ml"])
+    pipeline = UserFactory(username="pipeline", roles=["agent"])
+    lee.user_permissions.add(Permission.objects.get(codename="view_agent"))
+    Group.objects.get(name="admin").permissions.add(Permission.objects.get(codename="change_agent"))
+    _, secret = account_services.token_create(user=pipeline, name="pipeline")
+
+    support = AgentFactory(slug="support-bot", domain="support", guidelines="Be *kind*. ✅")
+    legal = AgentFactory(slug="legal-bot", domain="legal", required_reviews=2)
+    for n in range(8):
+        ReviewItemFactory(
+            interaction__agent=support,
+            interaction__input=f"Question {n}: où est ma commande ? 日本語",
+            interaction__output=f"Answer {n}",
+            interaction__confidence=0.1 + n / 100,
+            interaction__context=[{"role": "user", "content": "Hi"}],
+            interaction__metadata={"channel": "web", "n": n},
+            interaction__agent_version="v2" if n % 2 else "v1",
+        )
+    for n in range(4):
+        ReviewItemFactory(
+            interaction__agent=legal,
+            interaction__domain="legal",
+            interaction__input=f"Legal question {n}",
+            interaction__output=f"Legal answer {n}",
+            interaction__confidence=0.1 * (n + 1),  # claimed in this order
+            required_reviews=2,
+        )
+    InteractionFactory(agent=support, external_id="confident", confidence=0.95)
+
+    def decide(person, agent, verdict, corrected="", category=None):
+        item = services.item_claim(reviewer=person, agent_id=agent.pk)
+        decision = services.decision_validate(
+            item=item,
+            verdict=verdict,
+            corrected_output=corrected,
+            error_category=category,
+            notes=f"{verdict} by {person.username}",
+            seconds_spent=42,
+        )
+        return services.review_submit(item=item, reviewer=person, decision=decision)
+
+    decide(rita, support, "approve")
+    decide(rita, support, "correct", "Refunds take 5 days.", "factual-error")
+    decide(rita, support, "reject", category="tone")
+    decide(rita, support, "skip")
+    escalated = decide(rita, support, "escalate").item
+    services.item_adjudicate(
+        item=escalated,
+        admin=lee,
+        decision=services.decision_validate(
+            item=escalated, verdict="correct", corrected_output="Fixed."
+        ),
+    )
+    decide(oscar, support, "approve")
+    services.item_claim(reviewer=oscar, agent_id=support.pk)  # left claimed
+
+    decide(lena, legal, "approve")  # four-eyes, agreeing: done, one pair with two reviews
+    decide(oscar, legal, "approve")
+    decide(lena, legal, "correct", "Consult a lawyer.", "policy-legal-risk")
+    decide(oscar, legal, "correct", "Consult a lawyer.", "policy-legal-risk")
+    decide(lena, legal, "approve")  # disagreeing: disputed
+    decide(oscar, legal, "reject", category="policy-legal-risk")
+    decide(lena, legal, "approve")  # needs a second review
+
+    feedback_ingest(
+        records=list(
+            enumerate(
+                [
+                    {"agent": "support-bot", "external_id": "confident", "kind": "thumbs_up"},
+                    {
+                        "agent": "support-bot",
+                        "external_id": "confident",
+                        "kind": "clicked",
+                        "item_ref": "sku-9",
+                        "value": 1.5,
+                    },
+                ]
+            )
+        )
+    )
+    for agent, fmt in [(support, "jsonl"), (support, "preference"), (legal, "parquet")]:
+        batch = batch_services.batch_request(agent=agent, format=fmt, actor=mo, enqueue=False)
+        assert batch_services.batch_build(batch_id=batch.pk) == ExportBatch.Status.READY
+    batch_services.batch_request(agent=legal, format="csv", actor=mo, enqueue=False)
+
+    kpi_services.kpis_recompute(full=True)
+    alert = Alert.objects.create(
+        agent=support, kpi="resolution_rate", threshold={"below": 0.7}, value=0.5, n=60
+    )
+    AlertDelivery.objects.create(
+        alert=alert, event="raised", url="https://hooks.example.com/a", payload={"v": 0.5}
+    )
+    # The world is what the docstring says it is.
+    assert set(ReviewItem.objects.values_list("status", flat=True)) == set(ReviewItem.Status)
+    assert {p.reviews.count() for p in TrainingPair.objects.filter(agent=legal)} == {2}
+    assert set(TrainingPair.objects.values_list("source", flat=True)) == {"approve", "correct"}
+    return {"secret": secret, "ml": mo}
+
+
+def snapshot() -> dict:
+    """Every row of every model, serialized by Django (pks and foreign key ids as stored),
+    groups and permissions by name, many-to-many lists sorted."""
+    dump = {}
+    for model in MODELS:
+        rows = model._base_manager.order_by(*[f.attname for f in model._meta.pk_fields])
+        if model is AuditEvent:
+            rows = rows.filter(~Q(action="data.restored"))
+        objects = serializers.serialize("python", rows, use_natural_foreign_keys=model is User)
+        for obj in objects:
+            for name, value in obj["fields"].items():
+                if isinstance(value, list) and model._meta.get_field(name).many_to_many:
+                    obj["fields"][name] = sorted(value)
+        dump[model._meta.label] = objects
+    dump["groups"] = {
+        g.name: sorted(g.permissions.values_list("codename", flat=True))
+        for g in Group.objects.all()
+    }
+    return dump
+
+
+def stored_files() -> dict[str, str]:
+    names = set()
+    for batch in ExportBatch.objects.exclude(file=""):
+        names.update([batch.file.name, batch.manifest_file.name])
+    return {n: hashlib.sha256(default_storage.open(n, "rb").read()).hexdigest() for n in names}
+
+
+def backup(path: Path) -> str:
+    out = StringIO()
+    call_command("backup_data", "--output", str(path), stdout=out)
+    return out.getvalue()
+
+
+def restore(path: Path) -> str:
+    out = StringIO()
+    call_command("restore_data", "--input", str(path), stdout=out)
+    return out.getvalue()
+
+
+def wipe(media: Path) -> None:
+    """A freshly migrated database (see the module docstring) and empty storage."""
+    call_command("flush", interactive=False, verbosity=0)
+    shutil.rmtree(media, ignore_errors=True)
+
+
+def nothing_restored(media: Path) -> bool:
+    return (
+        not User.objects.exists()
+        and not Interaction.objects.exists()
+        and not AuditEvent.objects.exists()
+        and not any(p.is_file() for p in media.rglob("*"))
+    )
+
+
+def members_of(path: Path) -> list[tuple[str, bytes]]:
+    with tarfile.open(path, "r:gz") as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+
+
+def write_archive(path: Path, members: list[tuple[str, bytes]], *, checksums: bool = False) -> None:
+    """Writes `members` as an archive; with `checksums`, the manifest's member list, sizes
+    and sha256 are made to match them (so only what is inside a member is wrong)."""
+    if checksums:
+        manifest = json.loads(members[0][1])
+        by_name = {m["name"]: m for m in manifest["members"]}
+        manifest["members"] = [
+            {
+                **by_name[name],
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+            for name, data in members[1:]
+        ]
+        members = [("manifest.json", json.dumps(manifest).encode()), *members[1:]]
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
