@@ -7,17 +7,14 @@ API operations declare roles with `RoleBearer`.
 """
 
 import re
-from datetime import timedelta
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.utils import timezone
 
 from accounts.models import ApiToken
 from accounts.permissions import RoleBearer
 from accounts.services import token_create, token_revoke
 from config.api import api
-from reviews.models import ReviewItem
 from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
 
 PUBLIC = {"login", "logout", "healthz"}
@@ -85,10 +82,7 @@ def world(db):
     agent = AgentFactory(slug="support-bot", domain="support")
     other = UserFactory(username="someone-else", roles=["reviewer"], domains=["support"])
     item = ReviewItemFactory(
-        interaction=InteractionFactory(agent=agent),
-        status=ReviewItem.Status.CLAIMED,
-        claimed_by=other,
-        lease_expires_at=timezone.now() + timedelta(minutes=10),
+        interaction=InteractionFactory(agent=agent), claimed=True, claimed_by=other
     )
     token, _ = token_create(user=other, name="theirs")
     values = {
@@ -146,6 +140,8 @@ def test_it_enforces_page_roles(client, world, route, name, persona):
             assert status in (403, 405), (
                 f"{method.upper()} {url} as {persona} lacks {sorted(required)} but got {status}"
             )
+            if status == 403:
+                assert b"<h1>Not allowed</h1>" in response.content, f"{method.upper()} {url}"
 
 
 @pytest.mark.parametrize(
@@ -172,10 +168,14 @@ def test_it_enforces_api_roles(client, world, path, method, roles, persona):
         return  # an open endpoint (schema, docs)
     if persona in ("anonymous", "revoked"):
         assert status == 401, f"{method} {url} as {persona} got {status}"
+        assert response.json() == {"detail": "Unauthorized"}
     elif set(PERSONAS[persona]["roles"]) & roles:
         assert status not in (401, 403), f"{method} {url} as {persona} got {status}"
     else:
         assert status == 403, f"{method} {url} as {persona} lacks {sorted(roles)} but got {status}"
+        assert response.json()["detail"] == (
+            f"this token's user needs one of the roles: {', '.join(sorted(roles))}"
+        )
     assert ApiToken.objects.filter(revoked_at__isnull=True).exists() or persona in (
         "anonymous",
         "revoked",
@@ -183,11 +183,16 @@ def test_it_enforces_api_roles(client, world, path, method, roles, persona):
 
 
 def test_it_keeps_django_admin_for_superusers(client, db):
-    assert client.get("/admin/").status_code == 302
+    login = "/admin/login/?next=/admin/"
+    response = client.get("/admin/")
+    assert response.status_code == 302 and response["Location"] == login
     client.force_login(UserFactory(username="lead", roles=["admin"], is_staff=True))
-    assert client.get("/admin/").status_code == 302
+    response = client.get("/admin/")
+    assert response.status_code == 302 and response["Location"] == login
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    assert client.get("/admin/").status_code == 200
+    response = client.get("/admin/")
+    assert response.status_code == 200
+    assert b"Coachdesk administration" in response.content
 
 
 def test_it_found_the_pages_and_endpoints():

@@ -42,7 +42,11 @@ def test_it_throttles_per_account_across_addresses(reviewer, settings):
     settings.LOGIN_MAX_FAILURES = 2
     for ip in ("10.0.0.1", "10.0.0.2"):
         login(Client(REMOTE_ADDR=ip), "rita", "wrong")
-    assert login(Client(REMOTE_ADDR="10.0.0.3"), "rita", "pw-for-tests").status_code == 429
+    third = Client(REMOTE_ADDR="10.0.0.3")
+    response = login(third, "rita", "pw-for-tests")
+    assert response.status_code == 429
+    assert b"Too many failed attempts" in response.content
+    assert "_auth_user_id" not in third.session
 
 
 def test_it_refuses_a_post_without_csrf_token(reviewer):
@@ -71,7 +75,11 @@ def test_it_revokes_a_token_so_the_api_refuses_it(client, api_client, pipeline):
     assert ok.status_code == 200
     token = ApiToken.objects.get()
     client.post(f"/accounts/tokens/{token.pk}/revoke")
-    assert api.post("/api/v1/interactions", []).status_code == 401
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    refused = api.post("/api/v1/interactions", [])
+    assert refused.status_code == 401
+    assert refused.json() == {"detail": "Unauthorized"}
 
 
 def test_it_does_not_let_a_user_revoke_someone_elses_token(client, reviewer, pipeline):

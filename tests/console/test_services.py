@@ -1,33 +1,36 @@
 """Admin console services and reads: assignment, spreading, release, priority, workload."""
 
+import functools
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from accounts.models import ReviewerProfile
 from console import selectors as workload
 from console import services as assignment
 from core.models import AuditEvent
 from reviews import services
 from reviews.models import ReviewItem
-from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
+from tests.factories import (
+    AgentFactory,
+    InteractionFactory,
+    ReviewerProfileFactory,
+    ReviewItemFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 
-def items(n, domain="support", **kwargs):
-    agent = AgentFactory(slug=f"{domain}-bot", domain=domain)
-    return [
-        ReviewItemFactory(
-            interaction=InteractionFactory(agent=agent, domain=domain, confidence=0.1 + i / 1000),
-            **kwargs,
-        )
-        for i in range(n)
-    ]
+@pytest.fixture
+def queued(queued):
+    """tests/console/conftest.py's, every item below confidence 0.5: 0.100, 0.101, …"""
+    return functools.partial(queued, confidence=lambda i, n: 0.1 + i / 1000)
 
 
-def test_it_assigns_items_and_audits_each(reviewer, lead):
-    made = items(3)
+def test_it_assigns_items_and_audits_each(reviewer, lead, queued):
+    made = queued(3)
     result = assignment.items_assign(items=ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
     assert result.changed == 3 and result.skipped == {}
     assert set(ReviewItem.objects.values_list("assigned_to", flat=True)) == {reviewer.pk}
@@ -36,16 +39,16 @@ def test_it_assigns_items_and_audits_each(reviewer, lead):
     assert events.first().actor == lead
 
 
-def test_it_skips_items_outside_the_reviewer_domains(reviewer, lead):
-    items(2, domain="legal")
-    items(1)
+def test_it_skips_items_outside_the_reviewer_domains(reviewer, lead, queued):
+    queued(2, domain="legal")
+    queued(1)
     result = assignment.items_assign(items=ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
     assert result.changed == 1
     assert result.skipped == {"outside the reviewer's domains": 2}
 
 
-def test_it_skips_decided_items(reviewer, lead):
-    items(1, status="done")
+def test_it_skips_decided_items(reviewer, lead, queued):
+    queued(1, done=True)
     result = assignment.items_assign(items=ReviewItem.objects.all(), reviewer=reviewer, actor=lead)
     assert (result.changed, result.skipped) == (0, {"not open": 1})
 
@@ -63,8 +66,8 @@ def test_it_never_assigns_a_second_review_to_the_first_reviewer(reviewer, lead):
     assert result.skipped == {"already reviewed by them": 1}
 
 
-def test_it_makes_assigned_items_come_first_in_the_claim(reviewer, other_reviewer, lead):
-    made = items(10)
+def test_it_makes_assigned_items_come_first_in_the_claim(reviewer, other_reviewer, lead, queued):
+    made = queued(10)
     last = made[-1]
     assignment.items_assign(
         items=ReviewItem.objects.filter(pk=last.pk), reviewer=reviewer, actor=lead
@@ -73,14 +76,14 @@ def test_it_makes_assigned_items_come_first_in_the_claim(reviewer, other_reviewe
     assert services.item_claim(reviewer=other_reviewer).pk != last.pk
 
 
-def test_it_unassigns(reviewer, lead):
-    items(2, assigned_to=reviewer)
+def test_it_unassigns(reviewer, lead, queued):
+    queued(2, assigned_to=reviewer)
     assert assignment.items_unassign(items=ReviewItem.objects.all(), actor=lead).changed == 2
     assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
 
 
-def test_it_changes_priority_within_bounds(lead):
-    items(2)
+def test_it_changes_priority_within_bounds(lead, queued):
+    queued(2)
     assert (
         assignment.items_set_priority(
             items=ReviewItem.objects.all(), priority=7, actor=lead
@@ -92,8 +95,8 @@ def test_it_changes_priority_within_bounds(lead):
         assignment.items_set_priority(items=ReviewItem.objects.all(), priority=1000, actor=lead)
 
 
-def test_it_releases_stuck_claims(reviewer, lead):
-    items(1)
+def test_it_releases_stuck_claims(reviewer, lead, queued):
+    queued(1)
     item = services.item_claim(reviewer=reviewer)
     result = assignment.items_release(items=ReviewItem.objects.all(), actor=lead)
     item.refresh_from_db()
@@ -102,15 +105,15 @@ def test_it_releases_stuck_claims(reviewer, lead):
     assert AuditEvent.objects.filter(action="item.released", actor=lead, target_id=item.pk).exists()
 
 
-def test_it_spreads_evenly_respecting_expertise_and_capacity(lead):
+def test_it_spreads_evenly_respecting_expertise_and_capacity(lead, queued):
     support = [
         UserFactory(username=f"s{i}", roles=["reviewer"], domains=["support"]) for i in range(3)
     ]
     legal = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
     support[2].reviewer_profile.daily_capacity = 2
     support[2].reviewer_profile.save()
-    items(12)
-    items(2, domain="legal")
+    queued(12)
+    queued(2, domain="legal")
     result = assignment.items_spread(
         items=ReviewItem.objects.all(), reviewers=[*support, legal], actor=lead
     )
@@ -121,17 +124,17 @@ def test_it_spreads_evenly_respecting_expertise_and_capacity(lead):
     assert counts == {"s0": 5, "s1": 5, "s2": 2, "lena": 2}
 
 
-def test_it_leaves_items_nobody_may_take(lead, reviewer):
-    items(2, domain="legal")
+def test_it_leaves_items_nobody_may_take(lead, reviewer, queued):
+    queued(2, domain="legal")
     result = assignment.items_spread(
         items=ReviewItem.objects.all(), reviewers=[reviewer], actor=lead
     )
     assert (result.changed, result.skipped) == (0, {"no reviewer with capacity and expertise": 2})
 
 
-def test_it_filters_the_queue_browser():
-    made = items(5)
-    items(2, domain="legal")
+def test_it_filters_the_queue_browser(queued):
+    made = queued(5)
+    queued(2, domain="legal")
     ReviewItem.objects.filter(pk=made[0].pk).update(
         confidence=0.9, source_created_at=timezone.now() - timedelta(days=30)
     )
@@ -141,8 +144,8 @@ def test_it_filters_the_queue_browser():
     assert workload.queue_browse(workload.QueueFilter(assigned="unassigned")).count() == 7
 
 
-def test_it_caps_the_count():
-    items(5)
+def test_it_caps_the_count(queued):
+    queued(5)
     assert workload.capped_count(ReviewItem.objects.all(), cap=3) == (3, False)
     assert workload.capped_count(ReviewItem.objects.all(), cap=10) == (5, True)
 
@@ -170,7 +173,45 @@ def test_it_reports_reviewer_workload(reviewer, other_reviewer, lead):
     assert (rows["rita"]["agreement"], rows["rita"]["agreement_n"]) == (0.5, 2)
 
 
-def test_it_lists_backlog_by_agent():
-    items(3)
+def test_it_lists_backlog_by_agent(queued):
+    queued(3)
     [row] = workload.backlog_by_agent()
     assert (row["agent__slug"], row["open"]) == ("support-bot", 3)
+
+
+# --- auto-assignment --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool(db):
+    AgentFactory(slug="support-bot", domain="support", auto_assign=True)
+    AgentFactory(slug="legal-bot", domain="legal", auto_assign=False)
+    rita = UserFactory(username="rita", roles=["reviewer"], domains=["support"])
+    oscar = UserFactory(username="oscar", roles=["reviewer"], domains=["support"])
+    ReviewerProfileFactory(user=UserFactory(username="away", roles=["reviewer"]), away=True)
+    return rita, oscar
+
+
+def test_it_spreads_the_routed_items_of_auto_assigning_agents_over_the_pool(pool):
+    items = [ReviewItemFactory(interaction__agent__slug="support-bot") for _ in range(4)]
+    legal = ReviewItemFactory(interaction__agent__slug="legal-bot")
+
+    assert assignment.items_autoassign() == 4
+
+    owners = [ReviewItem.objects.get(pk=i.pk).assigned_to for i in items]
+    assert sorted(u.username for u in owners) == ["oscar", "oscar", "rita", "rita"]
+    assert ReviewItem.objects.get(pk=legal.pk).assigned_to is None
+
+
+def test_it_autoassigns_nothing_more_when_run_again(pool):
+    ReviewItemFactory(interaction__agent__slug="support-bot")
+    assert assignment.items_autoassign() == 1
+    assert assignment.items_autoassign() == 0
+
+
+def test_it_stops_autoassigning_at_each_reviewers_daily_capacity(pool):
+    ReviewerProfile.objects.update(daily_capacity=1)
+    for _ in range(3):
+        ReviewItemFactory(interaction__agent__slug="support-bot")
+    assert assignment.items_autoassign() == 2
+    assert ReviewItem.objects.filter(assigned_to__isnull=True).count() == 1

@@ -7,21 +7,16 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import ReviewerProfile
 from agents.models import Agent
 from core.models import AuditEvent
-from reviews.models import ReviewItem
-from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory
+from reviews.models import Review, ReviewItem
+from tests.factories import (
+    AgentFactory,
+    AuditEventFactory,
+    ReviewerFactory,
+    ReviewFactory,
+    ReviewItemFactory,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def make_items(n, domain="support", **kwargs):
-    agent = AgentFactory(slug=f"{domain}-bot", domain=domain)
-    return [
-        ReviewItemFactory(
-            interaction=InteractionFactory(agent=agent, domain=domain, confidence=i / (n + 1)),
-            **kwargs,
-        )
-        for i in range(n)
-    ]
 
 
 @pytest.fixture
@@ -32,46 +27,57 @@ def admin_client(client, lead):
 
 @pytest.mark.parametrize(
     "url",
-    ["/console/", "/console/workload/", "/console/pools/", "/console/agents/", "/console/audit/"],
+    [
+        "/console/",
+        "/console/workload/",
+        "/console/pools/",
+        "/console/agents/",
+        "/console/audit/",
+        "/console/adjudication/",
+    ],
 )
 def test_it_refuses_console_pages_to_reviewers(client, reviewer, url):
     client.force_login(reviewer)
-    assert client.get(url).status_code == 403
+    response = client.get(url)
+    assert response.status_code == 403
+    assert b"<h1>Not allowed</h1>" in response.content
 
 
-def test_it_sends_anonymous_users_to_login(client):
-    response = client.get("/console/")
-    assert response.status_code == 302 and response["Location"].startswith(
-        "/accounts/login/?next=/console/"
-    )
+@pytest.mark.parametrize(
+    "path", ["/console/", "/console/adjudication/", "/console/adjudication/1/"]
+)
+def test_it_sends_anonymous_users_to_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
 
 
-def test_it_filters_the_browser(admin_client):
-    make_items(3)
-    make_items(2, domain="legal")
+def test_it_filters_the_browser(admin_client, queued):
+    queued(3)
+    queued(2, domain="legal")
     response = admin_client.get("/console/?domain=legal")
     assert response.context["paginator"].count == 2
 
 
-def test_it_renders_the_results_fragment_for_htmx(admin_client):
-    make_items(2)
+def test_it_renders_the_results_fragment_for_htmx(admin_client, queued):
+    queued(2)
     response = admin_client.get("/console/?domain=support", headers={"HX-Request": "true"})
     assert b'id="results"' in response.content and b"<html" not in response.content
 
 
-def test_it_keeps_browser_queries_flat(admin_client):
-    make_items(3)
+def test_it_keeps_browser_queries_flat(admin_client, queued):
+    queued(3)
     with CaptureQueriesContext(connection) as small:
         admin_client.get("/console/")
-    make_items(40, domain="legal")
+    queued(40, domain="legal")
     with CaptureQueriesContext(connection) as large:
         admin_client.get("/console/")
     assert len(small) == len(large)
 
 
-def test_it_assigns_all_matching_items_in_bulk(admin_client, reviewer):
-    make_items(5)
-    make_items(2, domain="legal")
+def test_it_assigns_all_matching_items_in_bulk(admin_client, reviewer, queued):
+    queued(5)
+    queued(2, domain="legal")
     response = admin_client.post(
         "/console/bulk",
         {"action": "assign", "scope": "matching", "reviewer": "rita", "domain": "support"},
@@ -81,8 +87,8 @@ def test_it_assigns_all_matching_items_in_bulk(admin_client, reviewer):
     assert AuditEvent.objects.filter(action="item.assigned").count() == 5
 
 
-def test_it_assigns_selected_items(admin_client, reviewer):
-    items = make_items(4)
+def test_it_assigns_selected_items(admin_client, reviewer, queued):
+    items = queued(4)
     admin_client.post(
         "/console/bulk",
         {
@@ -98,8 +104,8 @@ def test_it_assigns_selected_items(admin_client, reviewer):
     }
 
 
-def test_it_explains_an_incomplete_bulk_form(admin_client):
-    make_items(1)
+def test_it_explains_an_incomplete_bulk_form(admin_client, queued):
+    queued(1)
     response = admin_client.post(
         "/console/bulk", {"action": "assign", "scope": "selected"}, follow=True
     )
@@ -165,10 +171,10 @@ def test_it_refuses_bad_alert_json(admin_client):
 
 
 def test_it_neutralises_formulas_in_the_audit_csv(admin_client, lead):
-    AuditEvent.objects.create(
-        actor=lead, action='=HYPERLINK("http://evil")', target_type="x", after={}
+    AuditEventFactory(
+        actor=lead, action='=HYPERLINK("http://evil")', target_type="x", target_id=None
     )
-    AuditEvent.objects.create(actor=lead, action="+1", target_type="-2", after={})
+    AuditEventFactory(actor=lead, action="+1", target_type="-2", target_id=None)
     response = admin_client.get("/console/audit/?format=csv")
     body = b"".join(response.streaming_content).decode()
     assert response["Content-Type"].startswith("text/csv")
@@ -177,23 +183,84 @@ def test_it_neutralises_formulas_in_the_audit_csv(admin_client, lead):
 
 
 def test_it_filters_the_audit_log_by_item(admin_client, lead):
-    AuditEvent.objects.create(
-        actor=lead, action="item.assigned", target_type="review_item", target_id=7
-    )
-    AuditEvent.objects.create(
-        actor=lead, action="item.assigned", target_type="review_item", target_id=8
-    )
+    AuditEventFactory(actor=lead, action="item.assigned", target_id=7)
+    AuditEventFactory(actor=lead, action="item.assigned", target_id=8)
     response = admin_client.get("/console/audit/?item=7")
     assert [e.target_id for e in response.context["page"].object_list] == [7]
 
 
-def test_it_keeps_the_filters_in_the_page_links_and_the_csv_link(admin_client, lead):
-    make_items(60)
+def test_it_keeps_the_filters_in_the_page_links_and_the_csv_link(admin_client, lead, queued):
+    queued(60)
     html = admin_client.get("/console/?domain=support&sort=oldest").content.decode()
     assert 'href="?domain=support&amp;sort=oldest&amp;page=2"' in html
-    for _ in range(60):
-        AuditEvent.objects.create(
-            actor=lead, action="item.assigned", target_type="review_item", target_id=1
-        )
+    AuditEventFactory.create_batch(60, actor=lead, action="item.assigned", target_id=1)
     html = admin_client.get("/console/audit/?action=item.assigned&page=2").content.decode()
     assert 'href="?action=item.assigned&amp;format=csv"' in html
+
+
+# --- adjudication ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dispute(db):
+    """A four-eyes item of legal-bot that lena approved and lars corrected."""
+    legal = AgentFactory(slug="legal-bot", domain="legal", four_eyes=True)
+    item = ReviewItemFactory(interaction__agent=legal, interaction__domain="legal", disputed=True)
+    for username, verdict, corrected in (("lena", "approve", ""), ("lars", "correct", "Better")):
+        ReviewFactory(
+            item=item,
+            reviewer=ReviewerFactory(username=username, domains=["legal"]),
+            verdict=verdict,
+            corrected_output=corrected,
+        )
+    return item
+
+
+def test_it_lists_disputed_items_with_both_verdicts(admin_client, dispute):
+    item = dispute
+    html = admin_client.get("/console/adjudication/").content.decode()
+    assert f'href="/console/adjudication/{item.pk}/"' in html
+    assert "lena" in html and "lars" in html
+    assert "verdict-approve" in html and "verdict-correct" in html
+
+
+def test_it_shows_all_reviews_side_by_side_for_adjudication(admin_client, dispute):
+    item = dispute
+    html = admin_client.get(f"/console/adjudication/{item.pk}/").content.decode()
+    assert "side-by-side" in html and "Better" in html
+    assert 'value="escalate"' not in html and 'value="correct"' in html
+
+
+def test_it_adjudicates_and_goes_back_to_the_list(admin_client, dispute):
+    item = dispute
+    response = admin_client.post(
+        f"/console/adjudication/{item.pk}/",
+        {"verdict": "correct", "corrected_output": "Final answer", "notes": "Lead's call"},
+        follow=True,
+    )
+    assert response.redirect_chain == [("/console/adjudication/", 302)]
+    assert b"Item #%d corrected. That decision is final." % item.pk in response.content
+    item.refresh_from_db()
+    assert (item.status, item.final_verdict) == ("done", "correct")
+    assert Review.objects.get(item=item, is_adjudication=True).corrected_output == "Final answer"
+
+
+def test_it_keeps_the_lead_s_text_when_an_adjudication_is_invalid(admin_client, dispute):
+    item = dispute
+    response = admin_client.post(
+        f"/console/adjudication/{item.pk}/",
+        {"verdict": "correct", "corrected_output": item.interaction.output, "notes": "Hmm"},
+    )
+    assert response.status_code == 400
+    assert b"approve instead" in response.content and b"Hmm" in response.content
+
+
+def test_it_refuses_to_adjudicate_an_item_twice(admin_client, dispute):
+    item = dispute
+    admin_client.post(f"/console/adjudication/{item.pk}/", {"verdict": "approve"})
+    response = admin_client.post(
+        f"/console/adjudication/{item.pk}/", {"verdict": "reject", "notes": "x"}
+    )
+    assert response.status_code == 409
+    assert b"not awaiting adjudication" in response.content
+    assert Review.objects.filter(is_adjudication=True).count() == 1

@@ -10,12 +10,10 @@ import json
 import logging
 import os
 import time
-from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import pytest
 from django import forms as django_forms
-from django.utils import timezone
 
 from accounts import services as account_services
 from agents.models import Interaction
@@ -25,7 +23,7 @@ from kpis import forms as kpi_forms
 from retraining import forms as retraining_forms
 from retraining import services as retraining_services
 from reviews import forms as review_forms
-from reviews.models import Review, ReviewItem
+from reviews.models import Review
 from tests.accounts.test_role_matrix import OPERATIONS, PAGES, _fill
 from tests.config.test_settings import _settings_in_subprocess
 from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
@@ -48,10 +46,7 @@ def world(settings, tmp_path):
     UserFactory(username="rita", roles=["reviewer"], domains=["support"])
     agent = AgentFactory(slug="support-bot", domain="support")
     item = ReviewItemFactory(
-        interaction=InteractionFactory(agent=agent),
-        status=ReviewItem.Status.CLAIMED,
-        claimed_by=root,
-        lease_expires_at=timezone.now() + timedelta(minutes=10),
+        interaction=InteractionFactory(agent=agent), claimed=True, claimed_by=root
     )
     batch = retraining_services.batch_request(
         agent=agent, format="jsonl", actor=root, enqueue=False
@@ -575,12 +570,14 @@ def test_it_counts_each_token_on_its_own(api_client, pipeline, settings):
     assert first.post("/api/v1/interactions", _item("t-1")).status_code == 200
     assert first.post("/api/v1/interactions", _item("t-2")).status_code == 429
     assert second.post("/api/v1/interactions", _item("t-3")).status_code == 200
+    assert sorted(Interaction.objects.values_list("external_id", flat=True)) == ["t-1", "t-3"]
 
 
 def test_it_does_not_rate_limit_other_endpoints(api_client, reviewer, settings):
     settings.INGEST_RATE_LIMIT_PER_MINUTE = 1
     client = api_client(reviewer)
-    assert [client.post("/api/v1/queue/claim", {}).status_code for _ in range(3)] == [204] * 3
+    responses = [client.post("/api/v1/queue/claim", {}) for _ in range(3)]
+    assert [(r.status_code, r.content) for r in responses] == [(204, b"")] * 3
 
 
 @pytest.mark.parametrize(

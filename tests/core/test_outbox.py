@@ -10,14 +10,12 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ReviewerProfile
-from console import services as assignment
 from core import outbox
 from core.models import OutboxMessage
 from ingest.services import interactions_ingest
 from reviews.models import ReviewItem
 from tests.conftest import celery_eager, celery_sends_to
-from tests.factories import AgentFactory, ReviewItemFactory, UserFactory
+from tests.factories import AgentFactory, OutboxMessageFactory, ReviewItemFactory, UserFactory
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -71,9 +69,8 @@ def test_after_a_failure_the_process_stops_trying_for_a_while(transactional_db):
 @pytest.mark.redis
 def test_the_sweep_sends_kept_messages_once_the_broker_answers(transactional_db):
     queue = f"outbox-{uuid.uuid4().hex[:8]}"
-    past = timezone.now() - timedelta(minutes=1)
-    OutboxMessage.objects.create(task="console.tasks.items_autoassign", next_attempt_at=past)
-    OutboxMessage.objects.create(task="kpis.tasks.run_recompute", args=[7], next_attempt_at=past)
+    OutboxMessageFactory(due=True)
+    OutboxMessageFactory(due=True, task="kpis.tasks.run_recompute", args=[7])
     broker = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
     try:
         with celery_sends_to(os.environ["TEST_REDIS_URL"], queue):
@@ -86,10 +83,7 @@ def test_the_sweep_sends_kept_messages_once_the_broker_answers(transactional_db)
 
 
 def test_the_sweep_leaves_fresh_messages_to_the_commit_hook(transactional_db):
-    OutboxMessage.objects.create(
-        task="console.tasks.items_autoassign",
-        next_attempt_at=timezone.now() + timedelta(seconds=30),
-    )
+    OutboxMessageFactory()  # due in 30 s
     with celery_sends_to(DEAD_BROKER, "unused"):
         assert outbox.outbox_sweep() == {"sent": 0, "kept": 0}
     assert OutboxMessage.objects.get().attempts == 0
@@ -98,7 +92,7 @@ def test_the_sweep_leaves_fresh_messages_to_the_commit_hook(transactional_db):
 def test_the_sweep_stops_at_the_first_failure_and_keeps_the_rest(transactional_db):
     past = timezone.now() - timedelta(minutes=1)
     for _ in range(3):
-        OutboxMessage.objects.create(task="console.tasks.items_autoassign", next_attempt_at=past)
+        OutboxMessageFactory(next_attempt_at=past)
     with celery_sends_to(DEAD_BROKER, "unused"):
         assert outbox.outbox_sweep() == {"sent": 0, "kept": 3}
     assert sorted(OutboxMessage.objects.values_list("attempts", flat=True)) == [0, 0, 1]
@@ -116,8 +110,9 @@ def test_embedded_mode_runs_the_work_in_process_and_forgets_the_message(transact
 
 def test_health_is_degraded_while_messages_wait_too_long(client, db, settings):
     assert client.get("/healthz").json()["outbox"] == {"pending": 0, "oldest_seconds": None}
-    OutboxMessage.objects.create(task="t", next_attempt_at=timezone.now())
-    OutboxMessage.objects.filter().update(created_at=timezone.now() - timedelta(minutes=5))
+    OutboxMessageFactory(
+        task="t", next_attempt_at=timezone.now(), created_at=timezone.now() - timedelta(minutes=5)
+    )
     settings.OUTBOX_STALE_SECONDS = 120
     body = client.get("/healthz").json()
     assert body["status"] == "degraded"
@@ -139,66 +134,3 @@ def test_ingest_sends_the_assignment_follow_up_only_for_auto_assigning_agents(
     assert list(OutboxMessage.objects.values_list("task", "args")) == [
         ("console.tasks.items_autoassign", [])
     ]
-
-
-class TestAutoAssign:
-    @pytest.fixture
-    def pool(self, db):
-        AgentFactory(slug="support-bot", domain="support", auto_assign=True)
-        AgentFactory(slug="legal-bot", domain="legal", auto_assign=False)
-        rita = UserFactory(username="rita", roles=["reviewer"], domains=["support"])
-        oscar = UserFactory(username="oscar", roles=["reviewer"], domains=["support"])
-        away = UserFactory(username="away", roles=["reviewer"], domains=["support"])
-        ReviewerProfile.objects.filter(user=away).update(active=False)
-        return rita, oscar
-
-    def test_it_spreads_the_routed_items_of_auto_assigning_agents_over_the_pool(self, pool):
-        items = [ReviewItemFactory(interaction__agent__slug="support-bot") for _ in range(4)]
-        legal = ReviewItemFactory(interaction__agent__slug="legal-bot")
-
-        assert assignment.items_autoassign() == 4
-
-        owners = [ReviewItem.objects.get(pk=i.pk).assigned_to for i in items]
-        assert sorted(u.username for u in owners) == ["oscar", "oscar", "rita", "rita"]
-        assert ReviewItem.objects.get(pk=legal.pk).assigned_to is None
-
-    def test_running_it_again_changes_nothing(self, pool):
-        ReviewItemFactory(interaction__agent__slug="support-bot")
-        assert assignment.items_autoassign() == 1
-        assert assignment.items_autoassign() == 0
-
-    def test_it_stops_at_each_reviewers_daily_capacity(self, pool):
-        ReviewerProfile.objects.update(daily_capacity=1)
-        for _ in range(3):
-            ReviewItemFactory(interaction__agent__slug="support-bot")
-        assert assignment.items_autoassign() == 2
-        assert ReviewItem.objects.filter(assigned_to__isnull=True).count() == 1
-
-
-DEAD_CACHE = {
-    "default": {
-        "BACKEND": "core.cache.ResilientRedisCache",
-        "LOCATION": DEAD_BROKER,
-        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-    }
-}
-
-
-class TestCacheWithoutRedis:
-    def test_it_answers_like_an_empty_cache(self, settings):
-        from django.core.cache import caches
-
-        settings.CACHES = DEAD_CACHE
-        cache = caches.create_connection("default")
-        assert cache.get("k", "fallback") == "fallback"
-        assert cache.add("k", 1) is False
-        assert cache.incr("k") == 1
-        cache.set("k", 2)  # dropped, no error
-
-    def test_login_still_works(self, client, reviewer, settings):
-        settings.CACHES = DEAD_CACHE
-        response = client.post(
-            "/accounts/login/", {"username": "rita", "password": "pw-for-tests"}, follow=True
-        )
-        assert response.status_code == 200
-        assert response.context["user"].is_authenticated

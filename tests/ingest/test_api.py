@@ -29,12 +29,17 @@ def test_it_refuses_a_request_without_a_token(api_client):
 def test_it_refuses_a_wrong_token(api_client):
     response = api_client(secret="cd_not-a-real-token").post("/api/v1/interactions", [item("t-1")])
     assert response.status_code == 401
+    assert response.json() == {"detail": "Unauthorized"}
+    assert not Interaction.objects.exists()
 
 
 def test_it_refuses_a_revoked_token(api_client, pipeline):
     client = api_client(pipeline)
     token_revoke(token=ApiToken.objects.get(user=pipeline), actor=pipeline)
-    assert client.post("/api/v1/interactions", [item("t-1")]).status_code == 401
+    response = client.post("/api/v1/interactions", [item("t-1")])
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Unauthorized"}
+    assert not Interaction.objects.exists()
 
 
 def test_it_refuses_a_user_without_an_ingest_role(api_client, reviewer):
@@ -89,6 +94,8 @@ def test_it_answers_413_for_a_body_over_the_size_limit(api_client, pipeline, set
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = api_client(pipeline).post("/api/v1/interactions", [item("t-1", input="x" * 2000)])
     assert response.status_code == 413
+    assert response.json() == {"detail": "body larger than 1,000 bytes"}
+    assert not Interaction.objects.exists()
 
 
 def test_it_ingests_feedback(api_client, pipeline):

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents.models import Agent, FeedbackEvent, Interaction
-from reviews.models import Review, ReviewItem
+from agents.models import Agent, Interaction
+from reviews.models import ReviewItem
 from tests import factories
 
 NOW = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
@@ -39,50 +39,6 @@ class Dataset:
     interactions: dict[str, Interaction]
     items: dict[str, ReviewItem]
     reviewer: object
-
-
-def make_interaction(agent, version, created_at, **fields) -> Interaction:
-    return factories.InteractionFactory(
-        agent=agent, agent_version=version, created_at=created_at, **fields
-    )
-
-
-def make_item(interaction, *, reason, queued, decided=None, verdict="approve") -> ReviewItem:
-    """A review item with the given queue and decision times (auto_now_add fields are set
-    after the insert, as the ORM ignores values passed for them)."""
-    item = factories.ReviewItemFactory(
-        interaction=interaction,
-        reason=reason,
-        status=ReviewItem.Status.DONE if decided else ReviewItem.Status.PENDING,
-        final_verdict=verdict if decided else "",
-        decided_at=decided,
-    )
-    ReviewItem.objects.filter(pk=item.pk).update(created_at=queued, updated_at=decided or queued)
-    item.refresh_from_db()
-    return item
-
-
-def make_review(item, reviewer, verdict, created_at, *, adjudication=False) -> Review:
-    review = Review.objects.create(
-        item=item,
-        reviewer=reviewer,
-        verdict=verdict,
-        corrected_output="A better answer." if verdict == "correct" else "",
-        is_adjudication=adjudication,
-    )
-    Review.objects.filter(pk=review.pk).update(created_at=created_at)
-    return review
-
-
-def make_feedback(interaction, kind, created_at, item_ref="") -> FeedbackEvent:
-    return FeedbackEvent.objects.create(
-        interaction=interaction,
-        agent=interaction.agent,
-        kind=kind,
-        item_ref=item_ref,
-        created_at=created_at,
-        dedupe_key=f"{interaction.pk}-{kind}-{item_ref}-{created_at.isoformat()}",
-    )
 
 
 @pytest.fixture
@@ -101,29 +57,44 @@ def dataset(db) -> Dataset:
     }
     fields = ("resolved", "escalated", "sentiment", "turns", "confidence")
     interactions = {
-        key: make_interaction(agent, version, created, **dict(zip(fields, values, strict=True)))
+        key: factories.InteractionFactory(
+            agent=agent,
+            agent_version=version,
+            created_at=created,
+            **dict(zip(fields, values, strict=True)),
+        )
         for key, (version, created, *values) in rows.items()
     }
     i = interactions
     audit, low = ReviewItem.Reason.AUDIT_SAMPLE, ReviewItem.Reason.LOW_CONFIDENCE
+    Item = factories.ReviewItemFactory
     items = {
-        "i1": make_item(i["i1"], reason=audit, queued=at(2, 9, 10), decided=at(2, 9, 40)),
-        "i2": make_item(i["i2"], reason=low, queued=at(2, 10, 5), decided=at(2, 11, 5)),
-        "i3": make_item(
-            i["i3"], reason=low, queued=at(2, 11), decided=at(4, 11), verdict="correct"
+        "i1": Item(
+            interaction=i["i1"], reason=audit, created_at=at(2, 9, 10), done=True,
+            decided_at=at(2, 9, 40),
         ),
-        "i4": make_item(i["i4"], reason=low, queued=at(2, 12, 10)),
-    }
-    make_review(items["i1"], reviewer, "approve", at(2, 9, 40))
-    make_review(items["i2"], reviewer, "approve", at(2, 11, 5))
-    make_review(items["i3"], reviewer, "correct", at(4, 11))
-    make_review(items["i4"], reviewer, "skip", at(2, 13))
-    make_feedback(i["i1"], "clicked", at(2, 9, 30), "P9")
-    make_feedback(i["i5"], "clicked", at(2, 13, 5), "P1")
-    make_feedback(i["i5"], "skipped", at(4, 8), "P2")
-    make_feedback(i["i5"], "skipped", at(4, 8), "P3")
-    make_feedback(i["i5"], "thumbs_up", at(2, 13, 6))
-    make_feedback(i["i6"], "skipped", at(2, 14, 5), "P2")
+        "i2": Item(
+            interaction=i["i2"], reason=low, created_at=at(2, 10, 5), done=True,
+            decided_at=at(2, 11, 5),
+        ),
+        "i3": Item(
+            interaction=i["i3"], reason=low, created_at=at(2, 11), done=True,
+            decided_at=at(4, 11), final_verdict="correct",
+        ),
+        "i4": Item(interaction=i["i4"], reason=low, created_at=at(2, 12, 10)),
+    }  # fmt: skip
+    Review = factories.ReviewFactory
+    Review(item=items["i1"], reviewer=reviewer, verdict="approve", created_at=at(2, 9, 40))
+    Review(item=items["i2"], reviewer=reviewer, verdict="approve", created_at=at(2, 11, 5))
+    Review(item=items["i3"], reviewer=reviewer, verdict="correct", created_at=at(4, 11))
+    Review(item=items["i4"], reviewer=reviewer, verdict="skip", created_at=at(2, 13))
+    Feedback = factories.FeedbackEventFactory
+    Feedback(interaction=i["i1"], kind="clicked", created_at=at(2, 9, 30), item_ref="P9")
+    Feedback(interaction=i["i5"], kind="clicked", created_at=at(2, 13, 5), item_ref="P1")
+    Feedback(interaction=i["i5"], kind="skipped", created_at=at(4, 8), item_ref="P2")
+    Feedback(interaction=i["i5"], kind="skipped", created_at=at(4, 8), item_ref="P3")
+    Feedback(interaction=i["i5"], kind="thumbs_up", created_at=at(2, 13, 6))
+    Feedback(interaction=i["i6"], kind="skipped", created_at=at(2, 14, 5), item_ref="P2")
     return Dataset(agent=agent, interactions=interactions, items=items, reviewer=reviewer)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from kpis import compute, selectors, services
 from tests import factories
-from tests.kpis.conftest import NOW, at, make_interaction, make_item, make_review
+from tests.kpis.conftest import NOW, at
 
 A = pytest.approx
 
@@ -31,16 +31,27 @@ def four_eyes(db):
         "D": [(ann, "reject", at(2, 10)), (ben, "reject", at(2, 11))],
     }
     for reviews in plan.values():
-        interaction = make_interaction(agent, "v1", at(2, 8))
-        item = make_item(
-            interaction, reason="rule", queued=at(2, 8), decided=reviews[-1][2], verdict="approve"
+        interaction = factories.InteractionFactory(
+            agent=agent, agent_version="v1", created_at=at(2, 8)
         )
-        item.required_reviews = 2
-        item.save(update_fields=["required_reviews"])
+        item = factories.ReviewItemFactory(
+            interaction=interaction,
+            four_eyes=True,
+            reason="rule",
+            created_at=at(2, 8),
+            done=True,
+            decided_at=reviews[-1][2],
+        )
         for reviewer, verdict, when in reviews:
-            make_review(item, reviewer, verdict, when)
+            factories.ReviewFactory(item=item, reviewer=reviewer, verdict=verdict, created_at=when)
         if reviews[0][1] != reviews[1][1]:
-            make_review(item, lead, "approve", at(2, 16), adjudication=True)
+            factories.ReviewFactory(
+                item=item,
+                reviewer=lead,
+                verdict="approve",
+                created_at=at(2, 16),
+                is_adjudication=True,
+            )
     services.kpis_recompute(agent_ids=[agent.pk], since=date(2026, 11, 2), now=NOW)
     return agent
 

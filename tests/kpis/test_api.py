@@ -42,11 +42,15 @@ def test_it_gives_an_empty_day_null_values(api_client, computed, ml):
 
 
 def test_it_needs_a_token(client, computed):
-    assert client.get(URL).status_code == 401
+    response = client.get(URL)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Unauthorized"}
 
 
 def test_it_refuses_a_reviewer_token(api_client, computed, reviewer):
-    assert api_client(reviewer).get(URL).status_code == 403
+    response = api_client(reviewer).get(URL)
+    assert response.status_code == 403
+    assert response.json() == {"detail": "this token's user needs one of the roles: admin, ml"}
 
 
 def test_it_answers_404_for_an_unknown_agent(api_client, ml, db):
@@ -71,6 +75,7 @@ def test_it_refuses_a_bad_range(api_client, computed, ml, query, message):
 def test_it_refuses_a_malformed_date(api_client, computed, ml):
     response = api_client(ml).get("/api/v1/kpis?agent=shop-bot&from=yesterday&to=2026-11-04")
     assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["from"]
 
 
 def test_it_is_in_the_openapi_schema(client, db):

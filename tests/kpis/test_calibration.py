@@ -40,12 +40,12 @@ def synthetic(django_db_setup, django_db_blocker):
         agent = factories.AgentFactory(slug="synthetic", confidence_threshold=0.7)
         rng = random.Random(20261102)
         interactions = Interaction.objects.bulk_create(
-            Interaction(
+            factories.InteractionFactory.build(
                 agent=agent,
                 external_id=f"s-{i}",
-                agent_version="v1",
                 input="q",
                 output="a",
+                domain="",
                 confidence=rng.random(),
                 created_at=START + timedelta(seconds=i),
             )
@@ -78,14 +78,12 @@ def synthetic(django_db_setup, django_db_blocker):
 
 
 def _item(interaction, reason, verdict):
-    return ReviewItem(
+    """A decided item, unsaved (the fixture inserts them in bulk)."""
+    return factories.ReviewItemFactory.build(
         interaction=interaction,
-        agent_id=interaction.agent_id,
         domain="support",
-        confidence=interaction.confidence,
-        source_created_at=interaction.created_at,
         reason=reason,
-        status=ReviewItem.Status.DONE,
+        done=True,
         final_verdict=verdict,
         decided_at=interaction.created_at + timedelta(minutes=5),
     )

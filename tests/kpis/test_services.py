@@ -10,7 +10,7 @@ from django.db import connection
 from kpis import services
 from kpis.models import KpiCursor, KpiRun, KpiSnapshot
 from tests import factories
-from tests.kpis.conftest import NOW, at, make_interaction
+from tests.kpis.conftest import NOW, at
 
 NOV2, NOV3, NOV4, NOV5 = (date(2026, 11, d) for d in (2, 3, 4, 5))
 
@@ -35,10 +35,12 @@ def test_it_reads_everything_on_the_first_run(dataset):
 
 def test_it_recomputes_only_the_days_touched_since_the_last_run(dataset, settings):
     quiet = factories.AgentFactory(slug="quiet-bot")
-    make_interaction(quiet, "v1", at(1, 9))
+    factories.InteractionFactory(agent=quiet, agent_version="v1", created_at=at(1, 9))
     services.kpis_recompute(now=NOW)
 
-    make_interaction(quiet, "v1", at(3, 9))  # a late arrival about 3 Nov
+    factories.InteractionFactory(
+        agent=quiet, agent_version="v1", created_at=at(3, 9)
+    )  # a late arrival about 3 Nov
     scopes, _ = services.plan_incremental(now=NOW)
     assert scopes[quiet.pk] == {NOV3}
     # shop-bot has an open item: today and yesterday, whose backlog ages with the clock
@@ -54,12 +56,16 @@ def test_it_recomputes_only_the_days_touched_since_the_last_run(dataset, setting
 
 def test_it_recomputes_the_day_of_the_response_when_a_review_arrives(dataset):
     services.kpis_recompute(now=NOW)
-    from tests.kpis.conftest import make_item, make_review
-
-    item = make_item(
-        dataset.interactions["i5"], reason="feedback", queued=at(4, 1), decided=at(5, 9)
+    item = factories.ReviewItemFactory(
+        interaction=dataset.interactions["i5"],
+        reason="feedback",
+        created_at=at(4, 1),
+        done=True,
+        decided_at=at(5, 9),
     )
-    make_review(item, dataset.reviewer, "approve", at(5, 9))
+    factories.ReviewFactory(
+        item=item, reviewer=dataset.reviewer, verdict="approve", created_at=at(5, 9)
+    )
     scopes, _ = services.plan_incremental(now=NOW)
     # the response's day, 2 Nov (verdict rates); the day it was queued, 4 Nov (backlog);
     # the day of the review and the decision, 5 Nov
@@ -118,7 +124,7 @@ def test_it_makes_an_overlapping_run_wait_and_then_see_the_first_ones_data():
     import psycopg
 
     agent = factories.AgentFactory(slug="busy-bot")
-    make_interaction(agent, "v1", at(2, 9))
+    factories.InteractionFactory(agent=agent, agent_version="v1", created_at=at(2, 9))
     db = connection.settings_dict
     other = psycopg.connect(
         host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
@@ -191,6 +197,6 @@ def test_it_records_a_failed_run(dataset, monkeypatch):
 
 def test_it_takes_over_a_run_left_running_by_a_dead_worker(dataset, settings):
     settings.KPI_RUN_STALE_SECONDS = 60
-    run = KpiRun.objects.create(trigger=KpiRun.Trigger.BUTTON, state=KpiRun.State.RUNNING)
+    run = factories.KpiRunFactory(running=True)
     KpiRun.objects.filter(pk=run.pk).update(started_at=NOW - timedelta(days=1))
     assert services.run_execute(run_id=run.pk).state == KpiRun.State.DONE

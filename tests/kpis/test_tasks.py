@@ -7,7 +7,7 @@ from kpis import tasks
 from kpis.models import KpiRun, KpiSnapshot
 from tests import factories
 from tests.conftest import wait_for
-from tests.kpis.conftest import at, make_interaction
+from tests.kpis.conftest import at
 
 
 def test_it_schedules_the_recompute_from_a_setting(settings):
@@ -36,12 +36,12 @@ def test_it_recomputes_the_same_snapshots_when_the_task_runs_twice(dataset):
 
 
 def test_it_skips_the_scheduled_run_while_another_is_active(dataset):
-    KpiRun.objects.create(trigger=KpiRun.Trigger.BUTTON, state=KpiRun.State.RUNNING)
+    factories.KpiRunFactory(running=True)
     assert tasks.recompute() is None
 
 
 def test_it_does_nothing_for_a_run_that_already_finished(dataset):
-    run = KpiRun.objects.create(trigger=KpiRun.Trigger.BUTTON)
+    run = factories.KpiRunFactory()
     assert tasks.run_recompute(run.pk) == "done"
     assert tasks.run_recompute(run.pk) == "done"
     assert KpiRun.objects.get(pk=run.pk).state == "done"
@@ -60,8 +60,12 @@ def test_it_recomputes_on_a_real_worker(fresh_celery_pool, celery_worker, lead):
     from kpis import services
 
     agent = factories.AgentFactory(slug="worker-bot")
-    make_interaction(agent, "v1", at(2, 9), resolved=True)
-    make_interaction(agent, "v1", at(2, 10), resolved=False)
+    factories.InteractionFactory(
+        agent=agent, agent_version="v1", created_at=at(2, 9), resolved=True
+    )
+    factories.InteractionFactory(
+        agent=agent, agent_version="v1", created_at=at(2, 10), resolved=False
+    )
     run, created = services.run_request(trigger=KpiRun.Trigger.BUTTON, user=lead)
     assert created
     done = wait_for(lambda: KpiRun.objects.filter(pk=run.pk, state="done").first(), timeout=60)

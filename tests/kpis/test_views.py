@@ -12,7 +12,7 @@ from django.utils import timezone
 from kpis import services
 from kpis.models import KpiRun
 from tests import factories
-from tests.kpis.conftest import NOW, make_interaction
+from tests.kpis.conftest import NOW
 
 HX = {"HX-Request": "true"}
 
@@ -39,7 +39,9 @@ def test_it_sends_anonymous_visitors_to_the_login_page(client, db):
 )
 def test_it_refuses_reviewers(client, reviewer, url):
     client.force_login(reviewer)
-    assert client.get(url).status_code == 403
+    response = client.get(url)
+    assert response.status_code == 403
+    assert b"<h1>Not allowed</h1>" in response.content
 
 
 @pytest.mark.parametrize("persona", ["ml", "lead"])
@@ -55,7 +57,9 @@ def test_it_shows_the_dashboard_to_admins_and_ml_engineers(client, computed, per
 
 def test_it_refuses_other_methods(client, ml):
     client.force_login(ml)
-    assert client.post("/kpis/").status_code == 405
+    response = client.post("/kpis/")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
 
 
 def test_it_answers_htmx_with_the_body_fragment(client, computed, ml):
@@ -85,18 +89,11 @@ def test_it_compares_versions_side_by_side(client, computed, ml):
 
 
 def test_it_links_a_version_to_the_batch_it_was_trained_on(client, computed, ml):
-    from retraining.models import ExportBatch
-
-    batch = ExportBatch.objects.create(
-        agent=computed.agent,
-        format="jsonl",
-        status="ready",
-        trained_agent_version="v2",
-        file="exports/b.jsonl",
-        sha256="0" * 64,
+    batch = factories.ExportBatchFactory(
+        agent=computed.agent, ready=True, trained_agent_version="v2"
     )
-    ExportBatch.objects.create(
-        agent=computed.agent, format="csv", status="failed", trained_agent_version="v2"
+    factories.ExportBatchFactory(
+        agent=computed.agent, format="csv", failed=True, trained_agent_version="v2"
     )
     client.force_login(ml)
     html = client.get(show()).content.decode()
@@ -121,7 +118,11 @@ def test_it_explains_an_invalid_range(client, computed, ml):
 
 
 def test_it_downloads_the_table_as_csv_with_formulas_neutralised(client, computed, ml):
-    make_interaction(computed.agent, '=HYPERLINK("http://x")', NOW - timedelta(hours=1))
+    factories.InteractionFactory(
+        agent=computed.agent,
+        agent_version='=HYPERLINK("http://x")',
+        created_at=NOW - timedelta(hours=1),
+    )
     services.kpis_recompute(agent_ids=[computed.agent.pk], since=date(2026, 11, 5), now=NOW)
     client.force_login(ml)
     response = client.get(
@@ -156,9 +157,14 @@ def test_it_shows_calibration_and_agreement(client, computed, ml):
 
 def test_it_lets_only_admins_recompute(client, ml, lead):
     client.force_login(ml)
-    assert client.post("/kpis/recompute/").status_code == 403
+    response = client.post("/kpis/recompute/")
+    assert response.status_code == 403
+    assert b"<h1>Not allowed</h1>" in response.content
     client.force_login(lead)
-    assert client.get("/kpis/recompute/").status_code == 405
+    response = client.get("/kpis/recompute/")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert not KpiRun.objects.exists()
 
 
 def test_it_queues_a_recompute_and_redirects_to_its_progress(client, lead, dataset):
@@ -194,9 +200,7 @@ def test_it_runs_the_recompute_after_commit_and_reports_it_done(
 
 
 def test_it_shows_a_runs_progress(client, ml, db):
-    run = KpiRun.objects.create(
-        trigger=KpiRun.Trigger.BUTTON, state=KpiRun.State.RUNNING, total_steps=4, done_steps=1
-    )
+    run = factories.KpiRunFactory(running=True)  # step 1 of 4
     client.force_login(ml)
     html = client.get(f"/kpis/runs/{run.pk}/", headers=HX).content.decode()
     assert "25%" in html and "step 1 of 4" in html and 'hx-trigger="every 1s"' in html
@@ -204,9 +208,7 @@ def test_it_shows_a_runs_progress(client, ml, db):
 
 
 def test_it_shows_open_alerts_on_the_dashboard(client, computed, ml):
-    from kpis.models import Alert
-
-    Alert.objects.create(
+    factories.AlertFactory(
         agent=computed.agent, kpi="resolution_rate", threshold={"below": 0.9, "days": 7}, value=0.71
     )
     client.force_login(ml)
@@ -228,9 +230,14 @@ def test_it_runs_as_many_queries_for_a_year_of_versions_as_for_a_day(client, com
     for version in range(6):
         for day in range(0, 60, 3):
             moment = NOW - timedelta(days=day, hours=version)
-            make_interaction(computed.agent, f"v9.{version}", moment, resolved=bool(day % 2))
+            factories.InteractionFactory(
+                agent=computed.agent,
+                agent_version=f"v9.{version}",
+                created_at=moment,
+                resolved=bool(day % 2),
+            )
     other = factories.AgentFactory(slug="zz-bot")
-    make_interaction(other, "v1", NOW)
+    factories.InteractionFactory(agent=other, agent_version="v1", created_at=NOW)
     services.kpis_recompute(agent_ids=None, since=today - timedelta(days=400), now=NOW)
     big = _queries(client, show(start="2026-09-01", end="2026-11-05"))
     assert big == small

@@ -10,15 +10,18 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_refuses_a_request_without_a_token(api_client):
-    assert (
-        api_client().post("/api/v1/exports", {"agent": "a", "format": "jsonl"}).status_code == 401
-    )
+    response = api_client().post("/api/v1/exports", {"agent": "a", "format": "jsonl"})
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Unauthorized"}
+    assert not ExportBatch.objects.exists()
 
 
 def test_it_refuses_a_token_without_the_ml_role(api_client, reviewer):
     response = api_client(reviewer).post("/api/v1/exports", {"agent": "a", "format": "jsonl"})
 
     assert response.status_code == 403
+    assert response.json()["detail"].startswith("this token's user needs one of the roles")
+    assert not ExportBatch.objects.exists()
 
 
 def test_it_queues_a_batch_and_answers_its_id_and_status(
@@ -77,8 +80,10 @@ def test_it_describes_a_batch(api_client, ml, agent, tricky_pairs, build):
 
 
 def test_it_answers_404_for_an_unknown_batch(api_client, ml):
-    assert api_client(ml).get("/api/v1/exports/424242").status_code == 404
-    assert api_client(ml).get("/api/v1/exports/424242/download").status_code == 404
+    for url in ("/api/v1/exports/424242", "/api/v1/exports/424242/download"):
+        response = api_client(ml).get(url)
+        assert response.status_code == 404
+        assert response.json()["detail"] == "no such batch"
 
 
 def test_it_streams_the_file_with_its_size_and_checksum(api_client, ml, agent, tricky_pairs, build):

@@ -197,17 +197,16 @@ def test_it_puts_train_before_validation_where_rows_have_no_split_column(
 
 
 def test_it_exports_the_feedback_log_as_csv_and_parquet(agent, build):
-    from agents.models import FeedbackEvent
-    from tests.factories import InteractionFactory
+    from tests.factories import FeedbackEventFactory, InteractionFactory
 
     interaction = InteractionFactory(agent=agent, external_id="rec-1", agent_version="r-42")
     at = interaction.created_at
     for n, (kind, ref) in enumerate(
         [("clicked", "P-1"), ("skipped", "=P-2"), ("thumbs_up", ""), ("clicked", "P-3")]
     ):
-        FeedbackEvent.objects.create(
-            interaction=interaction, agent=agent, kind=kind, item_ref=ref, created_at=at,
-            dedupe_key=f"k{n}", value=0.5 if n == 3 else None,
+        FeedbackEventFactory(
+            interaction=interaction, kind=kind, item_ref=ref, created_at=at,
+            value=0.5 if n == 3 else None,
         )  # fmt: skip
 
     csv_batch = build(agent, "csv", dataset="feedback")

@@ -30,14 +30,19 @@ def test_it_sends_anonymous_users_to_the_login_page(client):
 def test_it_refuses_reviewers(client, reviewer):
     client.force_login(reviewer)
 
-    assert client.get("/exports/").status_code == 403
-    assert client.post("/exports/build/", {"agent": "x"}).status_code == 403
+    for response in (client.get("/exports/"), client.post("/exports/build/", {"agent": "x"})):
+        assert response.status_code == 403
+        assert b"<h1>Not allowed</h1>" in response.content
+    assert not ExportBatch.objects.exists()
 
 
 def test_it_lets_admins_in(client, lead):
     client.force_login(lead)
 
-    assert client.get("/exports/").status_code == 200
+    response = client.get("/exports/")
+
+    assert response.status_code == 200
+    assert "No batches yet" in response.content.decode()
 
 
 def test_it_shows_empty_states(ml_client):
@@ -60,7 +65,11 @@ def test_it_shows_the_pairs_available_per_agent(ml_client, agent, decide):
 
 
 def test_it_refuses_to_build_on_get(ml_client):
-    assert ml_client.get("/exports/build/").status_code == 405
+    response = ml_client.get("/exports/build/")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert not ExportBatch.objects.exists()
 
 
 def build_form(**extra):
@@ -226,8 +235,12 @@ def test_it_downloads_the_manifest(ml_client, agent, decide, build):
 def test_it_refuses_to_download_an_unfinished_batch(ml_client, agent, ml):
     batch = services.batch_request(agent=agent, format="jsonl", actor=ml, enqueue=False)
 
-    assert ml_client.get(f"/exports/{batch.pk}/download/").status_code == 409
-    assert ml_client.get("/exports/999999/download/").status_code == 404
+    unfinished = ml_client.get(f"/exports/{batch.pk}/download/")
+    assert unfinished.status_code == 409
+    assert not hasattr(unfinished, "streaming_content")  # no file is sent
+    missing = ml_client.get("/exports/999999/download/")
+    assert missing.status_code == 404
+    assert b"Not found" in missing.content
 
 
 def test_it_paginates_the_batches(ml_client, agent, decide, build, settings):

@@ -26,21 +26,33 @@ def test_it_claims_the_next_item(api_client, reviewer, item):
 
 
 def test_it_answers_204_when_nothing_is_claimable(api_client, reviewer):
-    assert api_client(reviewer).post("/api/v1/queue/claim", {}).status_code == 204
+    response = api_client(reviewer).post("/api/v1/queue/claim", {})
+    assert response.status_code == 204
+    assert response.content == b""
 
 
 def test_it_claims_without_a_body(api_client, reviewer, item):
-    assert api_client(reviewer).post("/api/v1/queue/claim", b"").status_code == 200
+    response = api_client(reviewer).post("/api/v1/queue/claim", b"")
+    assert response.status_code == 200
+    assert response.json()["item"]["id"] == item.pk
+    assert ReviewItem.objects.get(pk=item.pk).claimed_by == reviewer
 
 
 def test_it_refuses_an_unknown_agent_filter(api_client, reviewer, item):
     response = api_client(reviewer).post("/api/v1/queue/claim", {"agent": "ghost"})
     assert response.status_code == 400
+    assert response.json()["detail"] == "unknown agent 'ghost'"
+    assert ReviewItem.objects.get(pk=item.pk).status == "pending"
 
 
 def test_it_refuses_the_claim_to_non_reviewers(api_client, ml, item):
-    assert api_client(ml).post("/api/v1/queue/claim", {}).status_code == 403
-    assert api_client().post("/api/v1/queue/claim", {}).status_code == 401
+    forbidden = api_client(ml).post("/api/v1/queue/claim", {})
+    assert forbidden.status_code == 403
+    assert forbidden.json()["detail"].startswith("this token's user needs one of the roles")
+    anonymous = api_client().post("/api/v1/queue/claim", {})
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {"detail": "Unauthorized"}
+    assert ReviewItem.objects.get(pk=item.pk).status == "pending"
 
 
 def test_it_decides_a_claimed_item(api_client, reviewer, item):
@@ -83,9 +95,7 @@ def test_it_answers_400_for_a_malformed_body(api_client, reviewer, item):
 
 
 def test_it_answers_404_for_an_unknown_item(api_client, reviewer):
-    assert (
-        api_client(reviewer)
-        .post("/api/v1/items/999999/decision", {"verdict": "approve"})
-        .status_code
-        == 404
-    )
+    response = api_client(reviewer).post("/api/v1/items/999999/decision", {"verdict": "approve"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no such item"
+    assert not Review.objects.exists()

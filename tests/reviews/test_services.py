@@ -10,18 +10,15 @@ from retraining.models import TrainingPair
 from reviews import services
 from reviews.models import Review, ReviewItem
 from reviews.services import Conflict, InvalidDecision, LeaseLost, StalePage
-from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
+from tests.factories import AgentFactory, ReviewItemFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 Status = ReviewItem.Status
 
 
-def make_item(confidence=0.5, domain="support", agent=None, **kwargs):
-    agent = agent or AgentFactory(slug="support-bot", domain="support")
-    interaction = InteractionFactory(agent=agent, confidence=confidence, domain=domain)
-    return ReviewItemFactory(
-        interaction=interaction, required_reviews=agent.required_reviews, **kwargs
-    )
+@pytest.fixture
+def agent(db):
+    return AgentFactory(slug="support-bot", domain="support")
 
 
 def decide(item, reviewer, verdict="approve", **fields):
@@ -32,58 +29,60 @@ def decide(item, reviewer, verdict="approve", **fields):
 # --- claiming --------------------------------------------------------------------------------
 
 
-def test_it_claims_the_lowest_confidence_item_first(reviewer):
-    make_item(confidence=0.6)
-    low = make_item(confidence=0.2)
-    make_item(confidence=0.4)
+def test_it_claims_the_lowest_confidence_item_first(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.6)
+    low = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.2)
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.4)
     item = services.item_claim(reviewer=reviewer)
     assert item.pk == low.pk
     assert (item.status, item.claimed_by, item.version) == ("claimed", reviewer, 1)
     assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
 
 
-def test_it_claims_higher_priority_before_lower_confidence(reviewer):
-    make_item(confidence=0.1)
-    urgent = make_item(confidence=0.6, priority=5)
+def test_it_claims_higher_priority_before_lower_confidence(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    urgent = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.6, priority=5)
     assert services.item_claim(reviewer=reviewer).pk == urgent.pk
 
 
-def test_it_claims_older_items_first_at_equal_confidence(reviewer):
-    newer = make_item(confidence=0.3)
-    older = make_item(confidence=0.3)
+def test_it_claims_older_items_first_at_equal_confidence(reviewer, agent):
+    newer = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.3)
+    older = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.3)
     ReviewItem.objects.filter(pk=older.pk).update(
         source_created_at=newer.source_created_at - timedelta(days=1)
     )
     assert services.item_claim(reviewer=reviewer).pk == older.pk
 
 
-def test_it_claims_items_assigned_to_me_first(reviewer):
-    make_item(confidence=0.1)
-    mine = make_item(confidence=0.9, assigned_to=reviewer)
+def test_it_claims_items_assigned_to_me_first(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    mine = ReviewItemFactory(
+        interaction__agent=agent, interaction__confidence=0.9, assigned_to=reviewer
+    )
     assert services.item_claim(reviewer=reviewer).pk == mine.pk
 
 
-def test_it_never_offers_an_item_assigned_to_someone_else(reviewer, other_reviewer):
-    make_item(assigned_to=other_reviewer)
+def test_it_never_offers_an_item_assigned_to_someone_else(reviewer, other_reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, assigned_to=other_reviewer)
     assert services.item_claim(reviewer=reviewer) is None
 
 
-def test_it_only_offers_items_of_my_domains(reviewer):
-    make_item(domain="legal")
+def test_it_only_offers_items_of_my_domains(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__domain="legal")
     assert services.item_claim(reviewer=reviewer) is None
     legal = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
     assert services.item_claim(reviewer=legal) is not None
 
 
-def test_it_filters_the_claim_by_agent(reviewer):
+def test_it_filters_the_claim_by_agent(reviewer, agent):
     other = AgentFactory(slug="other-bot", domain="support")
-    make_item(confidence=0.1)
-    wanted = make_item(confidence=0.9, agent=other)
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    wanted = ReviewItemFactory(interaction__agent=other, interaction__confidence=0.9)
     assert services.item_claim(reviewer=reviewer, agent_id=other.pk).pk == wanted.pk
 
 
-def test_it_never_gives_two_reviewers_the_same_item(reviewer, other_reviewer):
-    make_item()
+def test_it_never_gives_two_reviewers_the_same_item(reviewer, other_reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     assert services.item_claim(reviewer=reviewer) is not None
     assert services.item_claim(reviewer=other_reviewer) is None
 
@@ -92,8 +91,8 @@ def test_it_returns_none_when_the_queue_is_empty(reviewer):
     assert services.item_claim(reviewer=reviewer) is None
 
 
-def test_it_audits_the_claim(reviewer):
-    item = make_item()
+def test_it_audits_the_claim(reviewer, agent):
+    item = ReviewItemFactory(interaction__agent=agent)
     services.item_claim(reviewer=reviewer)
     event = AuditEvent.objects.get(action="item.claimed", target_id=item.pk)
     assert (event.actor, event.before["status"], event.after["status"]) == (
@@ -112,8 +111,8 @@ def expire(item):
     )
 
 
-def test_it_returns_expired_leases_to_the_queue(reviewer):
-    make_item()
+def test_it_returns_expired_leases_to_the_queue(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     expire(item)
     assert services.leases_expire() == 1
@@ -122,22 +121,22 @@ def test_it_returns_expired_leases_to_the_queue(reviewer):
     assert AuditEvent.objects.filter(action="item.released", target_id=item.pk).exists()
 
 
-def test_it_expires_leases_lazily_when_claiming(reviewer, other_reviewer):
-    make_item()
+def test_it_expires_leases_lazily_when_claiming(reviewer, other_reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     expire(item)
     assert services.item_claim(reviewer=other_reviewer).pk == item.pk
 
 
-def test_it_runs_the_expiry_twice_without_harm(reviewer):
-    make_item()
+def test_it_runs_the_expiry_twice_without_harm(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     expire(services.item_claim(reviewer=reviewer))
     assert services.leases_expire() == 1
     assert services.leases_expire() == 0
 
 
-def test_it_renews_a_live_lease(reviewer):
-    make_item()
+def test_it_renews_a_live_lease(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     ReviewItem.objects.filter(pk=item.pk).update(
         lease_expires_at=timezone.now() + timedelta(minutes=1)
@@ -147,16 +146,16 @@ def test_it_renews_a_live_lease(reviewer):
     assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
 
 
-def test_it_refuses_to_renew_a_lost_lease(reviewer):
-    make_item()
+def test_it_refuses_to_renew_a_lost_lease(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     expire(item)
     with pytest.raises(LeaseLost):
         services.item_renew_lease(item=item, reviewer=reviewer)
 
 
-def test_it_refuses_a_decision_on_an_expired_lease(reviewer):
-    make_item()
+def test_it_refuses_a_decision_on_an_expired_lease(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     expire(item)
     with pytest.raises(LeaseLost):
@@ -164,15 +163,17 @@ def test_it_refuses_a_decision_on_an_expired_lease(reviewer):
     assert not Review.objects.exists()
 
 
-def test_it_refuses_a_decision_by_someone_who_does_not_hold_the_item(reviewer, other_reviewer):
-    make_item()
+def test_it_refuses_a_decision_by_someone_who_does_not_hold_the_item(
+    reviewer, other_reviewer, agent
+):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     with pytest.raises(LeaseLost):
         decide(item, other_reviewer)
 
 
-def test_it_refuses_a_decision_from_a_stale_page(reviewer):
-    make_item()
+def test_it_refuses_a_decision_from_a_stale_page(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     page_version = item.version
     expire(item)
@@ -187,8 +188,8 @@ def test_it_refuses_a_decision_from_a_stale_page(reviewer):
 # --- single review ---------------------------------------------------------------------------
 
 
-def test_it_decides_an_approval_and_makes_a_training_pair(reviewer):
-    make_item()
+def test_it_decides_an_approval_and_makes_a_training_pair(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     outcome = decide(
         item, reviewer, "approve", error_category="tone", notes="fine", seconds_spent=12
@@ -207,8 +208,8 @@ def test_it_decides_an_approval_and_makes_a_training_pair(reviewer):
     assert pair.agent_version == "v1"
 
 
-def test_it_keeps_the_original_as_the_rejected_side_of_a_correction(reviewer):
-    make_item()
+def test_it_keeps_the_original_as_the_rejected_side_of_a_correction(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     outcome = decide(item, reviewer, "correct", corrected_output="Returns are free within 30 days.")
     assert (outcome.pair.output, outcome.pair.rejected_output) == (
@@ -217,37 +218,37 @@ def test_it_keeps_the_original_as_the_rejected_side_of_a_correction(reviewer):
     )
 
 
-def test_it_makes_no_pair_for_a_rejection(reviewer):
-    make_item()
+def test_it_makes_no_pair_for_a_rejection(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     assert decide(item, reviewer, "reject", error_category="hallucination").pair is None
     assert not TrainingPair.objects.exists()
 
 
-def test_it_requires_the_output_to_correct(reviewer):
-    item = make_item()
+def test_it_requires_the_output_to_correct(reviewer, agent):
+    item = ReviewItemFactory(interaction__agent=agent)
     with pytest.raises(InvalidDecision) as info:
         services.decision_validate(item=item, verdict="correct", corrected_output="  ")
     assert "corrected_output" in info.value.errors
 
 
-def test_it_refuses_a_correction_identical_to_the_output(reviewer):
-    item = make_item()
+def test_it_refuses_a_correction_identical_to_the_output(reviewer, agent):
+    item = ReviewItemFactory(interaction__agent=agent)
     with pytest.raises(InvalidDecision, match="approve instead"):
         services.decision_validate(
             item=item, verdict="correct", corrected_output=item.interaction.output
         )
 
 
-def test_it_refuses_an_unknown_verdict_and_category():
-    item = make_item()
+def test_it_refuses_an_unknown_verdict_and_category(agent):
+    item = ReviewItemFactory(interaction__agent=agent)
     with pytest.raises(InvalidDecision) as info:
         services.decision_validate(item=item, verdict="maybe", error_category="nope")
     assert set(info.value.errors) == {"verdict", "error_category"}
 
 
-def test_it_puts_a_skipped_item_back_for_someone_else(reviewer, other_reviewer):
-    make_item()
+def test_it_puts_a_skipped_item_back_for_someone_else(reviewer, other_reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     decide(item, reviewer, "skip")
     item.refresh_from_db()
@@ -256,8 +257,8 @@ def test_it_puts_a_skipped_item_back_for_someone_else(reviewer, other_reviewer):
     assert services.item_claim(reviewer=other_reviewer).pk == item.pk
 
 
-def test_it_sends_an_escalation_to_adjudication(reviewer, lead):
-    make_item()
+def test_it_sends_an_escalation_to_adjudication(reviewer, lead, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     decide(item, reviewer, "escalate", notes="needs a lawyer")
     item.refresh_from_db()
@@ -286,7 +287,7 @@ def lawyers(db):
 
 def test_it_needs_a_second_review_from_someone_else(legal, lawyers):
     first, second = lawyers
-    make_item(agent=legal, domain="legal")
+    ReviewItemFactory(interaction__agent=legal, interaction__domain="legal")
     item = services.item_claim(reviewer=first)
     decide(item, first, "approve")
     item.refresh_from_db()
@@ -298,7 +299,7 @@ def test_it_needs_a_second_review_from_someone_else(legal, lawyers):
 
 def test_it_decides_when_two_reviewers_agree(legal, lawyers):
     first, second = lawyers
-    make_item(agent=legal, domain="legal")
+    ReviewItemFactory(interaction__agent=legal, interaction__domain="legal")
     decide(services.item_claim(reviewer=first), first, "correct", corrected_output="Draft A")
     outcome = decide(
         services.item_claim(reviewer=second), second, "correct", corrected_output="Draft B"
@@ -310,7 +311,7 @@ def test_it_decides_when_two_reviewers_agree(legal, lawyers):
 
 def test_it_disputes_when_two_reviewers_disagree_and_the_admin_decides(legal, lawyers, lead):
     first, second = lawyers
-    make_item(agent=legal, domain="legal")
+    ReviewItemFactory(interaction__agent=legal, interaction__domain="legal")
     decide(services.item_claim(reviewer=first), first, "approve")
     outcome = decide(services.item_claim(reviewer=second), second, "reject")
     assert outcome.status == "disputed"
@@ -329,7 +330,7 @@ def test_it_disputes_when_two_reviewers_disagree_and_the_admin_decides(legal, la
 
 def test_it_returns_an_expired_second_review_to_the_second_queue(legal, lawyers):
     first, second = lawyers
-    make_item(agent=legal, domain="legal")
+    ReviewItemFactory(interaction__agent=legal, interaction__domain="legal")
     decide(services.item_claim(reviewer=first), first, "approve")
     item = services.item_claim(reviewer=second)
     expire(item)
@@ -341,29 +342,29 @@ def test_it_returns_an_expired_second_review_to_the_second_queue(legal, lawyers)
 # --- invariants ------------------------------------------------------------------------------
 
 
-def test_it_refuses_transitions_that_are_not_in_the_table(reviewer):
-    item = make_item()
+def test_it_refuses_transitions_that_are_not_in_the_table(reviewer, agent):
+    item = ReviewItemFactory(interaction__agent=agent)
     with pytest.raises(ValueError, match="not allowed"):
         services._transition(item, Status.DONE, actor=reviewer)
 
 
-def test_it_raises_conflict_when_the_row_changed_underneath():
-    item = make_item()
+def test_it_raises_conflict_when_the_row_changed_underneath(agent):
+    item = ReviewItemFactory(interaction__agent=agent)
     ReviewItem.objects.filter(pk=item.pk).update(status=Status.DONE)
     with pytest.raises(Conflict):
         services._transition(item, Status.CLAIMED, actor=None)
 
 
-def test_it_says_an_item_was_already_decided(reviewer):
-    make_item()
+def test_it_says_an_item_was_already_decided(reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = services.item_claim(reviewer=reviewer)
     decide(item, reviewer, "approve")
     with pytest.raises(Conflict, match="already decided"):
         decide(item, reviewer, "reject")
 
 
-def test_it_returns_the_claimed_item_with_its_fields_set(reviewer):
-    made = make_item(confidence=0.25)
+def test_it_returns_the_claimed_item_with_its_fields_set(reviewer, agent):
+    made = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.25)
     item = services.item_claim(reviewer=reviewer)
     stored = ReviewItem.objects.get(pk=made.pk)
     for name in (

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from reviews import services
 from reviews.models import Review, ReviewItem
-from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
+from tests.factories import AgentFactory, ReviewFactory, ReviewItemFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -21,19 +21,6 @@ XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 @pytest.fixture
 def agent():
     return AgentFactory(slug="support-bot", name="Support bot", domain="support")
-
-
-def make_item(
-    agent=None, *, domain="support", output="You can return an item within 30 days.", **kwargs
-):
-    agent = agent or AgentFactory(slug="support-bot", name="Support bot", domain="support")
-    fields = {
-        k: kwargs.pop(k) for k in ("input", "context", "metadata", "confidence") if k in kwargs
-    }
-    interaction = InteractionFactory(agent=agent, domain=domain, output=output, **fields)
-    return ReviewItemFactory(
-        interaction=interaction, required_reviews=agent.required_reviews, **kwargs
-    )
 
 
 def claim(user, **kwargs):
@@ -60,29 +47,30 @@ def logged_in(client, user):
 # --- access ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", ["/queue/", "/review/1/", "/console/adjudication/", "/console/adjudication/1/"]
-)
+@pytest.mark.parametrize("path", ["/queue/", "/review/1/"])
 def test_it_sends_anonymous_users_to_the_login_page_with_next(client, path):
     response = client.get(path)
     assert response.status_code == 302
     assert response["Location"] == f"/accounts/login/?next={path}"
 
 
-def test_it_forbids_the_queue_to_users_without_the_reviewer_role(client, ml, lead):
-    assert logged_in(client, ml).get("/queue/").status_code == 403
-    assert logged_in(client, lead).get("/queue/").status_code == 403
+def test_it_forbids_the_queue_to_users_without_the_reviewer_role(client, ml, lead, agent):
+    ReviewItemFactory(interaction__agent=agent)
+    for user in (ml, lead):
+        response = logged_in(client, user).get("/queue/")
+        assert response.status_code == 403
+        assert b"<h1>Not allowed</h1>" in response.content
     assert client.post("/queue/claim").status_code == 403
+    assert ReviewItem.objects.get().status == "pending"  # nothing was claimed
 
 
-def test_it_forbids_adjudication_to_reviewers(client, reviewer):
-    assert logged_in(client, reviewer).get("/console/adjudication/").status_code == 403
-
-
-def test_it_forbids_the_review_screen_to_ml_engineers(client, ml, reviewer):
-    make_item()
+def test_it_forbids_the_review_screen_to_ml_engineers(client, ml, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
-    assert logged_in(client, ml).get(f"/review/{item.pk}/").status_code == 403
+    response = logged_in(client, ml).get(f"/review/{item.pk}/")
+    assert response.status_code == 403
+    assert b"<h1>Not allowed</h1>" in response.content
+    assert item.interaction.output.encode() not in response.content
 
 
 def test_it_sends_a_reviewer_from_home_to_their_queue(client, reviewer):
@@ -107,10 +95,13 @@ def test_it_shows_the_backlog_on_home_to_a_user_without_a_role(client):
     assert b"Review backlog" in response.content
 
 
-def test_it_refuses_get_on_the_decision_endpoint(client, reviewer):
-    make_item()
+def test_it_refuses_get_on_the_decision_endpoint(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
-    assert logged_in(client, reviewer).get(decide_url(item)).status_code == 405
+    response = logged_in(client, reviewer).get(decide_url(item))
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert ReviewItem.objects.get(pk=item.pk).status == "claimed"
 
 
 # --- my queue -------------------------------------------------------------------------------
@@ -120,18 +111,23 @@ def test_it_counts_the_items_i_may_claim_by_agent_reason_and_age(client, reviewe
     support = AgentFactory(slug="support-bot", name="Support bot", domain="support")
     shop = AgentFactory(slug="shop-bot", name="Shop bot", domain="support")
     now = timezone.now()
-    make_item(support, source_created_at=now - timedelta(minutes=5))
-    make_item(support, source_created_at=now - timedelta(hours=3))
-    make_item(shop, reason="audit_sample", source_created_at=now - timedelta(days=3))
-    make_item(
-        support, domain="legal", assigned_to=reviewer, source_created_at=now - timedelta(days=30)
+    ReviewItemFactory(interaction__agent=support, source_created_at=now - timedelta(minutes=5))
+    ReviewItemFactory(interaction__agent=support, source_created_at=now - timedelta(hours=3))
+    ReviewItemFactory(
+        interaction__agent=shop, reason="audit_sample", source_created_at=now - timedelta(days=3)
+    )
+    ReviewItemFactory(
+        interaction__agent=support,
+        interaction__domain="legal",
+        assigned_to=reviewer,
+        source_created_at=now - timedelta(days=30),
     )
     # Not mine: another pool, assigned to someone else, already reviewed by me, decided.
-    make_item(support, domain="legal")
-    make_item(support, assigned_to=other_reviewer)
-    reviewed = make_item(support)
-    Review.objects.create(item=reviewed, reviewer=reviewer, verdict="skip")
-    make_item(support, status="done")
+    ReviewItemFactory(interaction__agent=support, interaction__domain="legal")
+    ReviewItemFactory(interaction__agent=support, assigned_to=other_reviewer)
+    reviewed = ReviewItemFactory(interaction__agent=support)
+    ReviewFactory(item=reviewed, reviewer=reviewer, skipped=True)
+    ReviewItemFactory(interaction__agent=support, done=True)
 
     response = logged_in(client, reviewer).get("/queue/")
 
@@ -158,16 +154,16 @@ def test_it_counts_the_items_i_may_claim_by_agent_reason_and_age(client, reviewe
 def test_it_filters_the_counts_by_agent(client, reviewer):
     support = AgentFactory(slug="support-bot", domain="support")
     shop = AgentFactory(slug="shop-bot", domain="support")
-    make_item(support)
-    make_item(shop)
-    make_item(shop)
+    ReviewItemFactory(interaction__agent=support)
+    ReviewItemFactory(interaction__agent=shop)
+    ReviewItemFactory(interaction__agent=shop)
     response = logged_in(client, reviewer).get("/queue/?agent=shop-bot")
     assert response.context["summary"]["total"] == 2
     assert b'<input type="hidden" name="agent" value="shop-bot">' in response.content
 
 
-def test_it_answers_the_filter_form_with_the_queue_fragment_for_htmx(client, reviewer):
-    make_item()
+def test_it_answers_the_filter_form_with_the_queue_fragment_for_htmx(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     response = logged_in(client, reviewer).get("/queue/", **HTMX)
     html = response.content.decode()
     # htmx takes the document title from a <title> at the root of the answer.
@@ -175,10 +171,9 @@ def test_it_answers_the_filter_form_with_the_queue_fragment_for_htmx(client, rev
     assert "<html" not in html
 
 
-def test_it_lists_the_items_assigned_to_me_25_per_page(client, reviewer):
-    agent = AgentFactory(slug="support-bot", domain="support")
+def test_it_lists_the_items_assigned_to_me_25_per_page(client, reviewer, agent):
     for _ in range(26):
-        make_item(agent, assigned_to=reviewer)
+        ReviewItemFactory(interaction__agent=agent, assigned_to=reviewer)
     client = logged_in(client, reviewer)
     first = client.get("/queue/")
     assert len(first.context["page"].object_list) == 25
@@ -197,9 +192,9 @@ def test_it_tells_a_reviewer_without_a_pool_how_to_join_one(client):
     assert b"not in a review pool yet" in response.content
 
 
-def test_it_starts_reviewing_by_claiming_the_next_item(client, reviewer):
-    make_item(confidence=0.6)
-    low = make_item(confidence=0.2)
+def test_it_starts_reviewing_by_claiming_the_next_item(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.6)
+    low = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.2)
     response = logged_in(client, reviewer).post("/queue/claim")
     assert response.status_code == 302
     assert response["Location"] == f"/review/{low.pk}/"
@@ -207,17 +202,17 @@ def test_it_starts_reviewing_by_claiming_the_next_item(client, reviewer):
     assert (low.status, low.claimed_by) == ("claimed", reviewer)
 
 
-def test_it_carries_the_filters_to_the_review_screen(client, reviewer):
+def test_it_carries_the_filters_to_the_review_screen(client, reviewer, agent):
     shop = AgentFactory(slug="shop-bot", domain="support")
-    make_item(confidence=0.1)
-    wanted = make_item(shop, confidence=0.9)
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    wanted = ReviewItemFactory(interaction__agent=shop, interaction__confidence=0.9)
     response = logged_in(client, reviewer).post("/queue/claim", {"agent": "shop-bot"})
     assert response["Location"] == f"/review/{wanted.pk}/?agent=shop-bot"
 
 
-def test_it_resumes_the_item_i_hold_instead_of_claiming_another(client, reviewer):
-    make_item()
-    make_item()
+def test_it_resumes_the_item_i_hold_instead_of_claiming_another(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
+    ReviewItemFactory(interaction__agent=agent)
     held = claim(reviewer)
     response = logged_in(client, reviewer).post("/queue/claim")
     assert response["Location"] == f"/review/{held.pk}/"
@@ -235,11 +230,14 @@ def test_it_says_so_when_there_is_nothing_to_claim(client, reviewer):
 
 def test_it_shows_the_item_i_hold(client, reviewer):
     agent = AgentFactory(slug="support-bot", domain="support", guidelines="## Be kind")
-    make_item(
-        agent,
-        input="Where is my parcel?",
-        context=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
-        metadata={"channel": "web"},
+    ReviewItemFactory(
+        interaction__agent=agent,
+        interaction__input="Where is my parcel?",
+        interaction__context=[
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+        ],
+        interaction__metadata={"channel": "web"},
         reason_detail="confidence 0.50 < 0.70",
     )
     item = claim(reviewer)
@@ -264,12 +262,12 @@ def test_it_shows_the_item_i_hold(client, reviewer):
 
 def test_it_escapes_agent_text_everywhere_on_the_review_screen(client, reviewer):
     agent = AgentFactory(slug="support-bot", domain="support", guidelines=XSS)
-    make_item(
-        agent,
-        input=XSS,
-        output=XSS,
-        context=[{"role": "user", "content": XSS}],
-        metadata={XSS: XSS},
+    ReviewItemFactory(
+        interaction__agent=agent,
+        interaction__output=XSS,
+        interaction__input=XSS,
+        interaction__context=[{"role": "user", "content": XSS}],
+        interaction__metadata={XSS: XSS},
         reason_detail=XSS,
     )
     item = claim(reviewer)
@@ -280,8 +278,8 @@ def test_it_escapes_agent_text_everywhere_on_the_review_screen(client, reviewer)
     assert 'dir="auto"' in html
 
 
-def test_it_hides_my_item_from_other_reviewers(client, reviewer, other_reviewer):
-    make_item()
+def test_it_hides_my_item_from_other_reviewers(client, reviewer, other_reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     client = logged_in(client, other_reviewer)
     mine = client.get(f"/review/{item.pk}/")
@@ -293,8 +291,8 @@ def test_it_hides_my_item_from_other_reviewers(client, reviewer, other_reviewer)
     assert not Review.objects.exists()
 
 
-def test_it_shows_an_item_read_only_to_an_admin(client, reviewer, lead):
-    make_item()
+def test_it_shows_an_item_read_only_to_an_admin(client, reviewer, lead, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     response = logged_in(client, lead).get(f"/review/{item.pk}/")
     html = response.content.decode()
@@ -308,7 +306,7 @@ def test_it_shows_earlier_reviews_on_a_second_review(client):
     legal = AgentFactory(slug="legal-bot", domain="legal", required_reviews=2)
     first = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
     second = UserFactory(username="lars", roles=["reviewer"], domains=["legal"])
-    make_item(legal, domain="legal")
+    ReviewItemFactory(interaction__agent=legal, interaction__domain="legal")
     item = claim(first)
     decision = services.decision_validate(
         item=item,
@@ -334,9 +332,9 @@ def test_it_shows_earlier_reviews_on_a_second_review(client):
 # --- deciding -------------------------------------------------------------------------------
 
 
-def test_it_decides_with_a_plain_post_and_redirects_to_the_next_item(client, reviewer):
-    make_item(confidence=0.1)
-    after = make_item(confidence=0.5)
+def test_it_decides_with_a_plain_post_and_redirects_to_the_next_item(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    after = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.5)
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         decide_url(item), {"verdict": "approve", "version": item.version, "seconds_spent": "42"}
@@ -349,8 +347,8 @@ def test_it_decides_with_a_plain_post_and_redirects_to_the_next_item(client, rev
     assert item.status == "done"
 
 
-def test_it_redirects_to_the_queue_after_the_last_item(client, reviewer):
-    make_item()
+def test_it_redirects_to_the_queue_after_the_last_item(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         decide_url(item), {"verdict": "reject", "version": item.version}, follow=True
@@ -360,9 +358,11 @@ def test_it_redirects_to_the_queue_after_the_last_item(client, reviewer):
     assert "Rejected." in html and "Your queue is clear." in html
 
 
-def test_it_decides_with_htmx_and_answers_with_the_next_item(client, reviewer):
-    make_item(confidence=0.1)
-    after = make_item(confidence=0.5, input="Next question")
+def test_it_decides_with_htmx_and_answers_with_the_next_item(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    after = ReviewItemFactory(
+        interaction__agent=agent, interaction__input="Next question", interaction__confidence=0.5
+    )
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         decide_url(item), {"verdict": "approve", "version": item.version}, **HTMX
@@ -381,11 +381,13 @@ def test_it_decides_with_htmx_and_answers_with_the_next_item(client, reviewer):
     assert (after.status, after.claimed_by) == ("claimed", reviewer)
 
 
-def test_it_keeps_the_filters_for_the_next_item(client, reviewer):
+def test_it_keeps_the_filters_for_the_next_item(client, reviewer, agent):
     shop = AgentFactory(slug="shop-bot", domain="support")
-    make_item(shop, confidence=0.1)
-    make_item(confidence=0.2)  # another agent: not next
-    wanted = make_item(shop, confidence=0.9)
+    ReviewItemFactory(interaction__agent=shop, interaction__confidence=0.1)
+    ReviewItemFactory(
+        interaction__agent=agent, interaction__confidence=0.2
+    )  # another agent: not next
+    wanted = ReviewItemFactory(interaction__agent=shop, interaction__confidence=0.9)
     item = claim(reviewer, agent_id=shop.pk)
     response = logged_in(client, reviewer).post(
         decide_url(item),
@@ -395,8 +397,8 @@ def test_it_keeps_the_filters_for_the_next_item(client, reviewer):
     assert response["HX-Push-Url"] == f"/review/{wanted.pk}/?agent=shop-bot"
 
 
-def test_it_answers_htmx_with_the_queue_is_clear_fragment(client, reviewer):
-    make_item()
+def test_it_answers_htmx_with_the_queue_is_clear_fragment(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         decide_url(item), {"verdict": "skip", "version": item.version}, **HTMX
@@ -407,8 +409,8 @@ def test_it_answers_htmx_with_the_queue_is_clear_fragment(client, reviewer):
     assert "Skipped" in html
 
 
-def test_it_saves_a_correction_with_its_category_and_notes(client, reviewer):
-    make_item()
+def test_it_saves_a_correction_with_its_category_and_notes(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     logged_in(client, reviewer).post(
         decide_url(item),
@@ -425,8 +427,8 @@ def test_it_saves_a_correction_with_its_category_and_notes(client, reviewer):
     assert (review.error_category.slug, review.notes) == ("incomplete", "Missing the receipt")
 
 
-def test_it_keeps_the_typed_text_when_a_correction_is_invalid(client, reviewer):
-    make_item()
+def test_it_keeps_the_typed_text_when_a_correction_is_invalid(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         decide_url(item),
@@ -448,8 +450,8 @@ def test_it_keeps_the_typed_text_when_a_correction_is_invalid(client, reviewer):
     assert not Review.objects.exists()
 
 
-def test_it_keeps_the_typed_text_when_an_unknown_category_is_sent(client, reviewer):
-    make_item()
+def test_it_keeps_the_typed_text_when_an_unknown_category_is_sent(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         decide_url(item),
@@ -465,8 +467,8 @@ def test_it_keeps_the_typed_text_when_an_unknown_category_is_sent(client, review
     assert b"Select a valid choice" in response.content
 
 
-def test_it_keeps_the_typed_text_when_the_hold_ended(client, reviewer):
-    make_item()
+def test_it_keeps_the_typed_text_when_the_hold_ended(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     expire(item)
     services.leases_expire()  # swept: the item is back in the queue, no longer mine
@@ -491,8 +493,8 @@ def test_it_keeps_the_typed_text_when_the_hold_ended(client, reviewer):
     assert not Review.objects.exists()
 
 
-def test_it_answers_409_to_a_plain_post_when_the_hold_ended(client, reviewer):
-    make_item()
+def test_it_answers_409_to_a_plain_post_when_the_hold_ended(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     expire(item)
     response = logged_in(client, reviewer).post(
@@ -503,8 +505,8 @@ def test_it_answers_409_to_a_plain_post_when_the_hold_ended(client, reviewer):
     assert b"Mine" in response.content
 
 
-def test_it_brings_a_stale_page_up_to_date_without_losing_the_text(client, reviewer):
-    make_item()
+def test_it_brings_a_stale_page_up_to_date_without_losing_the_text(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     old_version = item.version
     expire(item)
@@ -528,8 +530,8 @@ def test_it_brings_a_stale_page_up_to_date_without_losing_the_text(client, revie
 # --- lease and diff -------------------------------------------------------------------------
 
 
-def test_it_renews_the_hold(client, reviewer):
-    make_item()
+def test_it_renews_the_hold(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     ReviewItem.objects.filter(pk=item.pk).update(
         lease_expires_at=timezone.now() + timedelta(minutes=1)
@@ -542,8 +544,8 @@ def test_it_renews_the_hold(client, reviewer):
     assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
 
 
-def test_it_answers_a_renewal_of_a_lost_hold_with_a_banner(client, reviewer):
-    make_item()
+def test_it_answers_a_renewal_of_a_lost_hold_with_a_banner(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
     expire(item)
     response = logged_in(client, reviewer).post(f"/review/{item.pk}/lease", **HTMX)
@@ -551,15 +553,17 @@ def test_it_answers_a_renewal_of_a_lost_hold_with_a_banner(client, reviewer):
     assert b"hx-trigger" not in response.content  # polling stops
 
 
-def test_it_renews_the_hold_without_javascript(client, reviewer):
-    make_item()
+def test_it_renews_the_hold_without_javascript(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
+    before = item.lease_expires_at
     response = logged_in(client, reviewer).post(f"/review/{item.pk}/lease")
     assert response.status_code == 302 and response["Location"] == f"/review/{item.pk}/"
+    assert ReviewItem.objects.get(pk=item.pk).lease_expires_at > before
 
 
-def test_it_diffs_a_correction_word_by_word(client, reviewer):
-    make_item(output="Returns within 30 days.")
+def test_it_diffs_a_correction_word_by_word(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__output="Returns within 30 days.")
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         f"/review/{item.pk}/diff", {"corrected_output": "Returns within 14 <days>."}, **HTMX
@@ -573,8 +577,8 @@ def test_it_diffs_a_correction_word_by_word(client, reviewer):
     assert "+1 word<" in html and "−1 word<" in html
 
 
-def test_it_shows_the_diff_in_the_page_without_javascript(client, reviewer):
-    make_item(output="Returns within 30 days.")
+def test_it_shows_the_diff_in_the_page_without_javascript(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__output="Returns within 30 days.")
     item = claim(reviewer)
     response = logged_in(client, reviewer).post(
         f"/review/{item.pk}/diff", {"corrected_output": "Returns within 14 days.", "notes": "n1"}
@@ -582,80 +586,6 @@ def test_it_shows_the_diff_in_the_page_without_javascript(client, reviewer):
     html = response.content.decode()
     assert "<html" in html and "<ins>14</ins>" in html
     assert "Returns within 14 days." in html and "n1" in html
-
-
-# --- adjudication ---------------------------------------------------------------------------
-
-
-def make_dispute():
-    legal = AgentFactory(slug="legal-bot", domain="legal", required_reviews=2)
-    first = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
-    second = UserFactory(username="lars", roles=["reviewer"], domains=["legal"])
-    make_item(legal, domain="legal")
-    item = claim(first)
-    services.review_submit(
-        item=item, reviewer=first, decision=services.decision_validate(item=item, verdict="approve")
-    )
-    item = claim(second)
-    services.review_submit(
-        item=item,
-        reviewer=second,
-        decision=services.decision_validate(
-            item=item, verdict="correct", corrected_output="Better"
-        ),
-    )
-    item.refresh_from_db()
-    assert item.status == "disputed"
-    return item
-
-
-def test_it_lists_disputed_items_with_both_verdicts(client, lead):
-    item = make_dispute()
-    html = logged_in(client, lead).get("/console/adjudication/").content.decode()
-    assert f'href="/console/adjudication/{item.pk}/"' in html
-    assert "lena" in html and "lars" in html
-    assert "verdict-approve" in html and "verdict-correct" in html
-
-
-def test_it_shows_all_reviews_side_by_side_for_adjudication(client, lead):
-    item = make_dispute()
-    html = logged_in(client, lead).get(f"/console/adjudication/{item.pk}/").content.decode()
-    assert "side-by-side" in html and "Better" in html
-    assert 'value="escalate"' not in html and 'value="correct"' in html
-
-
-def test_it_adjudicates_and_goes_back_to_the_list(client, lead):
-    item = make_dispute()
-    response = logged_in(client, lead).post(
-        f"/console/adjudication/{item.pk}/",
-        {"verdict": "correct", "corrected_output": "Final answer", "notes": "Lead's call"},
-        follow=True,
-    )
-    assert response.redirect_chain == [("/console/adjudication/", 302)]
-    assert b"Item #%d corrected. That decision is final." % item.pk in response.content
-    item.refresh_from_db()
-    assert (item.status, item.final_verdict) == ("done", "correct")
-    assert Review.objects.get(item=item, is_adjudication=True).corrected_output == "Final answer"
-
-
-def test_it_keeps_the_lead_s_text_when_an_adjudication_is_invalid(client, lead):
-    item = make_dispute()
-    response = logged_in(client, lead).post(
-        f"/console/adjudication/{item.pk}/",
-        {"verdict": "correct", "corrected_output": item.interaction.output, "notes": "Hmm"},
-    )
-    assert response.status_code == 400
-    assert b"approve instead" in response.content and b"Hmm" in response.content
-
-
-def test_it_refuses_to_adjudicate_an_item_twice(client, lead):
-    item = make_dispute()
-    client = logged_in(client, lead)
-    client.post(f"/console/adjudication/{item.pk}/", {"verdict": "approve"})
-    response = client.post(f"/console/adjudication/{item.pk}/", {"verdict": "reject", "notes": "x"})
-    assert response.status_code == 409
-    assert b"not awaiting adjudication" in response.content
-    assert Review.objects.filter(is_adjudication=True).count() == 1
 
 
 # --- query counts: flat whatever the size of the queue ----------------------------------------
@@ -669,14 +599,14 @@ def count_queries(client, path):
     return len(queries)
 
 
-def test_it_renders_the_queue_with_the_same_queries_for_3_and_30_items(client, reviewer):
+def test_it_renders_the_queue_with_the_same_queries_for_3_and_30_items(client, reviewer, agent):
     agents = [AgentFactory(slug=f"bot-{i}", domain="support") for i in range(3)]
     client = logged_in(client, reviewer)
 
     def add(n):
         for i in range(n):
-            make_item(
-                agents[i % 3],
+            ReviewItemFactory(
+                interaction__agent=agents[i % 3],
                 reason=["low_confidence", "rule"][i % 2],
                 assigned_to=reviewer if i % 3 == 0 else None,
             )
@@ -689,19 +619,19 @@ def test_it_renders_the_queue_with_the_same_queries_for_3_and_30_items(client, r
     assert large <= 11
 
 
-def test_it_renders_the_review_screen_with_the_same_queries_for_1_and_5_reviews(client, reviewer):
+def test_it_renders_the_review_screen_with_the_same_queries_for_1_and_5_reviews(
+    client, reviewer, agent
+):
     client = logged_in(client, reviewer)
     counts = []
     for n in (1, 5):
-        item = make_item()
+        item = ReviewItemFactory(interaction__agent=agent)
         for i in range(n):
-            other = UserFactory(username=f"peer{n}-{i}", roles=["reviewer"])
-            Review.objects.create(
+            ReviewFactory(
                 item=item,
-                reviewer=other,
-                verdict="correct",
+                reviewer=UserFactory(username=f"peer{n}-{i}", roles=["reviewer"]),
+                corrected=True,
                 corrected_output=f"Fix {i}",
-                error_category_id=None,
             )
         claimed = claim(reviewer)
         assert claimed.pk == item.pk
