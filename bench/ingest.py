@@ -68,7 +68,7 @@ COMMIT_EVERY = 5000  # settings.INGEST_BATCH_SIZE: the project commits every 5,0
 HTTP_BATCH = 1000
 SEED = 20261120
 
-# The columns ingest writes (ingest `_INTERACTION_COLUMNS`), in that order.
+# The columns ingest writes (ingest.writers.INTERACTION_COLUMNS), in that order.
 COLUMNS = (
     "agent_id",
     "external_id",

@@ -8,10 +8,10 @@ from django.db import DatabaseError
 
 from agents.models import Agent, FeedbackEvent, Interaction
 from core.models import AuditEvent
-from ingest import services as ingest_module
 from ingest.readers import RecordError
 from ingest.services import feedback_ingest, interactions_ingest
 from reviews.models import ReviewItem
+from reviews.routing import Policy
 from tests.factories import AgentFactory
 
 pytestmark = pytest.mark.django_db
@@ -156,9 +156,9 @@ def test_it_queues_items_in_the_agent_domain_when_none_is_given():
 def test_it_never_stores_an_interaction_without_its_review_item(monkeypatch):
     """Routing is written in the same transaction: if the item cannot be written, neither is
     the interaction (here a policy the item's CHECK constraint refuses)."""
-    real_of = ingest_module.Policy.of
+    real_of = Policy.of
     monkeypatch.setattr(
-        ingest_module.Policy,
+        Policy,
         "of",
         classmethod(lambda cls, agent: dataclasses.replace(real_of(agent), required_reviews=-1)),
     )
@@ -248,7 +248,7 @@ def test_it_sets_outcome_flags_from_resolved_and_escalated_feedback():
 
 
 def test_it_escapes_copy_text_so_text_round_trips():
-    from ingest.services import _copy_text
+    from ingest.writers import to_copy_text
 
     tricky = "tab\there\nnew line\r\\backslash \\N not null"
     created = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
@@ -274,7 +274,7 @@ def test_it_escapes_copy_text_so_text_round_trips():
         "support",
         1,
     )
-    assert _copy_text([row]) == (
+    assert to_copy_text([row]) == (
         b"1\tt-1\t\tc\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t[]\tout\t0.1\t\t\t"
         b't\t\\N\t\\N\t3\t{"a":"\\\\n"}\t2026-11-20T10:15:00+00:00\t\\N\t\\N\tsupport\t1\n'
     )
