@@ -3,8 +3,11 @@
 A token is 256 random bits shown once; only its sha256 is stored (`ApiToken.hash_key`).
 """
 
+from __future__ import annotations
+
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -12,13 +15,16 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from core.audit import audit_record
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 
 # last_used_at is refreshed at most this often, so authenticated requests do not each write.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-def token_authenticate(*, secret: str):
+def token_authenticate(*, secret: str) -> User | None:
     """The active user behind a live token, or None. Records the use (coarsely)."""
     if not secret or len(secret) > 200:
         return None
@@ -36,7 +42,7 @@ def token_authenticate(*, secret: str):
 
 
 @transaction.atomic
-def token_create(*, user, name: str, actor=None) -> tuple[ApiToken, str]:
+def token_create(*, user: User, name: str, actor: User | None = None) -> tuple[ApiToken, str]:
     """Creates an API token and returns it with its secret, which is not stored anywhere:
     only its sha256 is kept, so it can be shown exactly once."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -54,7 +60,7 @@ def token_create(*, user, name: str, actor=None) -> tuple[ApiToken, str]:
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken, actor) -> None:
+def token_revoke(*, token: ApiToken, actor: User | None) -> None:
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )

@@ -6,8 +6,11 @@ claim takes assigned items first, others never see them). Releasing a claim is a
 and goes through `services.item_release`.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -15,9 +18,13 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import ReviewerProfile, Role
+from agents.models import Agent
 from core.audit import audit_event, audit_record, audit_records
 from reviews import selectors, services
 from reviews.models import Review, ReviewItem
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Status = ReviewItem.Status
 ASSIGNABLE = (Status.PENDING, Status.NEEDS_SECOND_REVIEW, Status.CLAIMED)
@@ -55,7 +62,7 @@ def _audit(actor, action: str, rows: Iterable[tuple[int, dict, dict]]) -> None:
 
 
 @transaction.atomic
-def items_assign(*, items: QuerySet[ReviewItem], reviewer, actor) -> BulkResult:
+def items_assign(*, items: QuerySet[ReviewItem], reviewer: User, actor: User | None) -> BulkResult:
     """Assigns the open items of `items` to `reviewer`.
 
     Skips (and counts) items that are decided or disputed, outside the reviewer's domains,
@@ -90,7 +97,7 @@ def items_assign(*, items: QuerySet[ReviewItem], reviewer, actor) -> BulkResult:
 
 
 @transaction.atomic
-def items_unassign(*, items: QuerySet[ReviewItem], actor) -> BulkResult:
+def items_unassign(*, items: QuerySet[ReviewItem], actor: User | None) -> BulkResult:
     result = BulkResult()
     rows = list(items.filter(assigned_to__isnull=False).values_list("pk", "assigned_to_id"))
     result.changed = ReviewItem.objects.filter(pk__in=[pk for pk, _ in rows]).update(
@@ -105,7 +112,9 @@ def items_unassign(*, items: QuerySet[ReviewItem], actor) -> BulkResult:
 
 
 @transaction.atomic
-def items_set_priority(*, items: QuerySet[ReviewItem], priority: int, actor) -> BulkResult:
+def items_set_priority(
+    *, items: QuerySet[ReviewItem], priority: int, actor: User | None
+) -> BulkResult:
     if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
         raise services.InvalidDecision(
             {"priority": f"must be between {-MAX_PRIORITY} and {MAX_PRIORITY}"}
@@ -123,7 +132,7 @@ def items_set_priority(*, items: QuerySet[ReviewItem], priority: int, actor) -> 
     return result
 
 
-def items_release(*, items: QuerySet[ReviewItem], actor) -> BulkResult:
+def items_release(*, items: QuerySet[ReviewItem], actor: User | None) -> BulkResult:
     """Ends the claims of the claimed items among `items` (stuck claims), each by a
     compare-and-swap transition; an item decided in the meantime is skipped."""
     result = BulkResult()
@@ -161,7 +170,7 @@ def pool_capacity(*, reviewers: Iterable) -> dict[int, int]:
 
 
 @transaction.atomic
-def items_spread(*, items: QuerySet[ReviewItem], reviewers: list, actor) -> BulkResult:
+def items_spread(*, items: QuerySet[ReviewItem], reviewers: list, actor: User | None) -> BulkResult:
     """Spreads the open, unassigned items of `items` evenly over `reviewers`: each item goes
     to the eligible reviewer (active, of the item's domain, not its first reviewer) with the
     most capacity left today. Items nobody can take stay unassigned and are counted."""
@@ -239,7 +248,7 @@ def items_autoassign() -> int:
 
 
 @transaction.atomic
-def reviewer_profile_update(*, user, changes: dict, actor) -> ReviewerProfile:
+def reviewer_profile_update(*, user: User, changes: dict, actor: User | None) -> ReviewerProfile:
     profile, _ = ReviewerProfile.objects.get_or_create(user=user)
     before = {k: getattr(profile, k) for k in changes}
     for name, value in changes.items():
@@ -257,7 +266,7 @@ def reviewer_profile_update(*, user, changes: dict, actor) -> ReviewerProfile:
 
 
 @transaction.atomic
-def agent_policy_update(*, agent, changes: dict, actor):
+def agent_policy_update(*, agent: Agent, changes: dict, actor: User | None) -> Agent:
     """Updates an agent's review policy. New items follow it; queued items keep theirs."""
     before = {k: getattr(agent, k) for k in changes}
     changed = {k: v for k, v in changes.items() if before[k] != v}

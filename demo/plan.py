@@ -107,7 +107,7 @@ class DemoPlan:
     feedback: list[PlannedFeedback] = field(default_factory=list)
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -368,7 +368,7 @@ def demo_plan(*, n: int, seed: int, now: datetime) -> DemoPlan:
                 "agent_version": names[slug][version],
                 "conversation_id": f"{prefix}-{rng.getrandbits(40):010x}",
                 **record,
-                "created_at": _iso(created_at),
+                "created_at": iso_utc(created_at),
             }
         )
     return plan

@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from accounts.models import ReviewerProfile, Role
 from agents.models import Agent, FeedbackEvent, Interaction
-from core.models import AuditEvent
+from core.audit import audit_record
 from demo.content import AGENT_POLICIES
-from demo.plan import DemoPlan, _iso, demo_plan
+from demo.plan import DemoPlan, demo_plan, iso_utc
 from ingest.services import IngestResult, feedback_ingest, interactions_ingest
 from reviews.models import ReviewItem
 
@@ -51,7 +51,7 @@ def agents_ensure() -> list[Agent]:
         agent = Agent.objects.filter(slug=policy["slug"]).first()
         if agent is None:
             agent = Agent.objects.create(slug=policy["slug"], **fields)
-            AuditEvent.objects.create(
+            audit_record(
                 action="agent.created",
                 target_type="agent",
                 target_id=agent.pk,
@@ -62,7 +62,7 @@ def agents_ensure() -> list[Agent]:
             changed = {k: v for k, v in fields.items() if before[k] != v}
             if changed:
                 Agent.objects.filter(pk=agent.pk).update(**changed)
-                AuditEvent.objects.create(
+                audit_record(
                     action="agent.updated",
                     target_type="agent",
                     target_id=agent.pk,
@@ -182,7 +182,7 @@ def _feedback_records(plan: DemoPlan, agents: dict[str, Agent]) -> Iterator[dict
             "agent": event.agent,
             "external_id": event.external_id,
             "kind": str(event.kind),
-            "created_at": _iso(at + timedelta(seconds=event.delay_s)),
+            "created_at": iso_utc(at + timedelta(seconds=event.delay_s)),
         }
         if event.item_ref:
             line["item_ref"] = event.item_ref

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -40,6 +40,9 @@ from kpis.alerts import alerts_evaluate
 from kpis.models import KpiCursor, KpiRun, KpiSnapshot
 from kpis.periods import utc_day
 from kpis.stats import STEPS, scope_stats
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # pg_advisory_lock(int, int): the first key names the lock space ("KP"), the second the
 # agent. Other code using two-key advisory locks must pick a different first key.
@@ -324,7 +327,7 @@ def run_active() -> KpiRun | None:
 def run_request(
     *,
     trigger: str,
-    user=None,
+    user: User = None,
     agent: Agent | None = None,
     since: date | None = None,
     full: bool = False,

@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
@@ -32,6 +33,9 @@ from retraining import build, selectors
 from retraining.errors import Conflict, ExportError, InvalidRequest, LeaseLost
 from retraining.models import BatchPair, ExportBatch, TrainingPair
 from reviews.models import ErrorCategory
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 __all__ = ["Conflict", "ExportError", "InvalidRequest", "LeaseLost"]
 
@@ -203,7 +207,7 @@ def batch_request(
     *,
     agent: Agent,
     format: str,
-    actor,
+    actor: User | None,
     dataset: str = Dataset.PAIRS,
     filters: dict[str, Any] | None = None,
     new_only: bool = False,
@@ -242,7 +246,7 @@ def _enqueue(batch: ExportBatch) -> None:
 
 
 @transaction.atomic
-def batch_retry(*, batch: ExportBatch, actor) -> ExportBatch:
+def batch_retry(*, batch: ExportBatch, actor: User | None) -> ExportBatch:
     """A failed batch back to `queued`, with a fresh set of attempts, and enqueued again.
     Raises Conflict when it is not failed."""
     batch = ExportBatch.objects.select_for_update().get(pk=batch.pk)
@@ -262,7 +266,9 @@ def batch_retry(*, batch: ExportBatch, actor) -> ExportBatch:
 
 
 @transaction.atomic
-def batch_mark_trained(*, batch: ExportBatch, agent_version: str, actor) -> ExportBatch:
+def batch_mark_trained(
+    *, batch: ExportBatch, agent_version: str, actor: User | None
+) -> ExportBatch:
     """Records that `batch` was used to train `agent_version` of its agent (the KPI
     dashboard links that version's KPIs to it); an empty version clears the mark. Only a
     ready batch can be marked. Raises InvalidRequest, Conflict."""
@@ -480,7 +486,7 @@ def batches_sweep() -> dict[str, int]:
     return result
 
 
-def batch_file_open(*, batch: ExportBatch, manifest: bool = False):
+def batch_file_open(*, batch: ExportBatch, manifest: bool = False) -> File:
     """The stored file (or manifest) of a ready batch, opened for reading. Raises Conflict
     when the batch is not ready: a queued, building or failed batch has nothing to read."""
     if batch.status != Status.READY:

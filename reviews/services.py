@@ -7,10 +7,12 @@ transaction).
 Pages, the API and Celery tasks all call these functions: one claim path, one decision path.
 """
 
+from __future__ import annotations
+
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -20,6 +22,9 @@ from core.transitions import StateMachine, transition
 from reviews import selectors
 from reviews.models import ErrorCategory, Review, ReviewItem
 from reviews.signals import item_decided
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Status = ReviewItem.Status
 Verdict = Review.Verdict
@@ -258,7 +263,7 @@ _last_lazy_sweep = 0.0
 
 
 def item_claim(
-    *, reviewer, agent_id: int | None = None, domain: str | None = None
+    *, reviewer: User, agent_id: int | None = None, domain: str | None = None
 ) -> ReviewItem | None:
     """Claims the next item for `reviewer` and holds it with a lease; None when none is left.
 
@@ -290,7 +295,7 @@ def item_claim(
 
 
 def item_next(
-    *, reviewer, agent_id: int | None = None, domain: str | None = None
+    *, reviewer: User, agent_id: int | None = None, domain: str | None = None
 ) -> ReviewItem | None:
     """Where a reviewer's work goes on: the item they already hold (one hold at a time, e.g.
     after a reload or in a second tab), else the next claim (`item_claim`); None when the
@@ -300,7 +305,7 @@ def item_next(
 
 
 @transaction.atomic
-def item_renew_lease(*, item: ReviewItem, reviewer) -> ReviewItem:
+def item_renew_lease(*, item: ReviewItem, reviewer: User) -> ReviewItem:
     """Extends the lease of an item the reviewer holds (the review page calls this while it
     is open). Raises LeaseLost when the reviewer no longer holds it."""
     expires = timezone.now() + lease_duration()
@@ -313,7 +318,7 @@ def item_renew_lease(*, item: ReviewItem, reviewer) -> ReviewItem:
     return item
 
 
-def item_release(*, item: ReviewItem, actor, only_if_expired: bool = False) -> None:
+def item_release(*, item: ReviewItem, actor: User | None, only_if_expired: bool = False) -> None:
     """Ends a claim without a decision (lease expiry, an admin releasing a stuck claim): the
     item goes back to the queue it came from. Raises Conflict when it is no longer claimed
     (or, with `only_if_expired`, when its lease was renewed meanwhile)."""
@@ -391,7 +396,7 @@ def decision_validate(
 
 @transaction.atomic
 def review_submit(
-    *, item: ReviewItem, reviewer, decision: Decision, expected_version: int | None = None
+    *, item: ReviewItem, reviewer: User, decision: Decision, expected_version: int | None = None
 ) -> Outcome:
     """Records `reviewer`'s decision on an item they hold and moves the item on.
 
@@ -465,7 +470,7 @@ def review_submit(
 
 
 @transaction.atomic
-def item_adjudicate(*, item: ReviewItem, admin, decision: Decision) -> Outcome:
+def item_adjudicate(*, item: ReviewItem, admin: User, decision: Decision) -> Outcome:
     """An admin's final decision on a disputed (or escalated) item."""
     locked = (
         ReviewItem.objects.select_for_update(of=("self",))
