@@ -5,6 +5,7 @@ from django.urls import include, path
 from accounts import views as accounts
 from config.api import api
 from core import health
+from core import views as core_views
 from reviews import views
 
 # Django's admin is for superusers only (DESIGN.md): review leads work in the console.
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", include("reviews.urls")),
     path("console/", include("console.urls")),
     path("healthz", health.healthz, name="healthz"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("accounts/login/", accounts.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/tokens/", accounts.tokens, name="tokens"),

@@ -42,9 +42,17 @@ def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
 
 
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
+    """A signed-in user who lacks a role keeps the site's navigation (the page extends
+    base.html, with the context processors); if that cannot render (the database went away
+    meanwhile), the standalone page."""
     if is_api(request):
         return JsonResponse({"detail": "forbidden"}, status=403)
-    return _page(request, "errors/403.html", {}, 403)
+    try:
+        return HttpResponse(
+            loader.render_to_string("errors/403_page.html", {}, request=request), status=403
+        )
+    except DATABASE_ERRORS:
+        return _page(request, "errors/403.html", {}, 403)
 
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:

@@ -17,7 +17,7 @@ from accounts.services import token_create, token_revoke
 from config.api import api
 from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
 
-PUBLIC = {"login", "logout", "healthz"}
+PUBLIC = {"login", "logout", "healthz", "favicon"}
 ANY_USER = {"home", "tokens", "token-revoke"}
 PERSONAS = {
     "anonymous": None,
