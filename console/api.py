@@ -20,7 +20,7 @@ MAX_OFFSET = 2**31 - 1  # PostgreSQL takes a bigint OFFSET; past this there is n
 
 class ItemsQuery(Schema):
     status: ReviewItem.Status | None = None
-    agent: str | None = None
+    agent: str | None = Field(None, description="the agent's slug, e.g. support-bot")
     assigned_to: str | None = None
     domain: str | None = None
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
@@ -38,13 +38,15 @@ class AssignIn(Schema):
     summary="Browse review items",
 )
 def list_items(request: HttpRequest, filters: Query[ItemsQuery]):
-    """Review items by status, agent, assignee and domain (default: open items), in queue
-    order. Paginated with `limit` (at most 500) and `offset`; `count` is capped at 10,000."""
+    """Review items by status, agent (its slug), assignee and domain (default: open items), in
+    queue order. Paginated with `limit` (at most 500) and `offset`; `count` is capped at 10,000."""
     agent_id = None
     if filters.agent:
         agent_id = Agent.objects.filter(slug=filters.agent).values_list("pk", flat=True).first()
         if agent_id is None:
-            return Status(400, {"detail": f"unknown agent {filters.agent!r}"})
+            # A filter that names nothing is refused: dropping it would list every agent.
+            detail = f"unknown agent {filters.agent!r}"
+            return Status(400, {"detail": detail, "errors": {"agent": detail}})
     qs = selectors.queue_browse(
         selectors.QueueFilter(
             agent_id=agent_id,

@@ -4,6 +4,7 @@ import json
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import ReviewerProfile
 from agents.models import Agent
@@ -56,16 +57,22 @@ class QueueFilterForm(forms.Form):
 
     def __init__(self, *args, agents: list[Agent], **kwargs):
         super().__init__(*args, **kwargs)
-        self.agents = {str(a.pk): a for a in agents}
-        self.fields["agent"].choices = [("", "All agents"), *((str(a.pk), a.slug) for a in agents)]
+        # Agents are named by slug, as in every other URL and the admin API.
+        self.agents = {a.slug: a for a in agents}
+        self.fields["agent"].choices = [("", "All agents"), *((a.slug, a.slug) for a in agents)]
         self.fields["assigned"].choices = [*ASSIGNED_CHOICES, *reviewer_choices()]
 
-    def queue_filter(self) -> QueueFilter:
-        if not self.is_valid():
+    def queue_filter(self) -> QueueFilter | None:
+        """The filter to browse with: the default (open items) when no filter was sent, and
+        None when a filter is invalid. An invalid filter must never widen the selection, so
+        the caller lists and acts on nothing (`selectors.queue_browse(None)` is empty)."""
+        if not self.is_bound:
             return QueueFilter()
+        if not self.is_valid():
+            return None
         data = self.cleaned_data
         return QueueFilter(
-            agent_id=int(data["agent"]) if data["agent"] else None,
+            agent_id=self.agents[data["agent"]].pk if data["agent"] else None,
             domain=data["domain"] or "",
             reason=data["reason"] or "",
             status=data["status"] or "",
@@ -76,6 +83,15 @@ class QueueFilterForm(forms.Form):
             assigned=data["assigned"] or "",
             sort=data["sort"] or "priority",
         )
+
+    def error_list(self, *, by_name: bool = False) -> list[str]:
+        """`Label: message` (`name: message` with `by_name`) for every invalid filter."""
+        lines = []
+        for name, errors in self.errors.items():
+            field = self.fields.get(name)
+            title = name if by_name or field is None else field.label or name.capitalize()
+            lines.append(f"{title}: {' '.join(errors)}")
+        return lines
 
 
 class BulkActionForm(forms.Form):
@@ -94,9 +110,41 @@ class BulkActionForm(forms.Form):
     reviewer = forms.ChoiceField(required=False)
     priority = forms.IntegerField(required=False, min_value=-100, max_value=100)
 
+    # The confirmation step (more than CONFIRM_ABOVE items): `selection` is the token the
+    # confirmation form carries, `confirm=yes` its button.
+    confirm = forms.ChoiceField(required=False, choices=[("", "—"), ("yes", "yes")])
+    selection = forms.CharField(required=False, max_length=64)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["reviewer"].choices = [("", "—"), *reviewer_choices()]
+
+    def describe(self) -> str:
+        """What the action does, in words, e.g. "Assign to reviewer rita"."""
+        data = self.cleaned_data
+        label = dict(self.ACTIONS)[data["action"]]
+        if data["action"] == "assign":
+            return f"{label} {data['reviewer']}"
+        if data["action"] == "priority":
+            return f"Set priority {data['priority']}"
+        return label
+
+    def selection_token(self, *, ids: list[int], user_id: int) -> str:
+        """A keyed hash of the action and the exact items it would change (sorted ids): the
+        confirmation form carries it, and the action runs only if the selection it finds on
+        the second POST hashes to the same value."""
+        data = self.cleaned_data
+        reviewer = data["reviewer"] if data["action"] == "assign" else ""
+        priority = data["priority"] if data["action"] == "priority" else ""
+        payload = "|".join(
+            (str(user_id), data["action"], reviewer, str(priority), ",".join(map(str, ids)))
+        )
+        return salted_hmac("console.bulk.selection", payload, algorithm="sha256").hexdigest()
+
+    def confirmed(self, token: str) -> bool:
+        return self.cleaned_data["confirm"] == "yes" and constant_time_compare(
+            self.cleaned_data["selection"], token
+        )
 
     def clean_ids(self) -> list[int]:
         raw = (

@@ -41,9 +41,12 @@ SORTS = {
 }
 
 
-def queue_browse(f: QueueFilter) -> QuerySet[ReviewItem]:
+def queue_browse(f: QueueFilter | None) -> QuerySet[ReviewItem]:
     """Review items matching the admin's filters, in the chosen order, with what a row of
-    the browser shows joined in (one query per page)."""
+    the browser shows joined in (one query per page). `None` (filters that could not be
+    read) matches nothing: dropping a bad filter would widen the selection."""
+    if f is None:
+        return ReviewItem.objects.none()
     qs = ReviewItem.objects.select_related("agent", "assigned_to", "claimed_by").only(
         "pk",
         "status",
@@ -85,6 +88,13 @@ def queue_browse(f: QueueFilter) -> QuerySet[ReviewItem]:
     elif f.assigned:
         qs = qs.filter(assigned_to__username=f.assigned)
     return qs.order_by(*SORTS.get(f.sort, SORTS["priority"]))
+
+
+def bulk_selection(*, ids: list[int] | None, f: QueueFilter | None) -> list[int]:
+    """The sorted ids of the items a bulk action would act on: the given `ids` that exist,
+    or (when `ids` is None) every item matching the filter `f`."""
+    qs = ReviewItem.objects.filter(pk__in=ids) if ids is not None else queue_browse(f)
+    return sorted(qs.order_by().values_list("pk", flat=True))
 
 
 def capped_count(qs: QuerySet, cap: int = COUNT_CAP) -> tuple[int, bool]:

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import ReviewerProfile, Role
 from accounts.permissions import role_required
@@ -24,12 +25,14 @@ from console.forms import (
     QueueFilterForm,
     ReviewerProfileForm,
 )
+from console.templatetags.console_tags import compact_json
 from core.spreadsheet import csv_lines
 from kpis import selectors as kpi_selectors
 from reviews import services as review_services
 from reviews.models import ReviewItem
 
 PAGE_SIZE = 50
+CONFIRM_ABOVE = 10  # bulk actions on more items than this are confirmed once
 
 
 class CappedPaginator(Paginator):
@@ -64,6 +67,7 @@ def browser(request):
         "page": page,
         "paginator": paginator,
         "bulk": BulkActionForm(),
+        "filter_errors": form.error_list() if form.is_bound else [],
         # No backlog strip here: it aggregates every open item (the workload page has it).
         "alerts": kpi_selectors.alerts_for(None),  # the admin's home shows the KPI alerts
     }
@@ -74,7 +78,13 @@ def browser(request):
 @role_required(Role.ADMIN)
 @require_POST
 def bulk(request):
-    """Applies a bulk action to the selected items or to everything matching the filters."""
+    """Applies a bulk action to the selected items or to everything matching the filters.
+
+    Over CONFIRM_ABOVE items, the first POST answers with a confirmation form carrying the
+    count and a token of the exact selection; the action runs only when a POST with
+    `confirm=yes` brings a token that matches the selection found then (so it never acts on
+    items other than those confirmed). Filters that cannot be read change nothing.
+    """
     form = BulkActionForm(request.POST)
     filters = QueueFilterForm(request.POST, agents=_agents())
     back = redirect_back(request)
@@ -85,12 +95,19 @@ def bulk(request):
             )
         return back
     data = form.cleaned_data
-    if data["scope"] == "matching":
-        items = ReviewItem.objects.filter(
-            pk__in=selectors.queue_browse(filters.queue_filter()).values("pk")
-        )
-    else:
-        items = ReviewItem.objects.filter(pk__in=data["ids"])
+    queue_filter = filters.queue_filter()
+    if data["scope"] == "matching" and queue_filter is None:
+        errors = "; ".join(filters.error_list(by_name=True))
+        messages.error(request, f"The filters are invalid ({errors}), so nothing was changed.")
+        return back
+    ids = selectors.bulk_selection(
+        ids=data["ids"] if data["scope"] == "selected" else None, f=queue_filter
+    )
+    token = form.selection_token(ids=ids, user_id=request.user.pk)
+    if len(ids) > CONFIRM_ABOVE and not form.confirmed(token):
+        return _bulk_confirm(request, form=form, count=len(ids), token=token)
+    # The ids just checked, not the filters again: what was confirmed is what changes.
+    items = ReviewItem.objects.filter(pk__in=ids)
     action = data["action"]
     try:
         if action == "assign":
@@ -120,7 +137,32 @@ def bulk(request):
         messages.error(request, str(exc))
         return back
     messages.success(request, result.message(verb))
+    if request.htmx:
+        return HttpResponseClientRedirect(back["Location"])
     return back
+
+
+def _bulk_confirm(request, *, form: BulkActionForm, count: int, token: str):
+    """The confirmation step: the same POST again (every field but the token and the
+    button), the count, and the token of the selection it was counted on."""
+    carried = [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", "confirm", "selection")
+        for value in values
+    ]
+    context = {
+        "what": form.describe(),
+        "count": count,
+        "token": token,
+        "carried": carried,
+        # A confirmation that came back with another token: the items (or the action)
+        # changed since the lead saw the count.
+        "stale": form.cleaned_data["confirm"] == "yes",
+        "back": redirect_back(request)["Location"],
+    }
+    template = "console/bulk_confirm.html#confirm" if request.htmx else "console/bulk_confirm.html"
+    return render(request, template, context)
 
 
 def redirect_back(request):
@@ -220,8 +262,8 @@ def audit(request):
                 e.action,
                 e.target_type,
                 e.target_id,
-                e.before,
-                e.after,
+                compact_json(e.before),
+                compact_json(e.after),
             )
             for e in events.iterator(chunk_size=2000)
         )

@@ -63,3 +63,9 @@ def test_it_answers_404_and_400_on_assign(api_client, lead, queue):
     assert ghost.status_code == 400
     assert ghost.json()["detail"] == "no active user 'ghost'"
     assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+
+
+def test_it_names_the_agent_field_when_the_agent_is_unknown(api_client, lead, queue):
+    response = api_client(lead).get(f"/api/v1/items?agent={queue[0].agent_id}")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"agent": f"unknown agent '{queue[0].agent_id}'"}

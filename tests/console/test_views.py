@@ -1,5 +1,9 @@
 """The admin console pages: roles, filters, bulk actions, pools, policies, audit CSV."""
 
+import csv
+import io
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -264,3 +268,186 @@ def test_it_refuses_to_adjudicate_an_item_twice(admin_client, dispute):
     assert response.status_code == 409
     assert b"not awaiting adjudication" in response.content
     assert Review.objects.filter(is_adjudication=True).count() == 1
+
+
+# --- filters never widen a selection (issue 17) ----------------------------------------------
+
+
+def test_it_filters_the_browser_by_agent_slug(admin_client, queued):
+    queued(3)
+    legal = queued(2, domain="legal")
+    response = admin_client.get("/console/?agent=legal-bot")
+    assert [i.pk for i in response.context["page"].object_list] == [i.pk for i in legal]
+    assert '<option value="legal-bot" selected>legal-bot</option>' in response.content.decode()
+
+
+def test_it_lists_nothing_when_a_filter_is_invalid(admin_client, queued):
+    queued(3)
+    queued(2, domain="legal")
+    response = admin_client.get("/console/?agent=nope&domain=legal")
+    html = response.content.decode()
+    assert response.context["paginator"].count == 0
+    assert list(response.context["page"].object_list) == []
+    assert "These filters are invalid, so nothing is listed" in html
+    assert "Agent: Select a valid choice. nope is not one of the available choices." in html
+    assert 'id="item-' not in html
+
+
+def test_it_shows_the_filter_errors_in_the_htmx_fragment(admin_client, queued):
+    queued(3)
+    response = admin_client.get(
+        "/console/?min_confidence=2&domain=support", headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert "<html" not in html and 'id="results"' in html
+    assert "These filters are invalid, so nothing is listed" in html
+    assert "Confidence ≥: Ensure this value is less than or equal to 1." in html
+    assert 'id="item-' not in html
+
+
+def test_it_refuses_a_bulk_action_on_all_matching_invalid_filters(admin_client, reviewer, queued):
+    queued(3)
+    response = admin_client.post(
+        "/console/bulk",
+        {"action": "assign", "scope": "matching", "reviewer": "rita", "agent": "3"},
+        follow=True,
+    )
+    assert "The filters are invalid (agent: Select a valid choice." in response.content.decode()
+    assert "nothing was changed" in response.content.decode()
+    assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+    assert not AuditEvent.objects.filter(action="item.assigned").exists()
+
+
+def test_it_assigns_all_matching_items_of_an_agent_given_by_slug(admin_client, reviewer, queued):
+    support = queued(3)
+    reviewer.reviewer_profile.domains = ["support", "legal"]
+    reviewer.reviewer_profile.save()
+    queued(2, domain="legal")
+    response = admin_client.post(
+        "/console/bulk",
+        {"action": "assign", "scope": "matching", "reviewer": "rita", "agent": "support-bot"},
+    )
+    assert response["Location"] == "/console/?agent=support-bot"
+    assigned = ReviewItem.objects.filter(assigned_to=reviewer).values_list("pk", flat=True)
+    assert sorted(assigned) == [i.pk for i in support]
+
+
+# --- bulk actions over ten items are confirmed once -----------------------------------------
+
+
+def _confirm_form(html: str) -> dict[str, list[str]]:
+    """The hidden fields of the confirmation form, as the browser would send them back."""
+    fields: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html):
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+def test_it_asks_once_before_a_bulk_action_on_more_than_ten_items(admin_client, reviewer, queued):
+    items = queued(11)
+    post = {"action": "assign", "scope": "matching", "reviewer": "rita", "domain": "support"}
+    response = admin_client.post("/console/bulk", post)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Assign to reviewer rita: 11 items. Go ahead?" in html
+    assert '<button type="submit" name="confirm" value="yes"' in html
+    assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+
+    fields = _confirm_form(html)
+    assert fields["domain"] == ["support"] and fields["scope"] == ["matching"]
+    assert len(fields["selection"][0]) == 64
+    response = admin_client.post("/console/bulk", {**fields, "confirm": "yes"})
+    assert response["Location"] == "/console/?domain=support"
+    assigned = ReviewItem.objects.filter(assigned_to=reviewer).values_list("pk", flat=True)
+    assert sorted(assigned) == sorted(i.pk for i in items)
+    assert AuditEvent.objects.filter(action="item.assigned").count() == 11
+
+
+def test_it_does_not_act_on_a_selection_other_than_the_confirmed_one(
+    admin_client, reviewer, queued
+):
+    queued(11)
+    post = {"action": "assign", "scope": "matching", "reviewer": "rita", "domain": "support"}
+    fields = _confirm_form(admin_client.post("/console/bulk", post).content.decode())
+    ReviewItemFactory(interaction__agent=Agent.objects.get(slug="support-bot"))  # arrives
+    response = admin_client.post("/console/bulk", {**fields, "confirm": "yes"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "The selection changed since you confirmed it" in html
+    assert "Assign to reviewer rita: 12 items. Go ahead?" in html
+    assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+
+
+def test_it_does_not_act_when_the_confirmed_action_was_changed(admin_client, reviewer, queued):
+    queued(11)
+    post = {"action": "assign", "scope": "matching", "reviewer": "rita", "domain": "support"}
+    fields = _confirm_form(admin_client.post("/console/bulk", post).content.decode())
+    response = admin_client.post(
+        "/console/bulk", {**fields, "action": "unassign", "confirm": "yes"}
+    )
+    assert "Unassign: 11 items. Go ahead?" in response.content.decode()
+    assert not AuditEvent.objects.exists()
+
+
+def test_it_does_not_act_on_a_confirmation_without_its_token(admin_client, reviewer, queued):
+    queued(11)
+    post = {"action": "assign", "scope": "matching", "reviewer": "rita", "confirm": "yes"}
+    response = admin_client.post("/console/bulk", {**post, "selection": "0" * 64})
+    assert "Assign to reviewer rita: 11 items. Go ahead?" in response.content.decode()
+    assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+
+
+def test_it_asks_to_confirm_selected_items_too(admin_client, queued):
+    items = queued(12)
+    post = {"action": "priority", "priority": 5, "scope": "selected", "ids": [i.pk for i in items]}
+    html = admin_client.post("/console/bulk", post).content.decode()
+    assert "Set priority 5: 12 items. Go ahead?" in html
+    assert _confirm_form(html)["ids"] == [str(i.pk) for i in items]
+    assert not ReviewItem.objects.filter(priority=5).exists()
+
+
+def test_it_renders_the_confirmation_fragment_for_htmx(admin_client, queued):
+    queued(11)
+    response = admin_client.post(
+        "/console/bulk",
+        {"action": "unassign", "scope": "matching"},
+        headers={"HX-Request": "true"},
+    )
+    html = response.content.decode()
+    assert "<html" not in html and 'id="bulk-confirm"' in html
+    assert "Unassign: 11 items. Go ahead?" in html
+
+
+# --- audit log before / after as JSON -------------------------------------------------------
+
+
+def test_it_shows_audit_before_and_after_as_json(admin_client, lead):
+    AuditEventFactory(actor=lead, before={"b": None, "a": "x<y"}, after={"ok": True, "n": [1]})
+    html = admin_client.get("/console/audit/").content.decode()
+    before = "{&quot;a&quot;:&quot;x&lt;y&quot;,&quot;b&quot;:null}"
+    assert f'<code class="json">{before}</code>' in html
+    assert '<code class="json">{&quot;n&quot;:[1],&quot;ok&quot;:true}</code>' in html
+    assert "None" not in html and "True" not in html
+
+
+def test_it_writes_audit_before_and_after_as_json_in_the_csv(admin_client, lead):
+    AuditEventFactory(actor=lead, before={"b": None, "a": "é"}, after={"ok": True})
+    AuditEventFactory(actor=lead, before=-1, after="=cmd")
+    response = admin_client.get("/console/audit/?format=csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r[5:] for r in rows[1:]] == [
+        ["'-1", '"=cmd"'],
+        ['{"a":"é","b":null}', '{"ok":true}'],
+    ]
+
+
+def test_it_sends_htmx_back_to_the_browser_after_a_bulk_action(admin_client, reviewer, queued):
+    items = queued(2)
+    response = admin_client.post(
+        "/console/bulk",
+        {"action": "assign", "scope": "matching", "reviewer": "rita", "domain": "support"},
+        headers={"HX-Request": "true"},
+    )
+    assert response["HX-Redirect"] == "/console/?domain=support"
+    assigned = ReviewItem.objects.filter(assigned_to=reviewer).values_list("pk", flat=True)
+    assert sorted(assigned) == [i.pk for i in items]

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from agents.models import Agent
 from console import services as assignment
 from ingest.services import interactions_ingest
 from reviews import services
@@ -95,9 +94,8 @@ def test_it_assigns_all_items_matching_the_filters_to_a_reviewer(page, login, le
     login("lee", next_url="/console/")
     expect(page.locator("#results .bulk-bar")).to_contain_text("60 items")
 
-    agent = Agent.objects.get(slug="billing-bot")
     page.locator("#id_agent").select_option(label="billing-bot")
-    page.wait_for_url(re.compile(rf"agent={agent.pk}"))
+    page.wait_for_url(re.compile(r"agent=billing-bot"))
     filter_by_domain(page, "billing")
     expect(page.locator("#results .bulk-bar")).to_contain_text("50 items")
 
@@ -105,6 +103,13 @@ def test_it_assigns_all_items_matching_the_filters_to_a_reviewer(page, login, le
     page.locator("#bulk-reviewer").select_option("rita")
     page.locator("#bulk-scope").select_option(label="All 50 matching")
     page.get_by_role("button", name="Apply").click()
+
+    # More than ten items: the count is confirmed once before anything changes.
+    expect(page.locator("#bulk-confirm")).to_contain_text(
+        "Assign to reviewer rita: 50 items. Go ahead?"
+    )
+    assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+    page.get_by_role("button", name="Yes, change 50 items").click()
 
     expect(page.get_by_role("status")).to_have_text("Assigned to rita: 50 items.")
     assert sorted(
