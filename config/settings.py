@@ -269,6 +269,10 @@ CELERY_BEAT_SCHEDULE["retraining.sweep-batches"] = {
     "task": "retraining.tasks.sweep_batches",
     "schedule": float(EXPORT_SWEEP_SECONDS),
 }
+# Per-user limits on batches queued or building at once (issue 17): how many, and how many
+# rows in all (estimated at request; one batch alone may be larger). Over them: 429.
+EXPORT_MAX_ACTIVE_PER_USER = env_int("EXPORT_MAX_ACTIVE_PER_USER", 3)
+EXPORT_MAX_ACTIVE_ROWS_PER_USER = env_int("EXPORT_MAX_ACTIVE_ROWS_PER_USER", 5_000_000)
 
 # --- KPIs -----------------------------------------------------------------------------------
 # The periodic recompute of the days touched since the last run (Celery beat), in seconds.

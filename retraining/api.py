@@ -38,8 +38,16 @@ class ExportIn(Schema):
 
 
 class ExportCreated(Schema):
-    id: int
-    status: str
+    id: int = Field(description="The batch: the new one, or the identical one that exists.")
+    status: str = Field(description="queued for a new batch; the existing batch's status.")
+    already_existed: bool = Field(
+        description=(
+            "true (status 200): an identical batch (same agent, dataset, format, filters, "
+            "and no new matching rows since it was requested) is already queued, building "
+            "or ready; it is answered instead of building the same file again. "
+            "false (status 202): a new batch was queued."
+        )
+    )
 
 
 class ExportOut(Schema):
@@ -114,12 +122,28 @@ NOT_FOUND = {"detail": "no such batch"}
 @router.post(
     "/exports",
     auth=export_auth,
-    response={202: ExportCreated, **error_responses(400, 401, 403, 413)},
+    response={200: ExportCreated, 202: ExportCreated, **error_responses(400, 401, 403, 413, 429)},
     summary="Request a retraining batch (built in the background)",
+    openapi_extra={
+        "responses": {
+            200: {"description": "An identical batch exists: its id, `already_existed` true."},
+            202: {"description": "A new batch is queued: its id, `already_existed` false."},
+            400: {
+                "description": "Invalid filters (one message per field), or nothing to "
+                "export (`errors.selection`: no row matches)."
+            },
+            429: {
+                "description": "The caller already has EXPORT_MAX_ACTIVE_PER_USER batches, "
+                "or EXPORT_MAX_ACTIVE_ROWS_PER_USER rows, queued or building."
+            },
+        }
+    },
 )
 def post_export(request: HttpRequest, body: ExportIn):
     """Queues a batch and answers at once with its id; follow it with `GET /exports/{id}`
-    until `status` is `ready` (or `failed`, with `failure_reason`)."""
+    until `status` is `ready` (or `failed`, with `failure_reason`). The page's checks apply:
+    the same field limits, no empty selection, an identical batch is answered instead of
+    built again, and per-user limits on batches queued or building."""
     agent = selectors.agent_by_slug(body.agent)
     if agent is None:
         return Status(400, {"detail": "invalid request", "errors": {"agent": "unknown agent"}})
@@ -131,10 +155,17 @@ def post_export(request: HttpRequest, body: ExportIn):
             filters=body.filters,
             new_only=body.new_only,
             actor=request.user,
+            refuse_empty=True,
+            reuse_existing=True,
         )
     except services.InvalidRequest as exc:
         return Status(400, {"detail": "invalid request", "errors": exc.errors})
-    return Status(202, {"id": batch.pk, "status": batch.status})
+    except services.BatchExists as exc:
+        existing = exc.batch
+        return Status(200, {"id": existing.pk, "status": existing.status, "already_existed": True})
+    except services.TooManyActive as exc:
+        return Status(429, {"detail": str(exc)})
+    return Status(202, {"id": batch.pk, "status": batch.status, "already_existed": False})
 
 
 @router.get(

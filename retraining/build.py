@@ -31,7 +31,7 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from retraining import formats, selectors
-from retraining.errors import LeaseLost
+from retraining.errors import LeaseLost, NothingToExport
 from retraining.models import BatchPair, ExportBatch
 
 logger = logging.getLogger(__name__)
@@ -259,6 +259,15 @@ def _write(batch: ExportBatch, heartbeat: Heartbeat) -> Built:
             agent_id=batch.agent_id, filters=batch.filters, cutoff_id=batch.cutoff_id
         ).count()
         chunks = selectors.feedback_chunks(batch, writer_class.fields, chunk_size)
+    if not total:
+        # A 0-row file would be "ready" and look like a batch; it fails with the reason
+        # instead (the request already refuses a selection known to be empty, but the rows
+        # can be gone by now: "only new pairs" taken by another batch first).
+        what = "training pairs" if pairs else "feedback events"
+        held = " (only pairs in no earlier batch)" if batch.filters.get("new_only") else ""
+        raise NothingToExport(
+            f"Nothing to export: no {what} matched this batch's filters{held} when it was built."
+        )
     heartbeat.total = total
 
     threshold = split_threshold(batch.validation_share)

@@ -17,3 +17,20 @@ class InvalidRequest(ExportError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+
+class BatchExists(ExportError):
+    """An identical batch (same request, same rows) is already ready, queued or building:
+    `batch` is offered instead of building the same file again."""
+
+    def __init__(self, batch) -> None:
+        super().__init__(f"An identical batch (#{batch.pk}, {batch.status}) already exists.")
+        self.batch = batch
+
+
+class TooManyActive(ExportError):
+    """The requester already has as many batches (or rows) queued or building as allowed."""
+
+
+class NothingToExport(ExportError):
+    """A build found no rows: it fails with this reason instead of a 0-row `ready` batch."""

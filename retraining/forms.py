@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 
 from agents.models import Agent, FeedbackEvent
+from retraining import services
 from retraining.models import ExportBatch, TrainingPair
 from reviews.models import ErrorCategory
 
@@ -54,18 +55,22 @@ class BuildForm(_AgentForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every pair, with or without a category.",
     )
+    # Lengths and ranges are checked by `services.filters_clean`, as for the API; the
+    # widgets only carry the same limits as hints for the browser.
     agent_versions = forms.CharField(
-        required=False, help_text="Comma-separated; empty: every version.", max_length=2000
+        required=False, help_text="Comma-separated; empty: every version."
     )
     min_reviews = forms.IntegerField(
-        min_value=1, max_value=10, initial=1, required=False, label="Minimum number of reviews"
+        initial=1,
+        required=False,
+        label="Minimum number of reviews",
+        widget=forms.NumberInput(attrs={"min": 1, "max": services.MIN_REVIEWS_MAX}),
     )
     new_only = forms.BooleanField(required=False, label="Only new pairs (in no earlier batch)")
     system_prompt = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": services.SYSTEM_PROMPT_MAX_CHARS}),
         help_text="openai format only: opens every conversation.",
-        max_length=20_000,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -87,7 +92,7 @@ class BuildForm(_AgentForm):
                 None if slug == NO_CATEGORY else slug for slug in data["error_categories"]
             ],
             "agent_versions": [v for v in data["agent_versions"].split(",") if v.strip()],
-            "min_reviews": data.get("min_reviews") or 1,
+            "min_reviews": data.get("min_reviews"),  # None: 1
         }
         if data["system_prompt"]:
             filters["system_prompt"] = data["system_prompt"]

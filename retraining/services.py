@@ -15,6 +15,7 @@ itself (selection, streaming, writers, storage) is in retraining/build.py.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, FeedbackEvent
@@ -30,14 +31,30 @@ from core.audit import audit_record
 from core.outbox import outbox_enqueue
 from core.transitions import StateMachine, transition
 from retraining import build, selectors
-from retraining.errors import Conflict, ExportError, InvalidRequest, LeaseLost
+from retraining.errors import (
+    BatchExists,
+    Conflict,
+    ExportError,
+    InvalidRequest,
+    LeaseLost,
+    NothingToExport,
+    TooManyActive,
+)
 from retraining.models import BatchPair, ExportBatch, TrainingPair
 from reviews.models import ErrorCategory
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-__all__ = ["Conflict", "ExportError", "InvalidRequest", "LeaseLost"]
+__all__ = [
+    "BatchExists",
+    "Conflict",
+    "ExportError",
+    "InvalidRequest",
+    "LeaseLost",
+    "NothingToExport",
+    "TooManyActive",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +92,18 @@ FILTER_KEYS: dict[str, set[str]] = {
     Dataset.FEEDBACK: {"date_from", "date_to", "kinds"},
 }
 DEFAULT_FEEDBACK_KINDS = [FeedbackEvent.Kind.CLICKED, FeedbackEvent.Kind.SKIPPED]
+# The limits of a request, the same for the page (its form fields use them) and the API.
+SYSTEM_PROMPT_MAX_CHARS = 20_000
+LIST_MAX_ITEMS = 100  # values in one list filter (versions, categories, sources, kinds)
+VERSION_MAX_CHARS = 100  # TrainingPair.agent_version's length
+MIN_REVIEWS_MAX = 10
+EARLIEST_DAY = date(2000, 1, 1)
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Advisory-lock namespaces (PostgreSQL) serialising requests per agent (the identical-batch
+# check) and per user (the limits); build.py's selection lock uses 61_006.
+_REQUEST_AGENT_LOCK = 61_007
+_REQUEST_USER_LOCK = 61_008
+ACTIVE = (Status.QUEUED, Status.BUILDING)
 
 
 # --- the state machine -------------------------------------------------------------------------
@@ -107,22 +136,53 @@ def _transition(
 # --- requesting --------------------------------------------------------------------------------
 
 
+def _latest_day() -> date:
+    """Today where it is latest on earth (UTC+14): a day a user east of UTC already lives in
+    is not refused as "in the future", and nothing later can hold any decision yet."""
+    return (timezone.now() + timedelta(hours=14)).date()
+
+
 def _day(value: Any, key: str, errors: dict[str, str]) -> str | None:
     if value in (None, ""):
         return None
-    try:
-        return (value if isinstance(value, date) else date.fromisoformat(str(value))).isoformat()
-    except ValueError:
+    if isinstance(value, date):
+        day = value
+    elif isinstance(value, str) and _ISO_DAY.fullmatch(value):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            day = None
+    else:
+        day = None  # fromisoformat() alone would take "20261120" and "2026-W47-1" too
+    if day is None:
         errors[key] = "must be a date, YYYY-MM-DD"
-        return None
+    elif day < EARLIEST_DAY:
+        errors[key] = f"must be {EARLIEST_DAY.isoformat()} or later"
+    elif day > _latest_day():
+        # Far-future days also overflow the day arithmetic of the selection (9999-12-31).
+        errors[key] = "must not be in the future"
+    else:
+        return day.isoformat()
+    return None
+
+
+def _strings(value: Any, key: str, errors: dict[str, str], *, nulls: bool = False) -> list:
+    """A bounded list of strings (and None where `nulls`), or [] with an error."""
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) or (nulls and v is None) for v in value
+    ):
+        errors[key] = "must be a list of strings"
+        return []
+    if len(value) > LIST_MAX_ITEMS:
+        errors[key] = f"must hold at most {LIST_MAX_ITEMS} values"
+        return []
+    return value
 
 
 def _choices(value: Any, allowed: list[str], key: str, errors: dict[str, str]) -> list[str]:
-    if value in (None, ""):
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        errors[key] = "must be a list of strings"
-        return []
+    value = _strings(value, key, errors)
     unknown = sorted(set(value) - set(allowed))
     if unknown:
         errors[key] = f"unknown value(s) {', '.join(unknown)}; choose from {', '.join(allowed)}"
@@ -167,32 +227,37 @@ def filters_clean(
                 errors["sources"] = "preference batches hold corrections only"
             sources = [TrainingPair.Source.CORRECT]
         clean["sources"] = sources or sorted(TrainingPair.Source.values)
-        categories = filters.get("error_categories") or []
-        if not isinstance(categories, list) or not all(
-            c is None or isinstance(c, str) for c in categories
-        ):
-            errors["error_categories"] = "must be a list of category slugs (null: no category)"
-            categories = []
+        categories = _strings(
+            filters.get("error_categories"), "error_categories", errors, nulls=True
+        )
         known = set(ErrorCategory.objects.values_list("slug", flat=True))
         missing = sorted({c for c in categories if c} - known)
         if missing:
             errors["error_categories"] = f"unknown categories {', '.join(missing)}"
         clean["error_categories"] = sorted(set(categories), key=lambda c: (c is None, c or ""))
-        versions = filters.get("agent_versions") or []
-        if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
-            errors["agent_versions"] = "must be a list of strings"
-            versions = []
+        versions = _strings(filters.get("agent_versions"), "agent_versions", errors)
+        if any(len(v.strip()) > VERSION_MAX_CHARS for v in versions):
+            errors["agent_versions"] = f"each must be at most {VERSION_MAX_CHARS} characters"
         clean["agent_versions"] = sorted({v.strip() for v in versions if v.strip()})
         min_reviews = filters.get("min_reviews")
         min_reviews = 1 if min_reviews in (None, "") else min_reviews
-        if isinstance(min_reviews, bool) or not isinstance(min_reviews, int) or min_reviews < 1:
-            errors["min_reviews"] = "must be a whole number, 1 or more"
+        if (
+            isinstance(min_reviews, bool)
+            or not isinstance(min_reviews, int)
+            or not 1 <= min_reviews <= MIN_REVIEWS_MAX
+        ):
+            errors["min_reviews"] = f"must be a whole number from 1 to {MIN_REVIEWS_MAX}"
             min_reviews = 1
         clean["min_reviews"] = min_reviews
-        clean["new_only"] = bool(new_only or filters.get("new_only"))
+        flag = filters.get("new_only")
+        if flag is not None and not isinstance(flag, bool):
+            errors["new_only"] = "must be true or false"
+        clean["new_only"] = bool(new_only or flag)
         prompt = filters.get("system_prompt") or ""
         if not isinstance(prompt, str):
             errors["system_prompt"] = "must be a string"
+        elif len(prompt.replace("\r\n", "\n")) > SYSTEM_PROMPT_MAX_CHARS:
+            errors["system_prompt"] = f"must be at most {SYSTEM_PROMPT_MAX_CHARS} characters"
         elif prompt and format != Format.OPENAI:
             errors["system_prompt"] = "applies to the openai format only"
         else:
@@ -212,13 +277,44 @@ def batch_request(
     filters: dict[str, Any] | None = None,
     new_only: bool = False,
     enqueue: bool = True,
+    refuse_empty: bool = False,
+    reuse_existing: bool = False,
 ) -> ExportBatch:
     """Records a batch request (status `queued`) and enqueues its build once the
     transaction commits. Fixes the data cutoff (the highest pair / event id now) and the
-    validation share, so the batch means the same thing whenever it is built. Raises
-    InvalidRequest."""
+    validation share, so the batch means the same thing whenever it is built, and records
+    the size of the selection then (`counts.estimated_rows`).
+
+    The page, the API and the command ask for `refuse_empty` (a selection with no rows is
+    refused: InvalidRequest with a `selection` error); the page and the API also for
+    `reuse_existing` (BatchExists carrying an identical batch that is queued, building or
+    ready). A requesting user's queued and building batches are limited in number
+    (EXPORT_MAX_ACTIVE_PER_USER) and rows (EXPORT_MAX_ACTIVE_ROWS_PER_USER): TooManyActive.
+    On PostgreSQL the checks hold advisory locks (the user's, then the agent's) until the
+    transaction ends, so two requests at once cannot both pass them.
+    Raises InvalidRequest, BatchExists, TooManyActive."""
     clean = filters_clean(dataset=dataset, format=format, filters=filters, new_only=new_only)
-    cutoff = selectors.feedback_cutoff() if dataset == Dataset.FEEDBACK else selectors.pair_cutoff()
+    if actor is not None:
+        _advisory_lock(_REQUEST_USER_LOCK, actor.pk)
+    _advisory_lock(_REQUEST_AGENT_LOCK, agent.pk)
+    feedback = dataset == Dataset.FEEDBACK
+    cutoff = selectors.feedback_cutoff() if feedback else selectors.pair_cutoff()
+    selection = _selection(agent=agent, dataset=dataset, filters=clean, cutoff_id=cutoff)
+    if reuse_existing:
+        existing = _identical_batch(
+            agent=agent, dataset=dataset, format=format, filters=clean, cutoff_id=cutoff
+        )
+        if existing is not None:
+            raise BatchExists(existing)
+    estimated = selection.count()
+    if refuse_empty and not estimated:
+        what = "feedback events" if feedback else "training pairs"
+        held = " (every matching pair is already in a batch)" if clean.get("new_only") else ""
+        raise InvalidRequest(
+            {"selection": f"Nothing to export: no {what} match these filters{held}."}
+        )
+    if actor is not None:
+        _check_active_limits(actor=actor, rows=estimated)
     batch = ExportBatch.objects.create(
         agent=agent,
         dataset=dataset,
@@ -226,6 +322,7 @@ def batch_request(
         filters=clean,
         validation_share=settings.EXPORT_VALIDATION_SHARE,
         cutoff_id=cutoff,
+        counts={"estimated_rows": estimated},
         created_by=actor,
         heartbeat_at=timezone.now(),
     )
@@ -241,17 +338,84 @@ def batch_request(
     return batch
 
 
+def _advisory_lock(namespace: int, key: int) -> None:
+    """A transaction-scoped advisory lock (PostgreSQL; SQLite serialises writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key])
+
+
+def _selection(*, agent: Agent, dataset: str, filters: dict[str, Any], cutoff_id: int):
+    if dataset == Dataset.FEEDBACK:
+        return selectors.feedback_matching(agent_id=agent.pk, filters=filters, cutoff_id=cutoff_id)
+    return selectors.pairs_matching(agent_id=agent.pk, filters=filters, cutoff_id=cutoff_id)
+
+
+def _identical_batch(
+    *, agent: Agent, dataset: str, format: str, filters: dict[str, Any], cutoff_id: int
+) -> ExportBatch | None:
+    """The newest queued, building or ready batch asking for the same thing (agent,
+    dataset, format, normalised filters, validation share) whose selection would not change
+    with the current data: no matching row arrived after its own cutoff. A later cutoff
+    alone (rows of other agents) does not make a batch different. A ready "only new pairs"
+    batch holds its pairs, so asking again means "what is new since": never identical."""
+    candidates = ExportBatch.objects.filter(
+        agent=agent,
+        dataset=dataset,
+        format=format,
+        validation_share=settings.EXPORT_VALIDATION_SHARE,
+        status__in=[*ACTIVE, Status.READY],
+    ).order_by("-pk")
+    for batch in candidates:
+        if batch.filters != filters:  # compared in Python: key order and JSON types alike
+            continue
+        if filters.get("new_only") and batch.status == Status.READY:
+            continue
+        later = _selection(agent=agent, dataset=dataset, filters=filters, cutoff_id=cutoff_id)
+        if not later.filter(pk__gt=batch.cutoff_id).exists():
+            return batch
+    return None
+
+
+def _check_active_limits(*, actor: User, rows: int) -> None:
+    """Refuses a request once its user's queued and building batches reach the limits (in
+    number, and in rows as estimated at request time; one batch alone may be larger)."""
+    active = list(
+        ExportBatch.objects.filter(created_by=actor, status__in=ACTIVE).values_list(
+            "counts", flat=True
+        )
+    )
+    limit = settings.EXPORT_MAX_ACTIVE_PER_USER
+    if len(active) >= limit:
+        raise TooManyActive(
+            f"You already have {len(active)} batch{'es' if len(active) != 1 else ''} queued "
+            f"or building (the limit is {limit}): wait for one to finish."
+        )
+    held = sum(int((counts or {}).get("estimated_rows") or 0) for counts in active)
+    max_rows = settings.EXPORT_MAX_ACTIVE_ROWS_PER_USER
+    if active and held + rows > max_rows:
+        raise TooManyActive(
+            f"Your batches queued or building already hold {held} rows; this one would add "
+            f"{rows}, over the limit of {max_rows}: wait for one to finish."
+        )
+
+
 def _enqueue(batch: ExportBatch) -> None:
     outbox_enqueue("retraining.tasks.build_batch", batch.pk)
 
 
 @transaction.atomic
 def batch_retry(*, batch: ExportBatch, actor: User | None) -> ExportBatch:
-    """A failed batch back to `queued`, with a fresh set of attempts, and enqueued again.
-    Raises Conflict when it is not failed."""
+    """A failed batch back to `queued`, with a fresh set of attempts, and enqueued again;
+    it counts against the per-user limits like a new request. Raises Conflict when it is
+    not failed, TooManyActive."""
+    if actor is not None:
+        _advisory_lock(_REQUEST_USER_LOCK, actor.pk)
     batch = ExportBatch.objects.select_for_update().get(pk=batch.pk)
     if batch.status != Status.FAILED:
         raise Conflict("Only a failed batch can be retried.")
+    if actor is not None:
+        _check_active_limits(actor=actor, rows=int(batch.counts.get("estimated_rows") or 0))
     _transition(
         batch,
         Status.QUEUED,
@@ -324,6 +488,9 @@ def batch_build(*, batch_id: int) -> str:
     except LeaseLost:
         logger.warning("batch %s: lease lost, this build stops", batch.pk)
         build.discard(built)
+    except NothingToExport as exc:
+        build.discard(built)
+        _fail(batch, str(exc))
     except TRANSIENT_ERRORS:
         build.discard(built)
         _release(batch)

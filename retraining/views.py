@@ -8,6 +8,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
@@ -63,14 +64,34 @@ def exports(request: HttpRequest) -> HttpResponse:
 @require_POST
 @role_required(*EXPORT_ROLES)
 def build(request: HtmxHttpRequest) -> HttpResponse:
-    """Requests a batch (training pairs or the feedback log); the build runs in a task."""
+    """Requests a batch (training pairs or the feedback log); the build runs in a task.
+    Nothing to export → 400 with the reason; an identical batch exists → it is offered
+    (a message and a redirect to it; htmx: 409, a link in the form); over the per-user
+    limits → 429 with the reason. htmx answers other than 200 replace the form."""
     feedback = request.POST.get("dataset") == ExportBatch.Dataset.FEEDBACK
     form = (FeedbackForm if feedback else BuildForm)(request.POST)
+    status = 400
     if form.is_valid():
         try:
-            batch = services.batch_request(actor=request.user, **form.request())
+            batch = services.batch_request(
+                actor=request.user, refuse_empty=True, reuse_existing=True, **form.request()
+            )
         except services.InvalidRequest as exc:
             form.add_service_errors(exc.errors)
+        except services.BatchExists as exc:
+            existing = exc.batch
+            url = f"{reverse('retraining:exports')}?agent={existing.agent.slug}#batch-{existing.pk}"
+            notice = format_html(
+                '{}: <a href="{}">see batch #{}</a>.', str(exc).removesuffix("."), url, existing.pk
+            )
+            if not request.htmx:
+                messages.info(request, notice)
+                return redirect(url)
+            form.add_error(None, notice)
+            status = 409
+        except services.TooManyActive as exc:
+            form.add_error(None, str(exc))
+            status = 429
         else:
             if request.htmx:
                 context = {"batches": selectors.batches_page(per_page=settings.EXPORT_PAGE_SIZE)}
@@ -79,9 +100,9 @@ def build(request: HtmxHttpRequest) -> HttpResponse:
             return redirect(f"{reverse('retraining:exports')}?agent={batch.agent.slug}")
     name = "feedback_form" if feedback else "build_form"
     if request.htmx:
-        response = render(request, f"{PAGE}#{name}", {name: form}, status=400)
+        response = render(request, f"{PAGE}#{name}", {name: form}, status=status)
         return reswap(retarget(response, f"#{name}"), "outerHTML")
-    return render(request, PAGE, _page_context(request, **{name: form}), status=400)
+    return render(request, PAGE, _page_context(request, **{name: form}), status=status)
 
 
 @require_GET
@@ -106,7 +127,7 @@ def retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     batch = _batch(pk)
     try:
         batch = services.batch_retry(batch=batch, actor=request.user)
-    except services.Conflict as exc:
+    except services.ExportError as exc:  # not failed (Conflict), over the limits
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Batch {batch.pk} is queued again.")

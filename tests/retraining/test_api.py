@@ -38,7 +38,7 @@ def test_it_queues_a_batch_and_answers_its_id_and_status(
 
     assert response.status_code == 202
     batch = ExportBatch.objects.get()
-    assert response.json() == {"id": batch.pk, "status": "queued"}
+    assert response.json() == {"id": batch.pk, "status": "queued", "already_existed": False}
     assert batch.filters["new_only"] is True and batch.created_by == ml
 
 
@@ -139,3 +139,83 @@ def test_it_documents_the_export_endpoints_in_the_openapi_schema(client):
         "/api/v1/exports/{batch_id}",
         "/api/v1/exports/{batch_id}/download",
     } <= set(paths)
+
+
+# --- issue 17: the request guards, as the API answers them -------------------------------------
+
+
+def test_it_answers_400_for_a_date_far_in_the_future(api_client, ml, agent, decide):
+    decide(agent, "Q", "A")
+
+    response = api_client(ml).post(
+        "/api/v1/exports",
+        {"agent": "support-bot", "format": "jsonl", "filters": {"date_to": "9999-12-31"}},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"date_to": "must not be in the future"}
+    assert not ExportBatch.objects.exists()
+
+
+def test_it_caps_the_system_prompt_as_the_page_does(api_client, ml, agent, decide):
+    decide(agent, "Q", "A")
+
+    response = api_client(ml).post(
+        "/api/v1/exports",
+        {"agent": "support-bot", "format": "openai", "filters": {"system_prompt": "x" * 20_001}},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"system_prompt": "must be at most 20000 characters"}
+
+
+def test_it_answers_400_when_nothing_matches(api_client, ml, agent):
+    response = api_client(ml).post("/api/v1/exports", {"agent": "support-bot", "format": "csv"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "invalid request",
+        "errors": {"selection": "Nothing to export: no training pairs match these filters."},
+    }
+    assert not ExportBatch.objects.exists()
+
+
+def test_it_answers_with_the_identical_batch_that_already_exists(
+    api_client, ml, agent, decide, django_capture_on_commit_callbacks
+):
+    decide(agent, "Q", "A")
+    body = {"agent": "support-bot", "format": "jsonl", "filters": {"sources": ["approve"]}}
+    with django_capture_on_commit_callbacks(execute=True):  # eager Celery builds it
+        first = api_client(ml).post("/api/v1/exports", body)
+
+    again = api_client(ml).post("/api/v1/exports", body)
+
+    batch = ExportBatch.objects.get()
+    assert first.status_code == 202
+    assert first.json() == {"id": batch.pk, "status": "queued", "already_existed": False}
+    assert again.status_code == 200
+    assert again.json() == {"id": batch.pk, "status": "ready", "already_existed": True}
+
+
+def test_it_answers_429_over_the_per_user_limit(api_client, ml, agent, decide, settings):
+    settings.EXPORT_MAX_ACTIVE_PER_USER = 1
+    decide(agent, "Q", "A")
+    ExportBatch.objects.create(agent=agent, format="csv", created_by=ml)  # queued
+
+    response = api_client(ml).post("/api/v1/exports", {"agent": "support-bot", "format": "jsonl"})
+
+    assert response.status_code == 429
+    assert response.json()["detail"] == (
+        "You already have 1 batch queued or building (the limit is 1): wait for one to finish."
+    )
+    assert ExportBatch.objects.count() == 1
+
+
+def test_it_documents_the_answers_to_a_request_in_the_schema(client):
+    operation = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/exports"]["post"]
+
+    responses = operation["responses"]
+    assert {"200", "202", "400", "429"} <= set(responses)
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["ExportCreated"]
+    assert "already_existed" in schema["properties"]
+    assert "identical" in schema["properties"]["already_existed"]["description"]

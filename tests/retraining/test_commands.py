@@ -45,7 +45,15 @@ def test_it_builds_only_new_pairs(agent, decide):
     decide(agent, "Q", "A")
     assert export_batch("--agent", "support-bot", "--format", "csv", "--new-only")["rows"] == "1"
 
-    assert export_batch("--agent", "support-bot", "--format", "csv", "--new-only")["rows"] == "0"
+    with pytest.raises(CommandError) as caught:  # nothing new: no empty batch is built
+        export_batch("--agent", "support-bot", "--format", "csv", "--new-only")
+
+    assert caught.value.returncode == 3
+    assert str(caught.value) == (
+        "Nothing to export: no training pairs match these filters "
+        "(every matching pair is already in a batch)."
+    )
+    assert ExportBatch.objects.count() == 1
 
 
 def test_it_passes_filters_through(agent, decide):

@@ -171,7 +171,7 @@ def test_it_leaves_out_pairs_of_earlier_batches_when_only_new_pairs_are_asked(ag
     assert everything.row_count == 4
     assert set(new.batches.all()) == {second, everything}
     assert set(old[0].batches.all()) == {first, everything}
-    assert build(agent, "jsonl", new_only=True).row_count == 0
+    assert build(agent, "jsonl", new_only=True, expect="failed").row_count == 0
 
 
 def test_it_frees_the_pairs_of_a_failed_batch(agent, decide, build, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from retraining import formats, services
 from retraining.models import ExportBatch
-from tests.factories import UserFactory
+from tests.factories import FeedbackEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -136,6 +136,8 @@ def test_it_retargets_form_errors_for_htmx(ml_client, agent):
 
 
 def test_it_queues_a_feedback_export(ml_client, agent):
+    FeedbackEventFactory(interaction__agent=agent, kind="clicked")
+
     response = ml_client.post(
         "/exports/build/",
         {"dataset": "feedback", "agent": "support-bot", "format": "parquet", "kinds": ["clicked"]},
@@ -259,3 +261,77 @@ def test_it_links_the_exports_page_in_the_navigation(client):
     client.force_login(UserFactory(username="ml2", roles=["ml"]))
 
     assert 'href="/exports/"' in client.get("/exports/").content.decode()
+
+
+# --- issue 17: the request guards, as the page shows them --------------------------------------
+
+
+def test_it_shows_why_an_empty_selection_is_refused(ml_client, agent):
+    response = ml_client.post("/exports/build/", build_form())
+
+    assert response.status_code == 400
+    assert "Nothing to export: no training pairs match these filters." in (
+        response.content.decode()
+    )
+    assert not ExportBatch.objects.exists()
+
+
+def test_it_refuses_a_date_in_the_future_on_the_page(ml_client, agent, decide):
+    decide(agent, "Q", "A")
+
+    response = ml_client.post("/exports/build/", build_form(date_to="9999-12-31"))
+
+    assert response.status_code == 400
+    assert "must not be in the future" in response.content.decode()
+    assert not ExportBatch.objects.exists()
+
+
+def test_it_offers_the_identical_batch_with_a_link(ml_client, agent, decide, build):
+    decide(agent, "Q", "A")
+    first = build(agent, "jsonl")
+
+    response = ml_client.post("/exports/build/", build_form(), follow=True)
+
+    html = response.content.decode()
+    assert response.redirect_chain == [(f"/exports/?agent=support-bot#batch-{first.pk}", 302)]
+    assert (
+        f"An identical batch (#{first.pk}, ready) already exists: "
+        f'<a href="/exports/?agent=support-bot#batch-{first.pk}">see batch #{first.pk}</a>.'
+    ) in html
+    assert ExportBatch.objects.count() == 1
+
+
+def test_it_offers_the_identical_batch_to_htmx_in_the_form(ml_client, agent, decide, build):
+    decide(agent, "Q", "A")
+    first = build(agent, "jsonl")
+
+    response = ml_client.post("/exports/build/", build_form(), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert response["HX-Retarget"] == "#build_form" and response["HX-Reswap"] == "outerHTML"
+    assert (
+        f'<a href="/exports/?agent=support-bot#batch-{first.pk}">see batch #{first.pk}</a>' in html
+    )
+    assert ExportBatch.objects.count() == 1
+
+
+def test_it_shows_the_per_user_limit(ml_client, agent, decide, ml, settings):
+    settings.EXPORT_MAX_ACTIVE_PER_USER = 1
+    decide(agent, "Q", "A")
+    ExportBatch.objects.create(agent=agent, format="csv", created_by=ml)  # queued
+
+    response = ml_client.post("/exports/build/", build_form())
+
+    assert response.status_code == 429
+    assert "You already have 1 batch queued or building (the limit is 1)" in (
+        response.content.decode()
+    )
+    assert ExportBatch.objects.count() == 1
+
+
+def test_it_picks_the_agent_without_an_inline_handler(ml_client, agent):
+    html = ml_client.get("/exports/").content.decode()
+
+    assert 'id="agent-picker"' in html and "onchange" not in html
+    assert '<script src="/static/retraining/exports.js" defer></script>' in html

@@ -1,5 +1,10 @@
 """`manage.py export_batch --agent SLUG --format FMT [--new-only] [--out PATH]`: builds a
-batch synchronously (no Celery) and prints its id, row count, sha256 and path."""
+batch synchronously (no Celery) and prints its id, row count, sha256 and path.
+
+Exit 2 for a bad request, 3 when nothing matches (no empty batch is built: "only new
+pairs" with none new, say), 4 over the per-user limits (--user), 1 when the build fails.
+It always builds: an identical earlier batch is not reused (the way to rebuild on purpose,
+e.g. to check that the file is byte-identical)."""
 
 import shutil
 from pathlib import Path
@@ -71,9 +76,14 @@ class Command(BaseCommand):
                 new_only=options["new_only"],
                 actor=actor,
                 enqueue=False,
+                refuse_empty=True,
             )
         except services.InvalidRequest as exc:
+            if set(exc.errors) == {"selection"}:
+                raise CommandError(exc.errors["selection"], returncode=3) from None
             raise CommandError(str(exc), returncode=2) from None
+        except services.TooManyActive as exc:
+            raise CommandError(str(exc), returncode=4) from None
         services.batch_build(batch_id=batch.pk)
         batch = selectors.batch_get(batch.pk)
         if batch.status != ExportBatch.Status.READY:
