@@ -334,25 +334,64 @@ def metadata_rows(metadata) -> list[tuple[str, str]]:
     return rows
 
 
-# Above this many tokens per side the word diff (quadratic in the worst case) falls back to
-# a line diff, so a keystroke in a very long correction never costs seconds of CPU.
-WORD_DIFF_MAX_TOKENS = 4000
+# The word diff's work is bounded by its input, whatever its shape: difflib's matcher costs up
+# to len(a) × len(b) comparisons per matching block (with autojunk off, repeated or
+# alternating tokens make that quadratic or worse), so it only ever sees the part between the
+# common prefix and suffix, and only when that part is at most this many token pairs; else
+# the same part compared line by line under the same budget; else shown as one replacement
+# ("too large to compare word by word"). bench/diff.py measures the worst shapes at the
+# documented input limit (settings.INGEST_MAX_TEXT_CHARS).
+WORD_DIFF_MAX_CELLS = 40_000
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
-_WORD = re.compile(r"\w")
+_WORDS = re.compile(r"\w+")
+
+
+def _words(text: str) -> int:
+    return sum(1 for _ in _WORDS.finditer(text))
+
+
+def _common_ends(a: list[str], b: list[str]) -> tuple[int, int]:
+    """How many tokens `a` and `b` share at the start, and then at the end (linear)."""
+    n = min(len(a), len(b))
+    head = 0
+    while head < n and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < n - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    return head, tail
+
+
+def _opcodes(a: list[str], b: list[str]):
+    """difflib's opcodes of `a` against `b` if they fit the budget, else None."""
+    if len(a) * len(b) > WORD_DIFF_MAX_CELLS:
+        return None
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
 
 
 def word_diff(original: str, edited: str) -> dict:
     """The word-level diff of a correction against the original output.
 
-    Returns `{"segments": [(op, text)], "added": n, "removed": n, "changed": bool}` where op
-    is "equal", "insert" or "delete". Text is returned raw: the template escapes it.
+    Returns `{"segments": [(op, text)], "added": n, "removed": n, "changed": bool,
+    "word_by_word": bool, "level": "words" | "lines" | "text"}` where op is "equal",
+    "insert" or "delete" and the segments rebuild both texts. `word_by_word` is False when
+    the changed part was too large to compare word by word (see WORD_DIFF_MAX_CELLS): it is
+    then compared line by line, or shown as one replacement. Text is returned raw: the
+    template escapes it.
     """
     original = (original or "").replace("\r\n", "\n")
     edited = (edited or "").replace("\r\n", "\n")
     a, b = _TOKEN.findall(original), _TOKEN.findall(edited)
-    if max(len(a), len(b)) > WORD_DIFF_MAX_TOKENS:
-        a, b = original.splitlines(keepends=True), edited.splitlines(keepends=True)
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    head, tail = _common_ends(a, b)
+    a_mid, b_mid = a[head : len(a) - tail], b[head : len(b) - tail]
+    level, ops = "words", _opcodes(a_mid, b_mid)
+    if ops is None:
+        a_mid = "".join(a_mid).splitlines(keepends=True)
+        b_mid = "".join(b_mid).splitlines(keepends=True)
+        level, ops = "lines", _opcodes(a_mid, b_mid)
+    if ops is None:
+        level, ops = "text", [("replace", 0, len(a_mid), 0, len(b_mid))]
+
     segments: list[tuple[str, str]] = []
     added = removed = 0
 
@@ -364,19 +403,25 @@ def word_diff(original: str, edited: str) -> dict:
         else:
             segments.append((op, text))
 
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    push("equal", "".join(a[:head]))
+    for tag, i1, i2, j1, j2 in ops:
         if tag == "equal":
-            push("equal", "".join(a[i1:i2]))
+            push("equal", "".join(a_mid[i1:i2]))
             continue
         if tag in ("delete", "replace"):
-            removed += sum(1 for t in a[i1:i2] if _WORD.search(t))
-            push("delete", "".join(a[i1:i2]))
+            text = "".join(a_mid[i1:i2])
+            removed += _words(text)
+            push("delete", text)
         if tag in ("insert", "replace"):
-            added += sum(1 for t in b[j1:j2] if _WORD.search(t))
-            push("insert", "".join(b[j1:j2]))
+            text = "".join(b_mid[j1:j2])
+            added += _words(text)
+            push("insert", text)
+    push("equal", "".join(a[len(a) - tail :]))
     return {
         "segments": segments,
         "added": added,
         "removed": removed,
         "changed": original != edited,
+        "word_by_word": level == "words",
+        "level": level,
     }

@@ -113,12 +113,23 @@ def _transition(
     actor,
     expect: tuple[str, ...] | None = None,
     guard: dict[str, Any] | None = None,
+    review: Review | None = None,
     **changes: Any,
 ) -> None:
     """Moves `item` to `to` through the shared helper (`core.transitions`): a
     compare-and-swap UPDATE guarded by `expect` (default: the item's status) and `guard`,
-    with `changes` in the same UPDATE and the audit event. Raises Conflict."""
-    transition(ITEM_STATES, item, to, actor=actor, expect=expect, guard=guard, changes=changes)
+    with `changes` in the same UPDATE and the audit event. A move made by a decision names
+    its `review` in the event (verdict, review, reviewer): a first four-eyes verdict and a
+    lease expiry are the same move (claimed → needs_second_review, "item.released"), only
+    the note tells them apart. Raises Conflict."""
+    note = _review_note(review) if review is not None else None
+    transition(
+        ITEM_STATES, item, to, actor=actor, expect=expect, guard=guard, changes=changes, note=note
+    )
+
+
+def _review_note(review: Review) -> dict[str, Any]:
+    return {"verdict": review.verdict, "review": review.pk, "reviewer": review.reviewer_id}
 
 
 def _open_status(item: ReviewItem) -> str:
@@ -440,10 +451,15 @@ def review_submit(
 
     if decision.verdict == Verdict.SKIP:
         _transition(
-            locked, _open_status(locked), actor=reviewer, expect=(Status.CLAIMED,), **release
+            locked,
+            _open_status(locked),
+            actor=reviewer,
+            expect=(Status.CLAIMED,),
+            review=review,
+            **release,
         )
     elif decision.verdict == Verdict.ESCALATE:
-        _transition(locked, Status.DISPUTED, actor=reviewer, **release)
+        _transition(locked, Status.DISPUTED, actor=reviewer, review=review, **release)
         outcome.messages.append("Escalated to a review lead.")
     else:
         earlier = list(
@@ -457,11 +473,12 @@ def review_submit(
                 Status.NEEDS_SECOND_REVIEW,
                 actor=reviewer,
                 expect=(Status.CLAIMED,),
+                review=review,
                 **release,
             )
             outcome.messages.append("Recorded; a second reviewer will check this item.")
         elif earlier and any(r.verdict != decision.verdict for r in earlier):
-            _transition(locked, Status.DISPUTED, actor=reviewer, **release)
+            _transition(locked, Status.DISPUTED, actor=reviewer, review=review, **release)
             outcome.messages.append("The reviewers disagree; a review lead will adjudicate.")
         else:
             outcome.pair = _decide(locked, [*earlier, review], actor=reviewer, **release)
@@ -513,6 +530,7 @@ def _decide(
         item,
         Status.DONE,
         actor=actor,
+        review=final,
         final_verdict=final.verdict,
         decided_at=timezone.now(),
         **changes,

@@ -24,8 +24,11 @@ from reviews.models import Review
 PAGE_SIZE = 25
 
 # What the review screen is for the viewer: the holder decides; an admin (not holding it)
-# reads; a reviewer whose hold ended sees their own text again and nothing more.
-HOLD, READONLY, LOST = "hold", "readonly", "lost"
+# reads; the holder whose lease ran out (not yet swept: nobody else has touched the item)
+# sees it again with their text; a former holder (the item went back to the queue, someone
+# else may hold or have reviewed it since) gets their own text back and nothing more, not
+# the item, its reviews or its state (`reviews/former.html`).
+HOLD, READONLY, LOST, FORMER = "hold", "readonly", "lost", "former"
 
 DONE_MESSAGES = {
     "approve": "Approved.",
@@ -195,7 +198,7 @@ def _load(request, item_id: int, *, former_ok: bool = False):
     if has_role(user, [Role.ADMIN]):
         return item, READONLY
     if former_ok and selectors.item_claimed_before(item, user):
-        return item, LOST
+        return item, FORMER
     return None, None
 
 
@@ -239,6 +242,8 @@ def _initial(item, filters) -> dict:
 def _render_screen(
     request, item, *, mode, form, status=200, notice=None, problem=None, diff=None, decided=None
 ):
+    if mode == FORMER:
+        return _render_former(request, item.pk, form, status=status, problem=problem)
     if diff is None and form.editing:
         diff = selectors.word_diff(item.interaction.output, form["corrected_output"].value())
     filters = {k: form[k].value() for k in ("agent", "domain") if form[k].value()}
@@ -263,8 +268,25 @@ def _render_screen(
     return render(request, "reviews/review.html", context, status=status)
 
 
+def _render_former(request, item_id: int, form: DecisionForm, *, status: int, problem=None):
+    """A former holder's text given back: only what they typed (the form) and the item's id
+    (from their own URL). Nothing read from the item may reach this page."""
+    filters = {k: form[k].value() for k in ("agent", "domain") if form[k].value()}
+    verdict = form["verdict"].value()
+    context = {
+        "item_id": item_id,
+        "form": form,
+        "verdict_label": Review.Verdict(verdict).label if verdict in Review.Verdict else "",
+        "filters_qs": _qs(filters),
+        "problem": problem or _lost_message(FORMER),
+    }
+    if request.htmx:
+        return render(request, "reviews/former.html#former", context)
+    return render(request, "reviews/former.html", context, status=status)
+
+
 def _lost_message(mode) -> str | None:
-    if mode != LOST:
+    if mode not in (LOST, FORMER):
         return None
     return (
         "Your hold on this item ended (it expired or was released), so nothing was saved. "
