@@ -1,10 +1,10 @@
-"""Account pages: a throttled login, and the user's own API tokens."""
+"""Account pages: login (throttled by django-axes), password reset, the user's API tokens."""
 
-from django.conf import settings
+from axes.helpers import get_failure_limit
+from axes.utils import reset as axes_reset
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -13,49 +13,34 @@ from accounts.permissions import user_roles
 from accounts.services import token_create, token_revoke
 
 
-def _client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+class LoginView(auth_views.LoginView):
+    """Django's login view; after a failed attempt it says how many tries are left.
 
-
-def _failure_keys(request) -> list[str]:
-    username = (request.POST.get("username") or "").strip().lower()[:150]
-    # Per account (a slow attack from many addresses) and per address (spraying accounts).
-    return [f"login-fail:user:{username}", f"login-fail:ip:{_client_ip(request)}"]
-
-
-class ThrottledLoginView(auth_views.LoginView):
-    """Django's login view, refusing further attempts after LOGIN_MAX_FAILURES failures for
-    an account or from an address within LOGIN_LOCKOUT_SECONDS (answered 429)."""
+    django-axes counts the failures (per username and address, on every login form, the
+    admin's included; see accounts/throttle.py) and answers the attempt that reaches the
+    limit, and every one after it until the cool-off ends, with registration/lockout.html.
+    """
 
     redirect_authenticated_user = True
 
-    def post(self, request, *args, **kwargs):
-        keys = _failure_keys(request)
-        if any((cache.get(key) or 0) >= settings.LOGIN_MAX_FAILURES for key in keys):
-            form = self.get_form()
-            form.errors.clear()
-            minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
-            return self.render_to_response(
-                self.get_context_data(
-                    form=form,
-                    throttled=f"Too many failed attempts. Try again in {minutes} minutes.",
-                ),
-                status=429,
-            )
-        return super().post(request, *args, **kwargs)
-
     def form_invalid(self, form):
-        for key in _failure_keys(self.request):
-            cache.add(key, 0, settings.LOGIN_LOCKOUT_SECONDS)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, settings.LOGIN_LOCKOUT_SECONDS)
-        return super().form_invalid(form)
+        # Set by axes' failure handler while authenticate() ran inside form validation.
+        failures = getattr(self.request, "axes_failures_since_start", None)
+        tries_left = None
+        if failures is not None:
+            credentials = {"username": form.data.get("username", "")}
+            tries_left = max(0, get_failure_limit(self.request, credentials) - failures)
+        return self.render_to_response(self.get_context_data(form=form, tries_left=tries_left))
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's view; a reset also lifts a lockout of that account: the emailed link proved
+    who is asking, so they need not wait out the cool-off."""
 
     def form_valid(self, form):
-        cache.delete(f"login-fail:user:{form.get_user().get_username().lower()}")
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        axes_reset(username=form.user.get_username())
+        return response
 
 
 @login_required

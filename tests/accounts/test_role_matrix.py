@@ -17,8 +17,17 @@ from accounts.services import token_create, token_revoke
 from config.api import api
 from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
 
-PUBLIC = {"login", "logout", "healthz", "favicon"}
-ANY_USER = {"home", "tokens", "token-revoke"}
+PUBLIC = {
+    "login",
+    "logout",
+    "healthz",
+    "favicon",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+ANY_USER = {"home", "tokens", "token-revoke", "password_change", "password_change_done"}
 PERSONAS = {
     "anonymous": None,
     "reviewer": {"roles": ["reviewer"], "domains": ["support"]},
