@@ -13,6 +13,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from core.models import AuditEvent
+from reviews import metrics
 from reviews.models import Review, ReviewItem
 
 Status = ReviewItem.Status
@@ -104,19 +105,20 @@ def capped_count(qs: QuerySet, cap: int = COUNT_CAP) -> tuple[int, bool]:
 
 
 def backlog_by_agent() -> list[dict]:
+    """Open items per agent (reviews/metrics.py: undecided, disputes included) and when the
+    oldest was queued, oldest first. One grouped query, served by the (agent, status,
+    created_at) index."""
     rows = (
-        ReviewItem.objects.filter(
-            status__in=(Status.PENDING, Status.NEEDS_SECOND_REVIEW, Status.CLAIMED)
-        )
+        ReviewItem.objects.filter(metrics.backlog_q())
         .values("agent__slug", "agent__name")
         .annotate(
             open=Count("pk"),
             claimed=Count("pk", filter=Q(status=Status.CLAIMED)),
             second=Count("pk", filter=Q(status=Status.NEEDS_SECOND_REVIEW)),
-            oldest=Min("source_created_at"),
-            queued_since=Min("created_at"),
+            disputed=Count("pk", filter=Q(status=Status.DISPUTED)),
+            oldest=Min(metrics.QUEUED_AT),
         )
-        .order_by("queued_since")
+        .order_by("oldest")
     )
     return list(rows)
 
@@ -125,11 +127,11 @@ WORKLOAD_SORTS = ("username", "open", "today", "week", "median_seconds", "agreem
 
 
 def reviewer_workload(*, sort: str = "username", days: int = 7) -> list[dict]:
-    """Per reviewer: open assigned items, decisions today and over `days` days, median
+    """Per reviewer: open assigned items, items reviewed today and over `days` days, median
     seconds per decision, the verdict mix, and agreement with the other reviewer on
-    four-eyes items. Four queries."""
+    four-eyes items. "Open" and "reviewed today" as defined in reviews/metrics.py (the queue
+    page and the KPIs count the same). Four queries."""
     now = timezone.now()
-    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     since = now - timedelta(days=days)
     users = list(
         get_user_model()
@@ -138,25 +140,20 @@ def reviewer_workload(*, sort: str = "username", days: int = 7) -> list[dict]:
         .select_related("reviewer_profile")
         .annotate(
             open=Count(
-                "assigned_items",
-                filter=Q(
-                    assigned_items__status__in=(
-                        Status.PENDING,
-                        Status.NEEDS_SECOND_REVIEW,
-                        Status.CLAIMED,
-                    )
-                ),
-                distinct=True,
+                "assigned_items", filter=metrics.backlog_q("assigned_items__"), distinct=True
             ),
         )
     )
     decided = (
-        Review.objects.filter(created_at__gte=since, is_adjudication=False)
+        Review.objects.filter(created_at__gte=min(since, metrics.day_start(now)))
         .values("reviewer_id")
         .annotate(
-            week=Count("pk", filter=~Q(verdict="skip")),
-            today=Count("pk", filter=Q(created_at__gte=today) & ~Q(verdict="skip")),
-            **{v: Count("pk", filter=Q(verdict=v)) for v in Review.Verdict.values},
+            week=Count("pk", filter=metrics.reviewed_q() & Q(created_at__gte=since)),
+            today=Count("pk", filter=metrics.reviewed_today_q(now)),
+            **{
+                v: Count("pk", filter=Q(verdict=v, created_at__gte=since))
+                for v in Review.Verdict.values
+            },
         )
     )
     by_user = {row["reviewer_id"]: row for row in decided}

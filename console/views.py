@@ -188,7 +188,7 @@ def workload_page(request):
             "columns": [
                 ("username", "Reviewer"),
                 ("open", "Open assigned"),
-                ("today", "Decided today"),
+                ("today", "Reviewed today"),
                 ("week", "Decided (7 days)"),
                 ("median_seconds", "Median s / decision"),
                 ("agreement", "Four-eyes agreement"),

@@ -27,6 +27,11 @@ ALL_VERSIONS = ""  # agent_version of the row over all versions
 
 VERDICTS = ("approve", "correct", "reject", "escalate", "skip")
 DECIDING = ("approve", "correct", "reject")
+# What counts as reviewed (reviews/metrics.py REVIEWED_VERDICTS, mirrored here to keep this
+# module free of Django; tests/reviews/test_metrics.py keeps them equal): every verdict but a
+# skip, adjudications included. The queue and workload pages count "reviewed today" the same
+# way over the same UTC day.
+REVIEWED = ("approve", "correct", "reject", "escalate")
 # Items whose reason samples responses without looking at them: below the threshold every
 # response is reviewed, above it the audit sample is random. Rule and feedback items are
 # chosen for what they are (an intent, a complaint), so they would bias calibration.
@@ -135,8 +140,9 @@ def _backlog_oldest(stats: Stats) -> KpiValue:
 
 
 def _decisions(stats: Stats) -> KpiValue:
+    """The reviews by verdict (skips shown too); n = the items reviewed (skips not counted)."""
     counts = {v: int((stats.get("decisions") or {}).get(v, 0)) for v in VERDICTS}
-    return KpiValue(counts, sum(counts.values()))
+    return KpiValue(counts, sum(counts[v] for v in REVIEWED))
 
 
 def _top_refs(stats: Stats, limit: int = 10) -> KpiValue:
@@ -279,7 +285,7 @@ KPIS: tuple[Kpi, ...] = (
     Kpi(
         "reviewer_decisions",
         "Reviewer decisions",
-        "reviews made that day, by verdict",
+        "reviews made that day (UTC), by verdict; reviewed = all but skips",
         "reviews",
         0,
         "breakdown",
@@ -297,7 +303,8 @@ KPIS: tuple[Kpi, ...] = (
     Kpi(
         "backlog",
         "Backlog",
-        "items queued and not yet decided at the end of the day (now, for today)",
+        "items queued and not yet decided (pending, claimed, awaiting a second review or "
+        "disputed) at the end of the day (now, for today)",
         "items",
         -1,
         "count",
@@ -306,7 +313,8 @@ KPIS: tuple[Kpi, ...] = (
     Kpi(
         "backlog_oldest_age",
         "Age of oldest open item",
-        "end of the day (now, for today) − queued time of the oldest undecided item",
+        "end of the day (now, for today) − queued time (ReviewItem.created_at) of the oldest "
+        "undecided item",
         "seconds",
         -1,
         "duration",

@@ -252,6 +252,10 @@ def _backlog_rows(scope: Scope, *, now: datetime) -> dict[AgentKey, Stats]:
     oldest open at the end of D is the oldest item created before the end of D among those
     decided after D or still open (one MIN per decision day, then a minimum over the days
     after D).
+
+    "Open" and "age" are those of reviews/metrics.py: undecided is `decided_at IS NULL`
+    (the same items as metrics.BACKLOG_STATUSES, as only the move to done sets it), aged from
+    metrics.QUEUED_AT; so today's row equals the workload page's backlog.
     """
     today = utc_day(now)
     wanted = {a: sorted(d for d in days if d <= today) for a, days in scope.items()}

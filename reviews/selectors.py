@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from core.models import AuditEvent
+from reviews import metrics
 from reviews.models import ErrorCategory, Review, ReviewItem
 
 
@@ -110,8 +111,8 @@ def item_payload(item) -> dict:
 # Read-only helpers of the queue, review and adjudication pages. Every function here runs a
 # fixed number of queries whatever the size of the queue (the page tests assert it).
 
-# Age buckets of "My queue", by the source time of the interaction (the claim order's "older
-# first" uses the same column): (key, label, upper bound of the age).
+# Age buckets of "My queue", by the time the item was queued (metrics.QUEUED_AT, the age every
+# page and KPI uses): (key, label, upper bound of the age).
 AGE_BUCKETS = (
     ("hour", "< 1 hour", timedelta(hours=1)),
     ("day", "< 1 day", timedelta(days=1)),
@@ -147,7 +148,8 @@ def claimable_items(user, *, agent_id: int | None = None, domain: str | None = N
 
 
 def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | None = None) -> dict:
-    """Counts of the items `user` may claim: total, by agent, by reason and by age bucket.
+    """Counts of the items `user` may claim: total, by agent, by reason and by age bucket,
+    and when the oldest of them was queued (`oldest`; ages as defined in reviews/metrics.py).
 
     One grouped query (agent × reason, with the age buckets as conditional counts): its row
     count is bounded by agents × reasons, never by the queue size.
@@ -155,21 +157,23 @@ def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | N
 
     now = timezone.now()
     cumulative = {
-        key: Count("pk", filter=Q(source_created_at__gt=now - bound))
+        key: Count("pk", filter=Q(**{f"{metrics.QUEUED_AT}__gt": now - bound}))
         for key, _, bound in AGE_BUCKETS
         if bound is not None
     }
     rows = (
         claimable_items(user, agent_id=agent_id, domain=domain)
         .values("agent__slug", "agent__name", "reason")
-        .annotate(n=Count("pk"), **cumulative)
+        .annotate(n=Count("pk"), oldest=Min(metrics.QUEUED_AT), **cumulative)
         .order_by()
     )
     by_agent: dict[str, dict] = {}
     by_reason: dict[str, int] = {}
     within = dict.fromkeys(cumulative, 0)
-    total = 0
+    total, oldest = 0, None
     for row in rows:
+        if oldest is None or row["oldest"] < oldest:
+            oldest = row["oldest"]
         agent = by_agent.setdefault(
             row["agent__slug"], {"slug": row["agent__slug"], "name": row["agent__name"], "n": 0}
         )
@@ -193,6 +197,7 @@ def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | N
             for reason, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "by_age": ages,
+        "oldest": oldest,
     }
 
 
@@ -231,10 +236,10 @@ def item_held_by(user, *, agent_id: int | None = None, domain: str | None = None
 
 
 def reviews_today(user) -> int:
-    """How many decisions `user` made since midnight (in the project's time zone)."""
+    """How many items `user` reviewed today (reviews/metrics.py: since midnight UTC, skips
+    not counted, adjudications counted)."""
 
-    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Review.objects.filter(reviewer=user, created_at__gte=midnight).count()
+    return Review.objects.filter(metrics.reviewed_today_q(), reviewer=user).count()
 
 
 def agent_choices() -> list[tuple[str, str]]:

@@ -68,7 +68,7 @@ def test_it_computes_the_review_work_of_the_day(rows):
     day = rows()["2026-11-02"]
     assert day["reviewer_decisions"] == {
         "value": {"approve": 2, "correct": 0, "reject": 0, "escalate": 0, "skip": 1},
-        "n": 3,
+        "n": 2,  # reviewed: i1 and i2 approved; the skip of i4 is not a review
     }
     # decided on 2 Nov: i1 after 30 min, i2 after 60 min → median 45 min
     assert day["median_time_to_review"] == {"value": A(2700.0), "n": 2}

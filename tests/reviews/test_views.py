@@ -111,16 +111,16 @@ def test_it_counts_the_items_i_may_claim_by_agent_reason_and_age(client, reviewe
     support = AgentFactory(slug="support-bot", name="Support bot", domain="support")
     shop = AgentFactory(slug="shop-bot", name="Shop bot", domain="support")
     now = timezone.now()
-    ReviewItemFactory(interaction__agent=support, source_created_at=now - timedelta(minutes=5))
-    ReviewItemFactory(interaction__agent=support, source_created_at=now - timedelta(hours=3))
+    ReviewItemFactory(interaction__agent=support, created_at=now - timedelta(minutes=5))
+    ReviewItemFactory(interaction__agent=support, created_at=now - timedelta(hours=3))
     ReviewItemFactory(
-        interaction__agent=shop, reason="audit_sample", source_created_at=now - timedelta(days=3)
+        interaction__agent=shop, reason="audit_sample", created_at=now - timedelta(days=3)
     )
     ReviewItemFactory(
         interaction__agent=support,
         interaction__domain="legal",
         assigned_to=reviewer,
-        source_created_at=now - timedelta(days=30),
+        created_at=now - timedelta(days=30),
     )
     # Not mine: another pool, assigned to someone else, already reviewed by me, decided.
     ReviewItemFactory(interaction__agent=support, interaction__domain="legal")
