@@ -50,6 +50,13 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Slugs, not a relation: accounts may not depend on the agents app (same layer).
+    agent_slugs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Agents this token may ingest for; empty (the default, and every token "
+        "made before scopes existed) means every agent.",
+    )
 
     class Meta:
         db_table = "reviews_apitoken"
@@ -57,6 +64,11 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def agent_scope(self) -> frozenset[str] | None:
+        """The agents this token may write for, or None for every agent."""
+        return frozenset(self.agent_slugs) if self.agent_slugs else None
 
     @staticmethod
     def hash_key(key: str) -> str:

@@ -15,7 +15,7 @@ from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
 from accounts.models import Role
-from accounts.services import token_authenticate
+from accounts.services import token_lookup
 
 ALL_ROLES = frozenset(Role.values)
 
@@ -65,6 +65,8 @@ class RoleBearer(HttpBearer):
     """`Authorization: Bearer <token>`; the token's user must hold one of `roles`.
 
     A missing, unknown or revoked token gives 401; a valid token without the role gives 403.
+    Sets `request.auth` (by ninja) and `request.user` to the token's user and
+    `request.api_token` to the token itself (its agent scope limits ingest).
     """
 
     def __init__(self, *roles: str) -> None:
@@ -72,12 +74,14 @@ class RoleBearer(HttpBearer):
         self.roles = frozenset(roles)
 
     def authenticate(self, request: HttpRequest, token: str):
-        user = token_authenticate(secret=token)
-        if user is None:
+        api_token = token_lookup(secret=token)
+        if api_token is None:
             return None
+        user = api_token.user
         if not has_role(user, self.roles):
             raise HttpError(
                 403, f"this token's user needs one of the roles: {', '.join(sorted(self.roles))}"
             )
         request.user = user
+        request.api_token = api_token  # type: ignore[attr-defined]
         return user

@@ -5,7 +5,9 @@ A token is 256 random bits shown once; only its sha256 is stored (`ApiToken.hash
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,12 +22,22 @@ if TYPE_CHECKING:
 
 TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 
+# The ingest API's agent slug (ingest/api.py); repeated here: accounts sits below ingest.
+AGENT_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
 # last_used_at is refreshed at most this often, so authenticated requests do not each write.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 def token_authenticate(*, secret: str) -> User | None:
     """The active user behind a live token, or None. Records the use (coarsely)."""
+    token = token_lookup(secret=secret)
+    return token.user if token is not None else None
+
+
+def token_lookup(*, secret: str) -> ApiToken | None:
+    """The live token of an active user for `secret` (its `user` loaded), or None. Records
+    the use (coarsely)."""
     if not secret or len(secret) > 200:
         return None
     token = (
@@ -38,23 +50,44 @@ def token_authenticate(*, secret: str) -> User | None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token
 
 
 @transaction.atomic
-def token_create(*, user: User, name: str, actor: User | None = None) -> tuple[ApiToken, str]:
+def token_create(
+    *,
+    user: User,
+    name: str,
+    actor: User | None = None,
+    agent_slugs: Iterable[str] = (),
+) -> tuple[ApiToken, str]:
     """Creates an API token and returns it with its secret, which is not stored anywhere:
-    only its sha256 is kept, so it can be shown exactly once."""
+    only its sha256 is kept, so it can be shown exactly once. With `agent_slugs` the token
+    may ingest only for those agents; without, for every agent. Raises ValueError for a
+    slug that is not a valid agent slug."""
+    slugs = sorted({slug.strip() for slug in agent_slugs if slug.strip()})
+    bad = [slug for slug in slugs if not AGENT_SLUG_RE.match(slug)]
+    if bad:
+        raise ValueError(f"not an agent slug: {bad[0][:64]!r}")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name, key_hash=ApiToken.hash_key(secret), prefix=secret[:10]
+        user=user,
+        name=name,
+        key_hash=ApiToken.hash_key(secret),
+        prefix=secret[:10],
+        agent_slugs=slugs,
     )
     audit_record(
         actor=actor or user,
         action="token.created",
         target_type="api_token",
         target_id=token.pk,
-        after={"user": user.username, "name": name, "prefix": token.prefix},
+        after={
+            "user": user.username,
+            "name": name,
+            "prefix": token.prefix,
+            "agent_slugs": slugs,
+        },
     )
     return token, secret
 

@@ -51,7 +51,12 @@ def tokens(request):
         if not name:
             messages.error(request, "Give the token a name, e.g. the tool that will use it.")
             return redirect("tokens")
-        _, secret = token_create(user=request.user, name=name)
+        agents = (request.POST.get("agents") or "").replace(",", " ").split()
+        try:
+            _, secret = token_create(user=request.user, name=name, agent_slugs=agents)
+        except ValueError as exc:
+            messages.error(request, f"Agents: {exc}.")
+            return redirect("tokens")
         return render(
             request,
             "accounts/tokens.html",

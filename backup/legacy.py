@@ -21,6 +21,8 @@ check alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what chan
               types moved with their models).
 `values`      values renamed by a data migration of the change, per today's model label
               and column key: old → new.
+`added`       columns added by a later migration that joined `upgrade`, per today's model
+              label: column key → the value the migration gave existing rows (its default).
 
 The columns did not change, so the column check applies to the mapped manifest unchanged;
 nor did the table order (renamed, a layout-1 archive's members are in today's `tables()`
@@ -29,6 +31,7 @@ order), so the archive is still read in one forward pass.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +49,7 @@ class Layout:
     upgrade: Mapping[str, tuple[str, ...]]
     moved: Mapping[str, str]
     values: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+    added: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def renames(self) -> dict[str, str]:
@@ -75,13 +79,21 @@ class Layout:
                 for app, applied in state.items()
             },
             "counts": {self._label(label): n for label, n in counts.items()},
-            "members": [
-                m
-                | {"name": renames.get(m["name"], m["name"])}
-                | ({"model": self._label(m["model"])} if "model" in m else {})
-                for m in manifest["members"]
-            ],
+            "members": [self._upgrade_member(m, renames) for m in manifest["members"]],
         }
+
+    def _upgrade_member(self, member: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+        upgraded = member | {"name": renames.get(member["name"], member["name"])}
+        if "model" in member:
+            upgraded["model"] = label = self._label(member["model"])
+            if isinstance(member.get("fields"), list) and label in self.added:
+                upgraded["fields"] = [*member["fields"], *self.added[label]]
+        return upgraded
+
+    def archived_keys(self, table: Table) -> list[str]:
+        """The column keys of `table`'s rows as this layout archived them."""
+        added, keys = self.added.get(table.label, {}), table.keys()
+        return [key for key in keys if key not in added]
 
     def _label(self, label: Any) -> Any:
         return self.moved.get(label, label) if isinstance(label, str) else label
@@ -97,6 +109,8 @@ class Layout:
         for key, renamed in self.values.get(table.label, {}).items():
             if isinstance(row.get(key), str) and row[key] in renamed:
                 row[key] = renamed[row[key]]
+        for key, default in self.added.get(table.label, {}).items():
+            row[key] = copy.deepcopy(default)
         return row
 
 
@@ -135,7 +149,8 @@ LEGACY_LAYOUTS = {
         # (`moved` maps the permissions' natural keys), and core/0002 (`values`).
         upgrade={
             "core": ("0001_initial", "0002_outbox_task_names"),
-            "accounts": ("0001_initial",),
+            # 0002 adds the API token's agent scope: archived tokens get its default (below).
+            "accounts": ("0001_initial", "0002_apitoken_agent_slugs"),
             "agents": ("0001_initial",),
             "reviews": ("0006_models_moved_to_their_apps",),
             "retraining": ("0003_agent_and_interaction_moved_to_agents",),
@@ -159,6 +174,8 @@ LEGACY_LAYOUTS = {
                 }
             }
         },
+        # accounts/0002_apitoken_agent_slugs: tokens made before scopes write for every agent.
+        added={"accounts.apitoken": {"agent_slugs": []}},
     ),
 }
 

@@ -125,7 +125,7 @@ def _load_table(
 ) -> int:
     fields = table.fields()
     keys = table.keys()
-    wanted = set(keys)
+    wanted = set(layout.archived_keys(table) if layout else keys)
     per_insert = max(1, min(WRITE_CHUNK_ROWS, MAX_PARAMS // max(1, len(fields))))
     batch: list[list[Any]] = []
     lines: list[int] = []

@@ -4,14 +4,15 @@
   Content-Length header, before a byte of it is read.
 - `load_json` / `LimitedJsonParser`: JSON bodies nested too deeply or holding a huge string
   are refused (400) with the path of the offending value, e.g. `items[3].metadata.a.b`.
-- `TokenRateThrottle`: N requests per minute per API token (a fixed window in the cache);
-  it fails open when the cache is down, so ingest keeps working through a Redis outage.
+- `TokenRateThrottle`: N requests per API token in any one-minute span (a sliding window in
+  the cache); it fails open when the cache is down, so ingest keeps working through a Redis outage.
 - `ErrorOut` / `error_responses`: every API error is `{"detail": ..., "errors"?: {...}}`.
 """
 
 import hashlib
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -293,8 +294,18 @@ def _json_type(value: Any) -> str:
 
 
 class TokenRateThrottle(BaseThrottle):
-    """At most `settings.<setting>` requests per minute per API token, counted in a fixed
-    one-minute window in the default cache (Redis in production, shared by every process).
+    """At most `settings.<setting>` requests per token in any one-minute span (a sliding
+    window), counted in the default cache (Redis in production, shared by every process).
+
+    A fixed window let a client spend its budget just before a minute ended and again just
+    after it began: twice the limit within seconds. Here the minute is cut into SLOT-second
+    counters (one cache key each, incremented atomically) and a request is let through only
+    while the counters of the current slot and the WINDOW / SLOT slots before it, its own
+    included, add up to at most the limit. They cover at least the last WINDOW seconds, so
+    no span of WINDOW seconds ever holds more than the limit; the price is that a spent
+    budget comes back up to one SLOT later than an exact log of timestamps would give it.
+    A refused request takes its increment back, so a client retrying while refused does not
+    lock itself out; two racing requests may both be refused (never both let through).
 
     Runs after authentication, so only valid tokens are counted. When the cache cannot be
     reached the request is let through (fail open) with a warning at most once a minute:
@@ -302,35 +313,61 @@ class TokenRateThrottle(BaseThrottle):
     """
 
     WINDOW = 60
+    SLOT = 2  # seconds; WINDOW is a whole number of slots
     _warned_at = float("-inf")
 
     def __init__(self, setting: str, scope: str) -> None:
         self.setting = setting
         self.scope = scope
+        self._local = threading.local()  # the last refusal's wait, per request thread
 
     def allow_request(self, request: HttpRequest) -> bool:
         limit = getattr(settings, self.setting)
         if limit <= 0:
             return True
         secret = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        window = int(time.time() // self.WINDOW)
+        now = time.time()
+        current = int(now // self.SLOT)
         token = hashlib.sha256(secret.encode()).hexdigest()[:32]
-        key = f"ratelimit:{self.scope}:{token}:{window}"
+        keys = [
+            f"ratelimit:{self.scope}:{token}:{slot}"
+            for slot in range(current - self.WINDOW // self.SLOT, current + 1)
+        ]
         try:
             cache = caches["default"]
-            # add() starts the window's counter (a no-op when it exists); incr() is atomic.
-            cache.add(key, 0, timeout=self.WINDOW + 5)
-            count = cache.incr(key)
+            # add() starts the slot's counter (a no-op when it exists); incr() is atomic.
+            cache.add(keys[-1], 0, timeout=self.WINDOW + 2 * self.SLOT)
+            mine = cache.incr(keys[-1])
+            counts = cache.get_many(keys[:-1])
         except Exception as exc:  # any cache failure: let the request through
             self._warn(exc)
             return True
-        if count > limit:
-            request.rate_limit = limit  # type: ignore[attr-defined]  # for the 429's detail
-            return False
-        return True
+        older = [int(counts.get(key) or 0) for key in keys[:-1]]
+        if sum(older) + mine <= limit:
+            return True
+        try:
+            cache.decr(keys[-1])  # a refused request does not use up budget
+        except Exception as exc:
+            self._warn(exc)
+        self._local.wait = self._wait(now, current, [*older, mine - 1], limit)
+        request.rate_limit = limit  # type: ignore[attr-defined]  # for the 429's detail
+        return False
+
+    def _wait(self, now: float, current: int, counts: list[int], limit: int) -> float:
+        """Seconds until enough of the oldest slots have left the window for one more
+        request; capped at WINDOW (the hint may then be up to one SLOT early)."""
+        excess = sum(counts) - limit + 1
+        first = current - len(counts) + 1
+        for offset, count in enumerate(counts):
+            excess -= count
+            if excess <= 0:
+                # Slot `first + offset` stops being counted when slot first+offset+len starts.
+                leaves = (first + offset + len(counts)) * self.SLOT
+                return min(float(self.WINDOW), max(1.0, leaves - now))
+        return float(self.WINDOW)
 
     def wait(self) -> float:
-        return max(1.0, self.WINDOW - time.time() % self.WINDOW)
+        return getattr(self._local, "wait", float(self.WINDOW))
 
     @classmethod
     def _warn(cls, exc: Exception) -> None:

@@ -47,7 +47,8 @@ _INTERACTION_SCHEMA = {
         "agent": {
             "type": "string",
             "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
-            "description": "Agent slug; unknown agents are created.",
+            "description": "Agent slug; unknown agents are created. A token limited to "
+            "some agents may write only for those.",
         },
         "agent_version": {"type": ["string", "null"], "maxLength": 100},
         "conversation_id": {"type": ["string", "null"], "maxLength": 255},
@@ -136,7 +137,13 @@ def _ingest(request: HttpRequest, ingest) -> HttpResponse:
         check_shape(items, root="items", raw=body)
     except JsonRejected as exc:
         return _json(400, {"detail": str(exc)})
-    result: IngestResult = ingest(records=enumerate(items), actor_id=request.user.pk, source="api")
+    token = getattr(request, "api_token", None)  # set by RoleBearer
+    result: IngestResult = ingest(
+        records=enumerate(items),
+        actor_id=request.user.pk,
+        source="api",
+        agent_scope=token.agent_scope if token is not None else None,
+    )
     return _json(
         200,
         {

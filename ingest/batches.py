@@ -91,6 +91,25 @@ def validated(
         yield clean
 
 
+Validator = Callable[[Any], tuple[dict | None, list[tuple[str, str]]]]
+
+
+def scoped(validate: Validator, agent_scope: frozenset[str] | None) -> Validator:
+    """`validate`, also refusing a valid record whose agent is outside `agent_scope` (the
+    API token's agents; None: every agent). Refused before any agent lookup, so a limited
+    token never creates an agent outside its list."""
+    if agent_scope is None:
+        return validate
+
+    def check(value: Any) -> tuple[dict | None, list[tuple[str, str]]]:
+        clean, errors = validate(value)
+        if clean is not None and clean["agent"] not in agent_scope:
+            return None, [("agent", f"this token may not write for agent {clean['agent']!r}")]
+        return clean, errors
+
+    return check
+
+
 def tally(
     result: IngestResult,
     what: str,
@@ -139,13 +158,18 @@ class PreparedBatch:
 
 
 def prepare_stream(
-    records: Iterable[tuple[int, Any]], agents: AgentPolicies, size: int, *, copy_text: bool
+    records: Iterable[tuple[int, Any]],
+    agents: AgentPolicies,
+    size: int,
+    *,
+    copy_text: bool,
+    agent_scope: frozenset[str] | None = None,
 ) -> Iterator[PreparedBatch]:
     """Validates, de-duplicates and routes `records` batch by batch. Pure CPU work apart from
     agent lookups, so it can run in another process than the writer (see ingest_file)."""
     counts = IngestResult()  # only its `rejected` is used, as the validation tally
     errors: list[RecordError] = []
-    clean = validated(records, validate_interaction, counts, errors.append)
+    clean = validated(records, scoped(validate_interaction, agent_scope), counts, errors.append)
     rejected_before = 0
     for batch in chunks(clean, size):
         now = timezone.now()

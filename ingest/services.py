@@ -35,6 +35,7 @@ from ingest.batches import (
     batch_commit,
     chunks,
     prepare_stream,
+    scoped,
     tally,
     validated,
 )
@@ -51,19 +52,23 @@ def interactions_ingest(
     batch_size: int | None = None,
     on_error: ErrorSink | None = None,
     on_batch: Callable[[IngestResult], None] | None = None,
+    agent_scope: frozenset[str] | None = None,
 ) -> IngestResult:
     """Validates, stores and routes interactions.
 
     `records` yields (position, decoded JSON value or RecordError); positions are echoed in
     errors. Errors go to `on_error` as they happen (streaming callers) or into
     `result.errors`. Each batch commits on its own: a failure later in a long import keeps
-    the batches before it, and re-running the import is safe (idempotent).
+    the batches before it, and re-running the import is safe (idempotent). With
+    `agent_scope` (an API token's agents), records for other agents are refused per record.
     """
     result = IngestResult()
     sink = on_error or result.errors.append
     size = batch_size or settings.INGEST_BATCH_SIZE
     copy_text = connection.vendor == "postgresql"
-    for prepared in prepare_stream(records, AgentPolicies(actor_id), size, copy_text=copy_text):
+    for prepared in prepare_stream(
+        records, AgentPolicies(actor_id), size, copy_text=copy_text, agent_scope=agent_scope
+    ):
         batch_commit(prepared, result, sink, actor_id=actor_id, source=source)
         if on_batch:
             on_batch(result)
@@ -194,6 +199,7 @@ def feedback_ingest(
     batch_size: int | None = None,
     on_error: ErrorSink | None = None,
     on_batch: Callable[[IngestResult], None] | None = None,
+    agent_scope: frozenset[str] | None = None,
 ) -> IngestResult:
     """Stores feedback events on known interactions and routes negative ones to review.
 
@@ -201,11 +207,14 @@ def feedback_ingest(
     same event sent twice is a duplicate (see FeedbackEvent.dedupe_key). `resolved` and
     `escalated` events also set the interaction's outcome flags; `thumbs_down` and
     `escalated` queue the interaction for review (reason `feedback`) unless it already is.
+    With `agent_scope` (an API token's agents), events for other agents are refused.
     """
     result = IngestResult()
     sink = on_error or result.errors.append
     size = batch_size or settings.INGEST_BATCH_SIZE
-    for batch in chunks(validated(records, validate_feedback, result, sink), size):
+    for batch in chunks(
+        validated(records, scoped(validate_feedback, agent_scope), result, sink), size
+    ):
         with transaction.atomic():
             created, dupes, routed = _write_feedback(batch, result, sink)
             tally(result, "feedback", created, dupes, routed, actor_id=actor_id, source=source)

@@ -75,3 +75,11 @@ def test_it_sends_a_content_security_policy(client, reviewer):
     client.force_login(reviewer)
     policy = client.get("/accounts/tokens/")["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_it_creates_a_token_limited_to_agents_and_shows_its_scope(client, pipeline):
+    client.force_login(pipeline)
+    client.post("/accounts/tokens/", {"name": "ci", "agents": "support-bot, sales-bot"})
+    assert ApiToken.objects.get().agent_slugs == ["sales-bot", "support-bot"]
+    page = client.get("/accounts/tokens/").content.decode()
+    assert "sales-bot, support-bot" in page

@@ -85,8 +85,12 @@ def _rows(apps) -> dict[str, list[dict]]:
 
 def _after_the_move(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """`rows` as the layout migrations should leave them: the moved models' content types
-    name their new app; the outbox names the tasks where they live now."""
+    name their new app; the outbox names the tasks where they live now. The later
+    migrations' new columns hold their defaults (accounts 0002: API tokens for every
+    agent)."""
     expected = copy.deepcopy(rows)
+    for token in expected["reviews_apitoken"]:
+        token["agent_slugs"] = []
     for ct in expected["django_content_type"]:
         if ct["app_label"] == "reviews" and ct["model"] in MOVED:
             ct["app_label"] = MOVED[ct["model"]]
@@ -517,7 +521,12 @@ def test_it_renames_the_tasks_of_pending_outbox_messages(moved):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_it_keeps_every_row_when_migrating_back(moved):
-    state = moved.migrator.apply_tested_migration(_todays_main_targets())
+    targets = _todays_main_targets()
+    moved.migrator.apply_tested_migration(targets)
+    # Read through the graph's state at the targets: the state Django returns after
+    # migrating backwards still holds the unapplied apps' models, with columns dropped by
+    # then (accounts 0002's API token scope).
+    state = MigrationLoader(connection).project_state([t for t in targets if t[1]])
     back = _rows(state.apps)
     _assert_same_rows(back, moved.rows)
     assert sorted(r["task"] for r in back["reviews_outboxmessage"])[-2:] == [

@@ -142,3 +142,50 @@ def test_it_stores_the_token_hashed(pipeline):
     stored = ApiToken.objects.get(name="ci")
     assert secret not in (stored.key_hash, stored.prefix)
     assert stored.key_hash == ApiToken.hash_key(secret)
+
+
+def limited_client(api_client, user, *agents):
+    from accounts.services import token_create
+
+    _, secret = token_create(user=user, name="limited", agent_slugs=list(agents))
+    return api_client(secret=secret)
+
+
+def test_it_refuses_items_for_agents_outside_the_tokens_scope(api_client, pipeline):
+    from agents.models import Agent
+
+    client = limited_client(api_client, pipeline, "support-bot")
+    body = [item("t-1"), item("t-2", agent="sales-bot"), item("t-3")]
+    response = client.post("/api/v1/interactions", body)
+    assert response.status_code == 200
+    assert response.json() == {
+        "created": 2,
+        "duplicates": 0,
+        "errors": [
+            {
+                "index": 1,
+                "field": "agent",
+                "message": "this token may not write for agent 'sales-bot'",
+            }
+        ],
+    }
+    assert not Agent.objects.filter(slug="sales-bot").exists()
+
+
+def test_it_refuses_feedback_for_agents_outside_the_tokens_scope(api_client, pipeline):
+    api_client(pipeline).post("/api/v1/interactions", [item("t-1", agent="sales-bot")])
+    client = limited_client(api_client, pipeline, "support-bot")
+    response = client.post(
+        "/api/v1/feedback", [{"agent": "sales-bot", "external_id": "t-1", "kind": "thumbs_down"}]
+    )
+    assert response.json()["errors"] == [
+        {"index": 0, "field": "agent", "message": "this token may not write for agent 'sales-bot'"}
+    ]
+    assert not FeedbackEvent.objects.exists()
+
+
+def test_it_lets_a_token_without_a_scope_write_for_every_agent(api_client, pipeline):
+    token = ApiToken.objects.create(user=pipeline, name="old", key_hash=ApiToken.hash_key("cd_x"))
+    assert token.agent_slugs == []
+    response = api_client(secret="cd_x").post("/api/v1/interactions", [item("t-1", agent="new")])
+    assert response.json()["created"] == 1
