@@ -5,7 +5,6 @@ A token is 256 random bits shown once; only its sha256 is stored (`ApiToken.hash
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from core.audit import audit_record
+from core.slugs import SLUG_RE
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 
 # The ingest API's agent slug (ingest/api.py); repeated here: accounts sits below ingest.
-AGENT_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 # last_used_at is refreshed at most this often, so authenticated requests do not each write.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -66,7 +65,7 @@ def token_create(
     may ingest only for those agents; without, for every agent. Raises ValueError for a
     slug that is not a valid agent slug."""
     slugs = sorted({slug.strip() for slug in agent_slugs if slug.strip()})
-    bad = [slug for slug in slugs if not AGENT_SLUG_RE.match(slug)]
+    bad = [slug for slug in slugs if not SLUG_RE.match(slug)]
     if bad:
         raise ValueError(f"not an agent slug: {bad[0][:64]!r}")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -5,7 +5,6 @@ the messages are part of the contract (they end up in `line L: FIELD: MESSAGE`).
 """
 
 import math
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +12,8 @@ import orjson
 from django.conf import settings
 
 from agents.models import FeedbackEvent
+from core.slugs import SLUG_RE
 
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CONTEXT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 MAX_CONTEXT_TURNS = 200
 MAX_METADATA_BYTES = 16 * 1024
