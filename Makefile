@@ -6,9 +6,18 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench bench-smoke bench-load clean
+.PHONY: run test install install-e2e lint bench bench-smoke bench-load clean
+
+AXE := tests/e2e/axe/node_modules/.installed
 
 install: $(STAMP)
+
+# axe-core (npm) for the browser tests' accessibility checks; only `make test` needs it.
+install-e2e: $(AXE)
+
+$(AXE): tests/e2e/axe/package.json tests/e2e/axe/package-lock.json
+	npm ci --prefix tests/e2e/axe --no-audit --no-fund --loglevel=error
+	touch $(AXE)
 
 # Re-installs only when the lock or the project metadata changed, so a second call is quick.
 $(STAMP): requirements.lock pyproject.toml
@@ -28,7 +37,7 @@ run: install
 	$(PY) manage.py seed_demo --if-empty
 	@scripts/serve.sh $(HOST) $(PORT)
 
-test: install
+test: install install-e2e
 	$(PY) scripts/run_tests.py $(ARGS)
 
 lint: install
@@ -60,4 +69,4 @@ bench-load: install
 	$(PY) bench/load.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 media .pytest_cache
+	rm -rf $(VENV) db.sqlite3 media .pytest_cache tests/e2e/axe/node_modules

@@ -7,7 +7,7 @@ operation declares the error statuses it can answer, so the OpenAPI schema is th
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, Throttled, ValidationError
 
 from console.api import router as admin_router
@@ -30,6 +30,9 @@ api = NinjaAPI(
     ),
     urls_namespace="api-v1",
     parser=LimitedJsonParser(),
+    # No deep links: Swagger puts them inside each operation's button (a link nested in a
+    # button, which keyboards and screen readers cannot use). templates/ninja/swagger.html.
+    docs=Swagger(settings={"deepLinking": False}),
 )
 
 api.add_router("", ingest_router)
