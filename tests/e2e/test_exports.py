@@ -133,3 +133,24 @@ def test_it_builds_watches_and_downloads_a_batch(
     assert hashlib.sha256(data).hexdigest() == batch.sha256
     assert data.decode().count("\n") == len(DECISIONS)
     assert "¿Puedo devolver unas botas usadas?" in data.decode()
+
+
+def test_the_agent_picker_switches_the_agent_under_the_strict_policy(
+    page: Page, live_server, login
+):
+    """Choosing an agent in the picker reloads the page for it (issue 17: an inline
+    onchange handler was blocked by the page's own CSP, and the picker did nothing)."""
+    support = AgentFactory(slug="support-bot", name="Support bot", domain="support")
+    AgentFactory(slug="shop-recommender", name="Shop recommender", kind="recommender")
+    decide_all(support, UserFactory(username="rita", roles=["reviewer"], domains=["support"]))
+    UserFactory(username="mona", roles=["ml"])
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if msg.type == "error" else None)
+
+    login("mona", next_url="/exports/?agent=support-bot")
+    expect(page.get_by_role("heading", name="Support bot: pairs by error category")).to_be_visible()
+    page.get_by_label("Agent", exact=True).first.select_option("shop-recommender")
+    page.wait_for_url("**/exports/?agent=shop-recommender")
+    expect(page.get_by_text("No pairs for Shop recommender yet")).to_be_visible()
+    expect(page.locator("#agent-picker")).to_have_value("shop-recommender")
+    assert violations == []
