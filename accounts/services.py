@@ -1,4 +1,4 @@
-"""Writes of the accounts app: API tokens.
+"""Writes of the accounts app: API tokens, and the sweep of old login records.
 
 A token is 256 random bits shown once; only its sha256 is stored (`ApiToken.hash_key`).
 """
@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -104,3 +105,14 @@ def token_revoke(*, token: ApiToken, actor: User | None) -> None:
             target_id=token.pk,
             after={"name": token.name, "prefix": token.prefix},
         )
+
+
+def login_logs_prune(*, now: datetime | None = None) -> int:
+    """Deletes django-axes' login log rows (one per sign-in, with address and browser) older
+    than LOGIN_LOG_DAYS; returns how many. Failed attempts need no sweep: axes deletes
+    those past their cool-off on every login event."""
+    from axes.models import AccessLog
+
+    cutoff = (now or timezone.now()) - timedelta(days=settings.LOGIN_LOG_DAYS)
+    deleted, _ = AccessLog.objects.filter(attempt_time__lt=cutoff).delete()
+    return deleted

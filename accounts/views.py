@@ -5,6 +5,8 @@ from axes.utils import reset as axes_reset
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -31,6 +33,18 @@ class LoginView(auth_views.LoginView):
             credentials = {"username": form.data.get("username", "")}
             tries_left = max(0, get_failure_limit(self.request, credentials) - failures)
         return self.render_to_response(self.get_context_data(form=form, tries_left=tries_left))
+
+
+def admin_login(request):
+    """The Django admin's login page is the site's: one form, one throttle, and the tries
+    left shown (the admin's own form would need a second copy of all three).
+
+    A signed-in user who reaches it is not a superuser (the admin sends them here for
+    that): they get the 403 page, not a login form that would send them round in a loop.
+    """
+    if request.user.is_authenticated:
+        raise PermissionDenied("Django's admin is for superusers; review leads use the console.")
+    return redirect_to_login(request.GET.get("next") or "/admin/")
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

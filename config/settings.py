@@ -255,6 +255,12 @@ AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "accounts.throttle.login_username"
 AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+# Sign-ins are logged (axes' AccessLog: time, address, browser) and kept this many days.
+LOGIN_LOG_DAYS = env_int("LOGIN_LOG_DAYS", 90)
+CELERY_BEAT_SCHEDULE["accounts.prune-login-logs"] = {
+    "task": "accounts.tasks.prune_login_logs",
+    "schedule": 6 * 3600.0,
+}
 # Reverse proxies in front of the app that append to X-Forwarded-For (0: the header is
 # ignored and REMOTE_ADDR is the client; see accounts/throttle.py).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

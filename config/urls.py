@@ -51,6 +51,7 @@ urlpatterns = [
     path("exports/", include("retraining.urls")),
     path("kpis/", include("kpis.urls")),
     path("api/v1/", api.urls),
+    path("admin/login/", accounts.admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
 ]
 

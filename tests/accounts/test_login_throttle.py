@@ -79,16 +79,27 @@ def test_it_counts_look_alike_spellings_of_a_username_together(reviewer):
     assert response.status_code == 429 and LOCKED in response.content
 
 
-def test_it_throttles_the_admin_login_too(lead):
+def test_the_admin_signs_in_through_the_throttled_form_that_tells_tries_left(lead, client):
     lead.is_superuser = True
     lead.save()
-    client = Client(REMOTE_ADDR="10.0.0.1")
-    for _ in range(3):
-        login(client, "lee", "wrong", path="/admin/login/")
-    admin = login(client, "lee", "pw-for-tests", path="/admin/login/")
-    assert admin.status_code == 429 and LOCKED in admin.content
-    site = login(client, "lee", "pw-for-tests")  # the same budget on every login form
-    assert site.status_code == 429 and not logged_in(client)
+    to_login = client.get("/admin/")
+    assert to_login.status_code == 302 and to_login["Location"] == "/admin/login/?next=/admin/"
+    form = client.get(to_login["Location"])
+    assert form.status_code == 302 and form["Location"] == "/accounts/login/?next=/admin/"
+    client.post("/admin/login/?next=/admin/", {"username": "lee", "password": "pw-for-tests"})
+    assert not logged_in(client)  # the admin's own form is gone: nothing to guess against
+    failed = client.post(form["Location"], {"username": "lee", "password": "wrong"})
+    assert b"2 tries left before this login is locked" in failed.content
+    signed_in = client.post(form["Location"], {"username": "lee", "password": "pw-for-tests"})
+    assert signed_in["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_signed_in_non_superuser_gets_a_403_not_a_login_loop(lead, client):
+    client.force_login(lead)
+    assert client.get("/admin/")["Location"] == "/admin/login/?next=/admin/"
+    denied = client.get("/admin/login/?next=/admin/")
+    assert denied.status_code == 403 and b"<nav>" in denied.content  # the site's 403 page
 
 
 def test_it_ignores_forwarded_for_headers_without_trusted_proxies(reviewer):

@@ -19,6 +19,7 @@ from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory,
 
 PUBLIC = {
     "login",
+    "admin-login",
     "logout",
     "healthz",
     "favicon",
@@ -98,6 +99,7 @@ def world(db):
         "item_id": item.pk,
         "user_id": other.pk,
         "slug": agent.slug,
+        "domain": "support",
         "token_id": token.pk,
         "pk": item.pk,
         "id": item.pk,
@@ -207,4 +209,5 @@ def test_it_keeps_django_admin_for_superusers(client, db):
 def test_it_found_the_pages_and_endpoints():
     names = {name for (_, name), _ in PAGES}
     assert {"reviews:queue", "reviews:review", "console:browser", "login"} <= names
+    assert {"console:item", "console:pool", "console:pool_add", "console:pool_remove"} <= names
     assert ("/api/v1/interactions", "POST") in {(p, m) for p, m, _ in OPERATIONS}
