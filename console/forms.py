@@ -1,6 +1,6 @@
 """Forms of the admin console."""
 
-import json
+from typing import cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -8,7 +8,9 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import ReviewerProfile
 from agents.models import Agent
-from console.selectors import SORTS, QueueFilter
+from console.policy import AlertThresholdFields
+from console.selectors import SORTS, Pool, QueueFilter
+from console.services import MAX_DOMAIN
 from reviews.forms import DecisionFields
 from reviews.models import ReviewItem
 from reviews.services import DECIDING
@@ -176,39 +178,124 @@ def _comma_list(value: str) -> list[str]:
     return sorted({part.strip() for part in value.split(",") if part.strip()})
 
 
+def _username_label(user) -> str:
+    profile = getattr(user, "reviewer_profile", None)
+    away = profile is not None and not profile.active
+    return f"{user.get_username()} (away)" if away else user.get_username()
+
+
+class PoolNameForm(forms.Form):
+    """The domain of a pool: "open or start a pool" on the pools page, and the pool every
+    add / remove POST names."""
+
+    domain = forms.CharField(
+        label="Open or start a pool",
+        max_length=MAX_DOMAIN,
+        help_text="The domain: the routing tag of the items, e.g. legal.",
+        error_messages={"required": "Give the domain of the pool, e.g. legal."},
+    )
+
+
+class PoolAddForm(forms.Form):
+    """Adds one of the reviewers who are not in the pool yet (`candidates`)."""
+
+    reviewer = forms.CharField(
+        label="Reviewer",
+        widget=forms.Select,
+        error_messages={"required": "Choose the reviewer to add."},
+    )
+
+    def __init__(self, *args, pool: Pool, candidates: list, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool = pool
+        self.candidates = {u.get_username(): u for u in candidates}
+        self.fields["reviewer"].widget.choices = [
+            ("", "Choose a reviewer…"),
+            *((name, _username_label(u)) for name, u in self.candidates.items()),
+        ]
+
+    def clean_reviewer(self):
+        name = self.cleaned_data["reviewer"]
+        if any(u.get_username() == name for u in self.pool.members):
+            raise forms.ValidationError(f"{name} is already in the {self.pool.domain} pool.")
+        if name not in self.candidates:
+            raise forms.ValidationError(f"There is no reviewer named {name}.")
+        return self.candidates[name]
+
+
+class PoolRemoveForm(forms.Form):
+    """Takes a member out of the pool (the row's "Remove" button names them)."""
+
+    reviewer = forms.CharField(max_length=150, widget=forms.HiddenInput)
+
+    def __init__(self, *args, pool: Pool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool = pool
+
+    def clean_reviewer(self):
+        name = self.cleaned_data["reviewer"]
+        for user in self.pool.members:
+            if user.get_username() == name:
+                return user
+        raise forms.ValidationError(f"{name} is not in the {self.pool.domain} pool.")
+
+
 class ReviewerProfileForm(forms.ModelForm):
-    domains_text = forms.CharField(
-        label="Domains", required=False, help_text="Comma-separated, e.g. legal, support"
+    """A reviewer's pool settings: their pools (one box per known domain), daily capacity
+    and whether they take new work."""
+
+    domains = forms.MultipleChoiceField(
+        label="Pools",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The domains this reviewer reviews. Start a new pool on the pools page.",
     )
 
     class Meta:
         model = ReviewerProfile
         fields = ["daily_capacity", "active"]
+        labels = {"daily_capacity": "Daily capacity", "active": "Taking new work"}
+        help_texts = {
+            "daily_capacity": "Items a day that assignment may give them.",
+            "active": "Away reviewers get no new assignments and claim nothing from their pools.",
+        }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, domains: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["domains_text"].initial = ", ".join(self.instance.domains or [])
+        current = list(self.instance.domains or [])
+        names = sorted({*domains, *current}, key=str.casefold)
+        pools = cast(forms.MultipleChoiceField, self.fields["domains"])
+        pools.choices = [(d, d) for d in names]
+        pools.initial = current
 
     def changes(self) -> dict:
         return {
-            "domains": _comma_list(self.cleaned_data["domains_text"]),
+            "domains": sorted(self.cleaned_data["domains"]),
             "daily_capacity": self.cleaned_data["daily_capacity"],
             "active": self.cleaned_data["active"],
         }
 
 
-class AgentPolicyForm(forms.ModelForm):
+def _tags(value: str, *, what: str) -> list[str]:
+    tags = _comma_list(value)
+    for tag in tags:
+        if len(tag) > MAX_DOMAIN:
+            raise forms.ValidationError(
+                f"“{tag[:30]}…” is too long for {what} (at most {MAX_DOMAIN} characters)."
+            )
+    return tags
+
+
+class AgentPolicyForm(AlertThresholdFields, forms.ModelForm):
     review_intents_text = forms.CharField(
-        label="Always review intents", required=False, help_text="Comma-separated intents"
+        label="Always review intents",
+        required=False,
+        help_text="Comma-separated, e.g. refund, legal_threat",
     )
     review_domains_text = forms.CharField(
-        label="Always review domains", required=False, help_text="Comma-separated domains"
-    )
-    alert_thresholds_text = forms.CharField(
-        label="KPI alert thresholds (JSON)",
+        label="Always review domains",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text='e.g. {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}',
+        help_text="Comma-separated, e.g. legal",
     )
 
     class Meta:
@@ -223,35 +310,45 @@ class AgentPolicyForm(forms.ModelForm):
             "auto_assign",
             "guidelines",
         ]
-        widgets = {"guidelines": forms.Textarea(attrs={"rows": 10})}
+        labels = {"auto_assign": "Assign automatically"}
+        widgets = {
+            "confidence_threshold": forms.NumberInput(attrs={"min": 0, "max": 1, "step": "any"}),
+            "audit_rate": forms.NumberInput(attrs={"min": 0, "max": 1, "step": "any"}),
+            "guidelines": forms.Textarea(attrs={"rows": 10}),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["review_intents_text"].initial = ", ".join(self.instance.review_intents or [])
         self.fields["review_domains_text"].initial = ", ".join(self.instance.review_domains or [])
-        self.fields["alert_thresholds_text"].initial = json.dumps(
-            self.instance.alert_thresholds or {}, indent=1
-        )
+        self.add_threshold_fields(self.instance.alert_thresholds)
 
-    def clean_alert_thresholds_text(self) -> dict:
-        raw = self.cleaned_data["alert_thresholds_text"].strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
-        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            raise forms.ValidationError(
-                'Use an object of KPI name → {"below" or "above", "days", "min_n"}.'
-            )
-        return value
+    def clean(self):
+        data = super().clean()
+        self.clean_thresholds()
+        return data
+
+    def clean_review_intents_text(self) -> list[str]:
+        return _tags(self.cleaned_data["review_intents_text"], what="an intent")
+
+    def clean_review_domains_text(self) -> list[str]:
+        return _tags(self.cleaned_data["review_domains_text"], what="a domain")
+
+    def add_service_errors(self, exc: forms.ValidationError) -> None:
+        """The service's refusal (model rules, threshold shape) on the fields it names."""
+        for name, messages in exc.message_dict.items():
+            for message in messages:
+                if name in self.fields:
+                    self.add_error(name, message)
+                else:
+                    label = "Alert thresholds" if name == "alert_thresholds" else name
+                    self.add_error(None, f"{label}: {message}")
 
     def changes(self) -> dict:
         data = {name: self.cleaned_data[name] for name in self.Meta.fields}
-        data["review_intents"] = _comma_list(self.cleaned_data["review_intents_text"])
-        data["review_domains"] = _comma_list(self.cleaned_data["review_domains_text"])
-        data["alert_thresholds"] = self.cleaned_data["alert_thresholds_text"]
+        data["review_intents"] = self.cleaned_data["review_intents_text"]
+        data["review_domains"] = self.cleaned_data["review_domains_text"]
+        data["alert_thresholds"] = self.cleaned_data["alert_thresholds"]
         return data
 
 

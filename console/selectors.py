@@ -1,17 +1,21 @@
-"""Reads of the admin console: the queue browser, reviewer workload, backlog, audit log.
+"""Reads of the admin console: the queue browser, an item's page, reviewer pools, workload,
+backlog, audit log.
 
 Every function here is a fixed number of aggregate queries, whatever the data size.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, Prefetch, Q, QuerySet
+from django.db.models.functions import Left
 from django.utils import timezone
 
+from accounts.models import Role
+from agents.models import Agent, Interaction
 from core.models import AuditEvent
 from reviews import metrics
 from reviews.models import Review, ReviewItem
@@ -50,6 +54,7 @@ def queue_browse(f: QueueFilter | None) -> QuerySet[ReviewItem]:
         return ReviewItem.objects.none()
     qs = ReviewItem.objects.select_related("agent", "assigned_to", "claimed_by").only(
         "pk",
+        "interaction",  # the key only: `browser_rows` fetches the page's questions
         "status",
         "reason",
         "priority",
@@ -89,6 +94,19 @@ def queue_browse(f: QueueFilter | None) -> QuerySet[ReviewItem]:
     elif f.assigned:
         qs = qs.filter(assigned_to__username=f.assigned)
     return qs.order_by(*SORTS.get(f.sort, SORTS["priority"]))
+
+
+# What a row of the browser shows of the user's question: a prefix, never the whole text
+# (an input may be megabytes); the cell truncates it further and carries it as its title.
+PREVIEW_CHARS = 200
+
+
+def browser_rows(f: QueueFilter | None) -> QuerySet[ReviewItem]:
+    """`queue_browse` with the start of each item's question (`item.interaction.preview`),
+    fetched for the page's rows only: one more query per page, and the count (capped over
+    up to COUNT_CAP rows) does not join the interactions."""
+    preview = Interaction.objects.only("pk").annotate(preview=Left("input", PREVIEW_CHARS))
+    return queue_browse(f).prefetch_related(Prefetch("interaction", queryset=preview))
 
 
 def bulk_selection(*, ids: list[int] | None, f: QueueFilter | None) -> list[int]:
@@ -244,3 +262,103 @@ def audit_log(
     if until:
         qs = qs.filter(created_at__date__lte=until)
     return qs.order_by("-created_at", "-pk")
+
+
+# --- an item's page ---------------------------------------------------------------------------
+
+ITEM_TRAIL = 100  # events on an item's page; the audit log (filtered by item) has them all
+
+
+def item_audit_trail(item_id: int, *, limit: int = ITEM_TRAIL) -> tuple[list[AuditEvent], bool]:
+    """The latest `limit` audit events of an item, oldest first, and whether there are older
+    ones. One query, served by the (target_type, target_id) index."""
+    events = list(audit_log(item_id=item_id)[: limit + 1])
+    return events[:limit][::-1], len(events) > limit
+
+
+# --- reviewer pools ---------------------------------------------------------------------------
+# A pool is a review domain and the reviewers whose profile lists it (`ReviewerProfile.domains`):
+# the claim hands them the domain's unassigned items, `items_spread` assigns them its work.
+
+
+@dataclass
+class Pool:
+    domain: str
+    members: list = field(default_factory=list)  # users, with `reviewer_profile` loaded
+    agents: list[str] = field(default_factory=list)  # slugs of agents routing items here
+    waiting: int = 0  # items waiting to be claimed (pending or awaiting a second review)
+
+    @property
+    def active(self) -> int:
+        return sum(1 for u in self.members if u.reviewer_profile.active)
+
+
+def reviewers() -> list:
+    """Users of the reviewer group, by username, with their profiles (left-joined: a
+    reviewer without a profile has `reviewer_profile` missing). One query."""
+    return list(
+        get_user_model()
+        .objects.filter(groups__name=Role.REVIEWER)
+        .select_related("reviewer_profile")
+        .order_by("username")
+    )
+
+
+def profile_domains(user) -> list[str]:
+    profile = getattr(user, "reviewer_profile", None)
+    return list(profile.domains or []) if profile is not None else []
+
+
+def pools(*, people: list | None = None) -> list[Pool]:
+    """Every domain someone works on or routes to, by name: the domains of the reviewers'
+    profiles, the agents' domains and "always review" domains, and the domains of items
+    waiting to be claimed (counted by the partial claim index). Three queries, two when
+    `people` (the result of `reviewers()`) is given."""
+    people = reviewers() if people is None else people
+    found: dict[str, Pool] = {}
+
+    def pool(domain: str) -> Pool:
+        return found.setdefault(domain, Pool(domain=domain))
+
+    for user in people:
+        for domain in profile_domains(user):
+            if isinstance(domain, str) and domain:
+                pool(domain).members.append(user)
+    for slug, domain, always in Agent.objects.order_by("slug").values_list(
+        "slug", "domain", "review_domains"
+    ):
+        for name in {domain, *(always if isinstance(always, list) else [])}:
+            if isinstance(name, str) and name:
+                pool(name).agents.append(slug)
+    waiting = (
+        ReviewItem.objects.filter(status__in=ReviewItem.OPEN_STATUSES)
+        .order_by()
+        .values_list("domain")
+        .annotate(n=Count("pk"))
+    )
+    for domain, n in waiting:
+        if domain:
+            pool(domain).waiting = n
+    return [found[name] for name in sorted(found, key=str.casefold)]
+
+
+def pool_detail(domain: str) -> tuple[Pool, list]:
+    """A domain's pool (empty when nobody works on it yet) and the reviewers who may be
+    added: active accounts not in it. Three queries."""
+    people = reviewers()
+    pool = next((p for p in pools(people=people) if p.domain == domain), Pool(domain=domain))
+    members = {u.pk for u in pool.members}
+    return pool, [u for u in people if u.pk not in members and u.is_active]
+
+
+def known_domains() -> list[str]:
+    """The names of every pool (see `pools`), for choosing domains."""
+    return [p.domain for p in pools()]
+
+
+def pool_assigned_open(*, domain: str, reviewer) -> int:
+    """Open items of `domain` assigned to `reviewer` (they stay assigned when the reviewer
+    leaves the pool). One count over the (assigned_to, status) index."""
+    return ReviewItem.objects.filter(
+        metrics.backlog_q(), assigned_to=reviewer, domain=domain
+    ).count()

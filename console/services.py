@@ -1,5 +1,6 @@
 """Writes of the admin console: assigning work, spreading it over a pool, releasing stuck
-claims, changing priority. Every change is audited, one AuditEvent per item.
+claims, changing priority; pool membership, reviewer settings and agent policies. Every
+change is audited (one AuditEvent per item for the bulk actions).
 
 Assignment is not a status transition: it only says who should take an item next (their
 claim takes assigned items first, others never see them). Releasing a claim is a transition
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -20,6 +22,7 @@ from django.utils import timezone
 from accounts.models import ReviewerProfile, Role
 from agents.models import Agent
 from core.audit import audit_event, audit_record, audit_records
+from kpis.definitions import thresholds_validate
 from reviews import selectors, services
 from reviews.models import Review, ReviewItem
 
@@ -247,9 +250,26 @@ def items_autoassign() -> int:
     return items_spread(items=items, reviewers=pool, actor=None).changed
 
 
+MAX_DOMAIN = 100  # ReviewItem.domain's length: a longer pool name could never match an item
+
+
+class PoolChangeRefused(Exception):
+    """A pool change that cannot be made; the message says why, for the admin."""
+
+
+def _locked_profile(user: User) -> ReviewerProfile:
+    """The reviewer's profile, created with the defaults if missing, locked until the end of
+    the transaction: two admins changing the same reviewer's pools at once must not lose
+    each other's change (both read the domains list, both write it back)."""
+    profile, _ = ReviewerProfile.objects.select_for_update().get_or_create(user=user)
+    return profile
+
+
 @transaction.atomic
 def reviewer_profile_update(*, user: User, changes: dict, actor: User | None) -> ReviewerProfile:
-    profile, _ = ReviewerProfile.objects.get_or_create(user=user)
+    """Sets the reviewer's pool settings (`domains`, `daily_capacity`, `active`). Locks the
+    profile row (`_locked_profile`); one audit event with the fields as they were."""
+    profile = _locked_profile(user)
     before = {k: getattr(profile, k) for k in changes}
     for name, value in changes.items():
         setattr(profile, name, value)
@@ -265,11 +285,77 @@ def reviewer_profile_update(*, user: User, changes: dict, actor: User | None) ->
     return profile
 
 
+def _pool_name(domain: str) -> str:
+    name = domain.strip()
+    if not name:
+        raise PoolChangeRefused("A pool needs a domain name.")
+    if len(name) > MAX_DOMAIN:
+        raise PoolChangeRefused(f"A domain name has at most {MAX_DOMAIN} characters.")
+    return name
+
+
+@transaction.atomic
+def pool_member_add(*, domain: str, reviewer: User, actor: User | None) -> bool:
+    """Adds `reviewer` to the pool of `domain` (their profile's domains; the profile is made
+    if missing). Returns False, changing nothing, when they are in it already (a repeated
+    POST). Locks the profile row; audits `pool.member_added` with the domains before and
+    after. Raises PoolChangeRefused for a user outside the reviewer group or a bad name."""
+    name = _pool_name(domain)
+    if not reviewer.groups.filter(name=Role.REVIEWER).exists():
+        raise PoolChangeRefused(f"{reviewer.get_username()} is not in the reviewer group.")
+    profile = _locked_profile(reviewer)
+    before = list(profile.domains or [])
+    if name in before:
+        return False
+    profile.domains = sorted([*before, name])
+    profile.save(update_fields=["domains"])
+    audit_record(
+        actor=actor,
+        action="pool.member_added",
+        target_type="user",
+        target_id=reviewer.pk,
+        before={"domains": before},
+        after={"domains": profile.domains, "pool": name},
+    )
+    return True
+
+
+@transaction.atomic
+def pool_member_remove(*, domain: str, reviewer: User, actor: User | None) -> bool:
+    """Takes `reviewer` out of the pool of `domain`. Returns False, changing nothing, when
+    they are not in it (a repeated POST). Items already assigned to them stay assigned (an
+    assignment is deliberate; `pool_assigned_open` counts them for the admin). Locks the
+    profile row; audits `pool.member_removed` with the domains before and after."""
+    name = _pool_name(domain)
+    profile = _locked_profile(reviewer)
+    before = list(profile.domains or [])
+    if name not in before:
+        return False
+    profile.domains = [d for d in before if d != name]
+    profile.save(update_fields=["domains"])
+    audit_record(
+        actor=actor,
+        action="pool.member_removed",
+        target_type="user",
+        target_id=reviewer.pk,
+        before={"domains": before},
+        after={"domains": profile.domains, "pool": name},
+    )
+    return True
+
+
 @transaction.atomic
 def agent_policy_update(*, agent: Agent, changes: dict, actor: User | None) -> Agent:
-    """Updates an agent's review policy. New items follow it; queued items keep theirs."""
+    """Updates an agent's review policy. New items follow it; queued items keep theirs.
+
+    Raises ValidationError (nothing saved) when a value breaks the model's rules or the alert
+    thresholds are not of the shape `kpis.alerts` reads (`thresholds_validate`)."""
     before = {k: getattr(agent, k) for k in changes}
     changed = {k: v for k, v in changes.items() if before[k] != v}
+    if "alert_thresholds" in changed:
+        problems = thresholds_validate(changed["alert_thresholds"])
+        if problems:
+            raise ValidationError({"alert_thresholds": problems})
     for name, value in changed.items():
         setattr(agent, name, value)
     agent.full_clean()

@@ -2,16 +2,22 @@
 
 from django.urls import path
 
-from console import adjudication, views
+from console import adjudication, pools, views
 
 app_name = "console"
 
 urlpatterns = [
     path("", views.browser, name="browser"),
     path("bulk", views.bulk, name="bulk"),
+    path("items/<int:item_id>/", views.item, name="item"),
     path("workload/", views.workload_page, name="workload"),
-    path("pools/", views.pools, name="pools"),
-    path("pools/<int:user_id>/", views.pool_edit, name="pool_edit"),
+    path("pools/", pools.pools, name="pools"),
+    # Before the pool page: its domain may be any text (slashes too), but never without the
+    # trailing slash these two lack.
+    path("pools/add", pools.pool_add, name="pool_add"),
+    path("pools/remove", pools.pool_remove, name="pool_remove"),
+    path("pools/<path:domain>/", pools.pool, name="pool"),
+    path("reviewers/<int:user_id>/", pools.reviewer_edit, name="reviewer_edit"),
     path("agents/", views.agents, name="agents"),
     path("agents/<slug:slug>/", views.agent_edit, name="agent_edit"),
     path("audit/", views.audit, name="audit"),

@@ -1,4 +1,5 @@
-"""The admin console: queue browser with bulk actions, workload, pools, policies, audit log.
+"""The admin console: queue browser with bulk actions, an item's page, workload, policies,
+audit log (pools are in `console.pools`, adjudication in `console.adjudication`).
 
 Thin views: role check, a form, a read from `console.selectors` or a write in
 `console.services`, a template. Every page is a fixed number of queries.
@@ -8,13 +9,14 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.models import ReviewerProfile, Role
+from accounts.models import Role
 from accounts.permissions import role_required
 from agents.models import Agent
 from console import selectors, services
@@ -23,11 +25,12 @@ from console.forms import (
     AuditFilterForm,
     BulkActionForm,
     QueueFilterForm,
-    ReviewerProfileForm,
 )
 from console.templatetags.console_tags import compact_json
 from core.spreadsheet import csv_lines
 from kpis import selectors as kpi_selectors
+from reviews import screen
+from reviews import selectors as review_selectors
 from reviews import services as review_services
 from reviews.models import ReviewItem
 
@@ -59,7 +62,7 @@ def _agents() -> list[Agent]:
 def browser(request):
     """The queue browser: filter, select, act."""
     form = QueueFilterForm(request.GET or None, agents=_agents())
-    qs = selectors.queue_browse(form.queue_filter())
+    qs = selectors.browser_rows(form.queue_filter())
     paginator = CappedPaginator(qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     context = {
@@ -199,31 +202,6 @@ def workload_page(request):
 
 @role_required(Role.ADMIN)
 @require_GET
-def pools(request):
-    reviewers = (
-        get_user_model()
-        .objects.filter(groups__name="reviewer")
-        .select_related("reviewer_profile")
-        .order_by("username")
-    )
-    return render(request, "console/pools.html", {"reviewers": reviewers})
-
-
-@role_required(Role.ADMIN)
-@require_http_methods(["GET", "POST"])
-def pool_edit(request, user_id: int):
-    user = get_object_or_404(get_user_model(), pk=user_id, groups__name="reviewer")
-    profile = ReviewerProfile.objects.filter(user=user).first() or ReviewerProfile(user=user)
-    form = ReviewerProfileForm(request.POST or None, instance=profile)
-    if request.method == "POST" and form.is_valid():
-        services.reviewer_profile_update(user=user, changes=form.changes(), actor=request.user)
-        messages.success(request, f"Saved {user.username}'s pool settings.")
-        return redirect("console:pools")
-    return render(request, "console/pool_edit.html", {"form": form, "reviewer": user})
-
-
-@role_required(Role.ADMIN)
-@require_GET
 def agents(request):
     return render(request, "console/agents.html", {"agents": Agent.objects.order_by("slug")})
 
@@ -231,15 +209,44 @@ def agents(request):
 @role_required(Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def agent_edit(request, slug: str):
+    """An agent's review policy and KPI alert thresholds, one field each; a value that is
+    not valid is shown next to its field and nothing is saved."""
     agent = get_object_or_404(Agent, slug=slug)
     form = AgentPolicyForm(request.POST or None, instance=agent)
-    if request.method == "POST" and form.is_valid():
-        services.agent_policy_update(
-            agent=Agent.objects.get(pk=agent.pk), changes=form.changes(), actor=request.user
-        )
-        messages.success(request, f"Saved the review policy of {agent.slug}.")
-        return redirect("console:agents")
-    return render(request, "console/agent_edit.html", {"form": form, "agent": agent})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.agent_policy_update(
+                    agent=Agent.objects.get(pk=agent.pk), changes=form.changes(), actor=request.user
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, f"Saved the review policy of {agent.slug}.")
+                return redirect("console:agents")
+        status = 400
+    return render(request, "console/agent_edit.html", {"form": form, "agent": agent}, status=status)
+
+
+@role_required(Role.ADMIN)
+@require_GET
+def item(request, item_id: int):
+    """An item as the lead sees it: the conversation, the agent's answer, every review and
+    the item's audit trail, read-only, with its place in the queue. Three queries of its own
+    (the item with its interaction and agent, its reviews, its latest events)."""
+    found = review_selectors.item_for_review(item_id)
+    if found is None:
+        raise Http404("No such item.")
+    events, older = selectors.item_audit_trail(found.pk)
+    context = {
+        **screen.item_context(found),
+        "reviews": list(found.reviews.all()),  # skips too: the lead sees every pass
+        "events": events,
+        "older_events": older,
+        "editable": False,
+    }
+    return render(request, "console/item.html", context)
 
 
 @role_required(Role.ADMIN)

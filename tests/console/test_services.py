@@ -4,6 +4,7 @@ import functools
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import ReviewerProfile
@@ -215,3 +216,62 @@ def test_it_stops_autoassigning_at_each_reviewers_daily_capacity(pool):
         ReviewItemFactory(interaction__agent__slug="support-bot")
     assert assignment.items_autoassign() == 2
     assert ReviewItem.objects.filter(assigned_to__isnull=True).count() == 1
+
+
+# --- pools and policies ---------------------------------------------------------------------
+
+
+def test_it_adds_a_reviewer_to_a_pool_once(reviewer, lead):
+    assert assignment.pool_member_add(domain=" legal ", reviewer=reviewer, actor=lead) is True
+    assert assignment.pool_member_add(domain="legal", reviewer=reviewer, actor=lead) is False
+    assert ReviewerProfile.objects.get(user=reviewer).domains == ["legal", "support"]
+    event = AuditEvent.objects.get(action="pool.member_added")
+    assert (event.before, event.after) == (
+        {"domains": ["support"]},
+        {"domains": ["legal", "support"], "pool": "legal"},
+    )
+
+
+def test_it_makes_the_profile_of_a_reviewer_who_has_none(lead):
+    newcomer = UserFactory(username="nina", roles=["reviewer"])
+    assignment.pool_member_add(domain="legal", reviewer=newcomer, actor=lead)
+    profile = ReviewerProfile.objects.get(user=newcomer)
+    assert (profile.domains, profile.active) == (["legal"], True)
+
+
+@pytest.mark.parametrize(
+    ("domain", "roles", "message"),
+    [
+        ("legal", ["ml"], "mo is not in the reviewer group."),
+        ("  ", ["reviewer"], "A pool needs a domain name."),
+        ("x" * 101, ["reviewer"], "A domain name has at most 100 characters."),
+    ],
+)
+def test_it_refuses_a_pool_member_it_cannot_add(lead, domain, roles, message):
+    user = UserFactory(username="mo", roles=roles)
+    with pytest.raises(assignment.PoolChangeRefused, match=message):
+        assignment.pool_member_add(domain=domain, reviewer=user, actor=lead)
+    assert not ReviewerProfile.objects.filter(user=user).exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_it_removes_a_reviewer_from_a_pool_once(reviewer, lead):
+    assert assignment.pool_member_remove(domain="support", reviewer=reviewer, actor=lead) is True
+    assert assignment.pool_member_remove(domain="support", reviewer=reviewer, actor=lead) is False
+    assert ReviewerProfile.objects.get(user=reviewer).domains == []
+    assert AuditEvent.objects.filter(action="pool.member_removed").count() == 1
+
+
+def test_it_refuses_alert_thresholds_the_alerts_cannot_read(lead):
+    agent = AgentFactory(slug="support-bot")
+    bad = {"resolution_rate": {"below": 0.7, "days": 0}}
+    with pytest.raises(ValidationError) as refused:
+        assignment.agent_policy_update(
+            agent=agent, changes={"name": "New", "alert_thresholds": bad}, actor=lead
+        )
+    assert refused.value.message_dict["alert_thresholds"] == [
+        "resolution_rate.days: must be a whole number of days from 1 to 366"
+    ]
+    agent.refresh_from_db()
+    assert (agent.name, agent.alert_thresholds) == ("Support Bot", {})
+    assert not AuditEvent.objects.exists()

@@ -1,4 +1,5 @@
-"""The admin console pages: roles, filters, bulk actions, pools, policies, audit CSV."""
+"""The admin console pages: roles, filters, bulk actions, an item's page, policies, audit CSV.
+(Pools: test_pools.py; the policy form's alert thresholds: test_policy.py.)"""
 
 import csv
 import io
@@ -8,8 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import ReviewerProfile
 from agents.models import Agent
+from console.services import items_assign as assign
 from core.models import AuditEvent
 from reviews.models import Review, ReviewItem
 from tests.factories import (
@@ -38,6 +39,9 @@ def admin_client(client, lead):
         "/console/agents/",
         "/console/audit/",
         "/console/adjudication/",
+        "/console/items/1/",
+        "/console/pools/support/",
+        "/console/reviewers/1/",
     ],
 )
 def test_it_refuses_console_pages_to_reviewers(client, reviewer, url):
@@ -48,7 +52,14 @@ def test_it_refuses_console_pages_to_reviewers(client, reviewer, url):
 
 
 @pytest.mark.parametrize(
-    "path", ["/console/", "/console/adjudication/", "/console/adjudication/1/"]
+    "path",
+    [
+        "/console/",
+        "/console/adjudication/",
+        "/console/adjudication/1/",
+        "/console/items/1/",
+        "/console/pools/legal/",
+    ],
 )
 def test_it_sends_anonymous_users_to_login(client, path):
     response = client.get(path)
@@ -117,20 +128,6 @@ def test_it_explains_an_incomplete_bulk_form(admin_client, queued):
     assert "Choose the reviewer" in text and "Select at least one item" in text
 
 
-def test_it_edits_a_reviewer_pool(admin_client, reviewer):
-    admin_client.post(
-        f"/console/pools/{reviewer.pk}/",
-        {"domains_text": "legal, support", "daily_capacity": 50, "active": ""},
-    )
-    profile = ReviewerProfile.objects.get(user=reviewer)
-    assert (profile.domains, profile.daily_capacity, profile.active) == (
-        ["legal", "support"],
-        50,
-        False,
-    )
-    assert AuditEvent.objects.filter(action="reviewer.updated", target_id=reviewer.pk).exists()
-
-
 def test_it_edits_an_agent_policy_and_audits_it(admin_client):
     agent = AgentFactory(slug="support-bot")
     data = {
@@ -143,7 +140,6 @@ def test_it_edits_an_agent_policy_and_audits_it(admin_client):
         "guidelines": "Be kind.",
         "review_intents_text": "refund, legal_threat",
         "review_domains_text": "",
-        "alert_thresholds_text": '{"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}',
     }
     response = admin_client.post(f"/console/agents/{agent.slug}/", data)
     assert response.status_code == 302
@@ -157,21 +153,6 @@ def test_it_edits_an_agent_policy_and_audits_it(admin_client):
     assert (
         event.before["confidence_threshold"] == 0.7 and event.after["confidence_threshold"] == 0.6
     )
-
-
-def test_it_refuses_bad_alert_json(admin_client):
-    agent = AgentFactory(slug="support-bot")
-    data = {
-        "name": "S",
-        "kind": "chat",
-        "domain": "support",
-        "confidence_threshold": 0.6,
-        "audit_rate": 0,
-        "required_reviews": 1,
-        "alert_thresholds_text": "{oops",
-    }
-    response = admin_client.post(f"/console/agents/{agent.slug}/", data)
-    assert response.status_code == 200 and b"Not valid JSON" in response.content
 
 
 def test_it_neutralises_formulas_in_the_audit_csv(admin_client, lead):
@@ -451,3 +432,70 @@ def test_it_sends_htmx_back_to_the_browser_after_a_bulk_action(admin_client, rev
     assert response["HX-Redirect"] == "/console/?domain=support"
     assigned = ReviewItem.objects.filter(assigned_to=reviewer).values_list("pk", flat=True)
     assert sorted(assigned) == [i.pk for i in items]
+
+
+# --- the browser's rows open the item's page ------------------------------------------------
+
+
+def test_it_links_every_browser_row_to_its_item(admin_client, queued):
+    items = queued(2)
+    html = admin_client.get("/console/").content.decode()
+    for item in items:
+        assert f'<tr id="item-{item.pk}" class="row-link">' in html
+        assert f'<a href="/console/items/{item.pk}/" data-row-link>#{item.pk}</a>' in html
+
+
+def test_it_shows_the_start_of_the_question_in_the_browser(admin_client, queued):
+    queued(1, interaction__input="<b>Can I</b> return " + "x" * 400)
+    html = admin_client.get("/console/").content.decode()
+    start = "&lt;b&gt;Can I&lt;/b&gt; return " + "x" * 180  # 200 characters of the question
+    assert f'<td class="text" title="{start}" dir="auto">{start}</td>' in html
+    assert "x" * 181 not in html and "<b>Can I" not in html
+
+
+def test_it_shows_an_item_with_its_reviews_and_audit_trail_escaped(
+    admin_client, lead, reviewer, other_reviewer
+):
+    item = ReviewItemFactory(
+        interaction__input="<script>alert('in')</script>",
+        interaction__output="<img src=x onerror=alert('out')>",
+        four_eyes=True,
+    )
+    ReviewFactory(item=item, reviewer=other_reviewer, verdict="reject", notes="<i>too risky</i>")
+    ReviewFactory(item=item, verdict="skip")
+    assign(items=ReviewItem.objects.filter(pk=item.pk), reviewer=reviewer, actor=lead)
+
+    response = admin_client.get(f"/console/items/{item.pk}/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"Item #{item.pk}" in html
+    assert "&lt;script&gt;alert(&#x27;in&#x27;)&lt;/script&gt;" in html
+    assert "<script>alert" not in html and "<img src=x" not in html and "<i>too" not in html
+    assert "&lt;i&gt;too risky&lt;/i&gt;" in html
+    assert 'Reviews <span class="muted">(2)</span>' in html  # the skip is shown too
+    assert "<code>item.assigned</code>" in html and "lee" in html
+    assert "<dt>Assigned to</dt><dd>rita</dd>" in html
+
+
+def test_it_links_a_disputed_item_to_its_adjudication(admin_client, dispute):
+    html = admin_client.get(f"/console/items/{dispute.pk}/").content.decode()
+    assert f'href="/console/adjudication/{dispute.pk}/">Adjudicate</a>' in html
+
+
+def test_it_answers_404_for_an_item_that_does_not_exist(admin_client):
+    assert admin_client.get("/console/items/999999/").status_code == 404
+
+
+def test_it_keeps_the_item_page_queries_flat(admin_client, lead, django_assert_num_queries):
+    quiet = ReviewItemFactory()
+    ReviewFactory(item=quiet, verdict="skip")
+    busy = ReviewItemFactory(four_eyes=True)
+    for _ in range(2):
+        ReviewFactory(item=busy, verdict="approve")
+    AuditEventFactory.create_batch(30, actor=lead, action="item.priority", target_id=busy.pk)
+    with CaptureQueriesContext(connection) as one:
+        admin_client.get(f"/console/items/{quiet.pk}/")
+    with django_assert_num_queries(len(one)):
+        response = admin_client.get(f"/console/items/{busy.pk}/")
+    assert response.content.decode().count("<code>item.priority</code>") == 30

@@ -220,3 +220,97 @@ def test_it_shows_the_queue_browser(login, screenshot, reviewer, other_reviewer,
     expect(page.locator("#results tbody tr")).to_have_count(len(rows))
     expect(page.locator("#results .status-claimed")).to_have_count(1)
     screenshot("console", full_page=True)
+
+
+# --- day one: open an item from its row, pool members, the policy's fields ------------------
+
+
+def test_it_opens_an_item_by_clicking_anywhere_on_its_row(login, lead, billing):
+    first, second = billing[0], billing[1]
+    page = login("lee", next_url="/console/?agent=billing-bot")
+    table = page.locator("#results table.browser")
+
+    # The table takes the window's width, ids and slugs on one line, long text cut.
+    assert table.bounding_box()["width"] > 1250  # of a 1360 px window
+    id_cell = page.locator(f"#item-{first} td.id")
+    assert id_cell.evaluate("td => getComputedStyle(td).whiteSpace") == "nowrap"
+    question = page.locator(f"#item-{first} td.text")
+    assert question.evaluate("td => getComputedStyle(td).textOverflow") == "ellipsis"
+    expect(question).to_have_attribute("title", re.compile(r"^Question \d+ for billing-bot$"))
+
+    # The row's checkbox selects, it does not open the item.
+    page.locator(f"#item-{second}").get_by_role("checkbox").check()
+    expect(page).to_have_url(re.compile(r"/console/\?agent=billing-bot$"))
+
+    # Keyboard users have a real link in the row.
+    expect(page.locator(f"#item-{first}").get_by_role("link", name=f"#{first}")).to_have_attribute(
+        "href", f"/console/items/{first}/"
+    )
+    page.locator(f"#item-{first} td.text").click()  # not the link: the row
+    page.wait_for_url(f"**/console/items/{first}/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Item #{first}")
+    expect(page.locator(".turn-current .bubble")).to_have_text(
+        ReviewItem.objects.get(pk=first).interaction.input
+    )
+    expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+
+
+def test_it_adds_and_removes_a_reviewer_in_a_pool(login, lead, reviewer, other_reviewer):
+    page = login("lee", next_url="/console/pools/")
+    page.get_by_label("Open or start a pool").fill("legal")
+    page.get_by_role("button", name="Open pool").click()
+    page.wait_for_url("**/console/pools/legal/")
+    expect(page.get_by_text("Nobody reviews this domain yet")).to_be_visible()
+
+    page.get_by_label("Reviewer", exact=True).select_option("rita")
+    page.get_by_role("button", name="Add to pool").click()
+
+    expect(page.get_by_role("status")).to_have_text("Added rita to the legal pool.")
+    expect(page.locator("table.pool-members tbody tr")).to_have_count(1)
+    reviewer.reviewer_profile.refresh_from_db()
+    assert reviewer.reviewer_profile.domains == ["legal", "support"]
+
+    # Adding with no reviewer chosen explains itself next to the field.
+    page.get_by_role("button", name="Add to pool").click()
+    expect(page.locator("#id_reviewer_error")).to_have_text("Choose the reviewer to add.")
+
+    page.get_by_role("button", name="Remove rita from the pool").click()
+    expect(page.get_by_role("status")).to_have_text("Removed rita from the legal pool.")
+    expect(page.locator("table.pool-members")).to_have_count(0)
+    reviewer.reviewer_profile.refresh_from_db()
+    assert reviewer.reviewer_profile.domains == ["support"]
+
+
+def test_it_edits_a_policy_through_its_fields(login, lead):
+    agent = AgentFactory(
+        slug="support-bot",
+        name="Support bot",
+        alert_thresholds={"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}},
+    )
+    page = login("lee", next_url="/console/agents/support-bot/")
+    below = page.get_by_label("Resolution rate: alert below")
+    expect(below).to_have_value("0.7")
+
+    below.fill("1.5")
+    page.get_by_label("Backlog: alert above").fill("200")
+    page.get_by_role("button", name="Save policy").click()
+
+    expect(page.locator("#id_alert_resolution_rate_below_error")).to_have_text(
+        "Ensure this value is less than or equal to 1."
+    )
+    expect(page.locator(".error-summary")).to_contain_text(
+        "Resolution rate: alert below: Ensure this value is less than or equal to 1."
+    )
+    agent.refresh_from_db()
+    assert agent.alert_thresholds == {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}}
+
+    page.get_by_label("Resolution rate: alert below").fill("0.65")
+    page.get_by_label("Resolution rate: over days").fill("14")
+    page.get_by_role("button", name="Save policy").click()
+
+    expect(page.get_by_role("status")).to_have_text("Saved the review policy of support-bot.")
+    agent.refresh_from_db()
+    assert agent.alert_thresholds == {
+        "resolution_rate": {"below": 0.65, "days": 14, "min_n": 50},
+        "backlog": {"above": 200},
+    }
