@@ -109,6 +109,10 @@ class Interaction(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_index=False)
     ingested_at = models.DateTimeField(auto_now_add=True)
+    # The turn's tool calls and their results, between `input` and `output` (messages as in
+    # `context`: ingest/messages.py). Declared last, where the column is (it came later);
+    # the database default is for raw SQL writers (bench scripts) that do not know it.
+    steps = models.JSONField(default=list, blank=True, db_default=[])
 
     class Meta:
         db_table = "reviews_interaction"

@@ -2,9 +2,10 @@
 
 A layout change moves models between apps but keeps their tables and columns: its
 migrations only move Django's model state (SeparateDatabaseAndState), plus data migrations
-for what names an app label. An archive written before it names its members and counts by
-the old labels and is at a migration state this code has left behind, so the compatibility
-check alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what changed:
+for what names an app label. Or it adds columns whose default every older row takes. An
+archive written before it names its members and counts by the old labels (or lacks the new
+columns) and is at a migration state this code has left behind, so the compatibility check
+alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what changed:
 
 `applied`     the migration state of that layout's archives, app by app (an app not listed
               had no migrations yet). Only an archive at exactly this state is mapped;
@@ -23,10 +24,12 @@ check alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what chan
               and column key: old → new.
 `added`       columns added by a later migration that joined `upgrade`, per today's model
               label: column key → the value the migration gave existing rows (its default).
+              Such columns are declared last on their models (where ADD COLUMN puts them),
+              so the mapped manifest lists a table's columns in today's order.
 
-The columns did not change, so the column check applies to the mapped manifest unchanged;
-nor did the table order (renamed, a layout-1 archive's members are in today's `tables()`
-order), so the archive is still read in one forward pass.
+Apart from those added columns the columns did not change, so the column check applies to
+the mapped manifest; nor did the table order (renamed, a layout-1 archive's members are in
+today's `tables()` order), so the archive is still read in one forward pass.
 """
 
 from __future__ import annotations
@@ -114,6 +117,14 @@ class Layout:
         return row
 
 
+# agents/0002 and retraining/0004: the tool calls and results of an interaction (`steps`),
+# copied to its training pair; every older row has none.
+_STEPS_UPGRADE = {
+    "agents": ("0002_interaction_steps",),
+    "retraining": ("0004_trainingpair_steps",),
+}
+_STEPS_ADDED = {"agents.interaction": {"steps": []}, "retraining.trainingpair": {"steps": []}}
+
 LEGACY_LAYOUTS = {
     # Before the one-app-per-concern reorganisation: the reviews app held the agents, their
     # interactions and feedback, reviewer profiles, API tokens, the audit log and the outbox.
@@ -151,9 +162,12 @@ LEGACY_LAYOUTS = {
             "core": ("0001_initial", "0002_outbox_task_names"),
             # 0002 adds the API token's agent scope: archived tokens get its default (below).
             "accounts": ("0001_initial", "0002_apitoken_agent_slugs"),
-            "agents": ("0001_initial",),
+            "agents": ("0001_initial", *_STEPS_UPGRADE["agents"]),
             "reviews": ("0006_models_moved_to_their_apps",),
-            "retraining": ("0003_agent_and_interaction_moved_to_agents",),
+            "retraining": (
+                "0003_agent_and_interaction_moved_to_agents",
+                *_STEPS_UPGRADE["retraining"],
+            ),
             "kpis": ("0003_agent_moved_to_agents",),
         },
         moved={
@@ -175,9 +189,41 @@ LEGACY_LAYOUTS = {
             }
         },
         # accounts/0002_apitoken_agent_slugs: tokens made before scopes write for every agent.
-        added={"accounts.apitoken": {"agent_slugs": []}},
+        added={"accounts.apitoken": {"agent_slugs": []}, **_STEPS_ADDED},
     ),
 }
+# After the reorganisation, before `steps`: what layout 1 is mapped onto, but steps.
+LEGACY_LAYOUTS["layout-2"] = Layout(
+    name="layout-2",
+    applied={
+        "contenttypes": LEGACY_LAYOUTS["layout-1"].applied["contenttypes"],
+        "auth": LEGACY_LAYOUTS["layout-1"].applied["auth"],
+        "core": ("0001_initial", "0002_outbox_task_names"),
+        "accounts": ("0001_initial", "0002_apitoken_agent_slugs"),
+        "agents": ("0001_initial",),
+        "reviews": (
+            "0001_initial",
+            "0002_roles_and_taxonomy",
+            "0003_drop_redundant_indexes",
+            "0004_ingest_and_browse_indexes",
+            "0005_outbox_and_auto_assign",
+            "0006_models_moved_to_their_apps",
+        ),
+        "retraining": (
+            "0001_initial",
+            "0002_batches_build_lease_and_membership",
+            "0003_agent_and_interaction_moved_to_agents",
+        ),
+        "kpis": (
+            "0001_initial",
+            "0002_stats_runs_cursors_deliveries",
+            "0003_agent_moved_to_agents",
+        ),
+    },
+    upgrade=_STEPS_UPGRADE,
+    moved={},
+    added=_STEPS_ADDED,
+)
 
 
 def manifest_upgrade(manifest: dict[str, Any]) -> tuple[dict[str, Any], Layout | None]:

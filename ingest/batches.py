@@ -244,6 +244,7 @@ def prepare_interactions(
             rec["conversation_id"],
             rec["input"],
             rec["context"],
+            rec["steps"],
             rec["output"],
             rec["confidence"],
             rec["intent"],

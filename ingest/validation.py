@@ -13,9 +13,9 @@ from django.conf import settings
 
 from agents.models import FeedbackEvent
 from core.slugs import SLUG_RE
+from ingest.messages import messages_json
+from ingest.messages import type_name as _type_name
 
-CONTEXT_ROLES = frozenset({"system", "user", "assistant", "tool"})
-MAX_CONTEXT_TURNS = 200
 MAX_METADATA_BYTES = 16 * 1024
 FEEDBACK_KINDS = frozenset(FeedbackEvent.Kind.values)
 
@@ -23,22 +23,6 @@ FEEDBACK_KINDS = frozenset(FeedbackEvent.Kind.values)
 _SHORT = {"agent_version": 100, "conversation_id": 255, "intent": 100, "domain": 100}
 
 FieldErrors = list[tuple[str, str]]
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def _text(obj: dict, name: str, errors: FieldErrors, *, required: bool, limit: int) -> str:
@@ -137,57 +121,6 @@ def _external_id(obj: dict, errors: FieldErrors) -> str:
     return value
 
 
-def _context(value: Any, errors: FieldErrors, limit: int) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        errors.append(
-            ("context", f"must be an array of {{role, content}} objects, got {_type_name(value)}")
-        )
-        return []
-    if len(value) > MAX_CONTEXT_TURNS:
-        errors.append(("context", f"has {len(value)} turns; the limit is {MAX_CONTEXT_TURNS}"))
-        return []
-    for i, turn in enumerate(value):
-        where = f"context[{i}]"
-        if not isinstance(turn, dict):
-            errors.append(
-                (where, f"must be an object with role and content, got {_type_name(turn)}")
-            )
-            return []
-        role, content = turn.get("role"), turn.get("content")
-        if not isinstance(role, str) or role not in CONTEXT_ROLES:  # a dict is unhashable
-            errors.append(
-                (
-                    f"{where}.role",
-                    f"must be one of {', '.join(sorted(CONTEXT_ROLES))}, got {role!r}"[:200],
-                )
-            )
-            return []
-        if not isinstance(content, str):
-            errors.append((f"{where}.content", f"must be a string, got {_type_name(content)}"))
-            return []
-        if len(content) > limit:
-            errors.append(
-                (f"{where}.content", f"is {len(content):,} characters long; the limit is {limit:,}")
-            )
-            return []
-        if "\x00" in content:
-            errors.append(
-                (f"{where}.content", "contains a NUL character (\\u0000), which cannot be stored")
-            )
-            return []
-    try:
-        encoded = orjson.dumps(value)
-    except orjson.JSONEncodeError:  # another field of a turn nested too deeply, a huge integer
-        errors.append(("context", "must be plain JSON (finite numbers, UTF-8 strings)"))
-        return []
-    if b"\\u0000" in encoded:  # in another key or field of a turn (jsonb refuses it)
-        errors.append(("context", "contains a NUL character (\\u0000), which cannot be stored"))
-        return []
-    return value
-
-
 def _metadata(value: Any, errors: FieldErrors) -> str:
     if value is None:
         return "{}"
@@ -210,7 +143,8 @@ def _metadata(value: Any, errors: FieldErrors) -> str:
 
 def validate_interaction(obj: Any) -> tuple[dict | None, FieldErrors]:
     """Returns (clean record, []) or (None, errors). The clean record has every column set,
-    `context` / `metadata` as JSON text and `created_at` None when the source gave none."""
+    `context` / `steps` / `metadata` as JSON text (the messages normalised: ingest/messages.py)
+    and `created_at` None when the source gave none."""
     if not isinstance(obj, dict):
         return None, [("record", f"must be a JSON object, got {_type_name(obj)}")]
     errors: FieldErrors = []
@@ -223,7 +157,8 @@ def validate_interaction(obj: Any) -> tuple[dict | None, FieldErrors]:
     short = {
         name: _text(obj, name, errors, required=False, limit=size) for name, size in _SHORT.items()
     }
-    context = _context(obj.get("context"), errors, limit)
+    context = messages_json(obj.get("context"), "context", errors, limit=limit)
+    steps = messages_json(obj.get("steps"), "steps", errors, limit=limit)
     resolved = _bool(obj, "resolved", errors)
     escalated = _bool(obj, "escalated", errors)
     sentiment = _number(obj, "sentiment", errors, required=False, low=-1.0, high=1.0)
@@ -247,7 +182,8 @@ def validate_interaction(obj: Any) -> tuple[dict | None, FieldErrors]:
         "output": output,
         "confidence": confidence,
         **short,
-        "context": orjson.dumps(context).decode() if context else "[]",
+        "context": context,
+        "steps": steps,
         "resolved": resolved,
         "escalated": escalated,
         "sentiment": sentiment,

@@ -38,7 +38,8 @@ def to_copy_text(rows: list[tuple]) -> bytes:
     null = "\\N"
     lines = [
         f"{agent_id}\t{esc(external_id)}\t{esc(version)}\t{esc(conversation)}\t{esc(input_)}\t"
-        f"{esc(context)}\t{esc(output)}\t{confidence!r}\t{esc(intent)}\t{esc(domain)}\t"
+        f"{esc(context)}\t{esc(steps)}\t{esc(output)}\t{confidence!r}\t{esc(intent)}\t"
+        f"{esc(domain)}\t"
         f"{_COPY_BOOL[resolved]}\t{_COPY_BOOL[escalated]}\t"
         f"{null if sentiment is None else repr(sentiment)}\t{null if turns is None else turns}\t"
         f"{esc(metadata)}\t{created_at.isoformat()}\t{null if reason is None else reason}\t"
@@ -50,6 +51,7 @@ def to_copy_text(rows: list[tuple]) -> bytes:
             conversation,
             input_,
             context,
+            steps,
             output,
             confidence,
             intent,
@@ -76,6 +78,7 @@ INTERACTION_COLUMNS = (
     "conversation_id",
     "input",
     "context",
+    "steps",
     "output",
     "confidence",
     "intent",
@@ -88,13 +91,18 @@ INTERACTION_COLUMNS = (
     "created_at",
 )
 _N_INTERACTION = len(INTERACTION_COLUMNS)
+# Positions in a prepared row: the interaction's columns, then its routing (reason, reason
+# detail, the item's domain, required reviews).
+_CONFIDENCE = INTERACTION_COLUMNS.index("confidence")
+_CREATED_AT = INTERACTION_COLUMNS.index("created_at")
+_REASON, _DETAIL, _ITEM_DOMAIN, _REQUIRED = range(_N_INTERACTION, _N_INTERACTION + 4)
 
 _PG_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS coachdesk_ingest_stage (
     agent_id bigint, external_id text, agent_version text, conversation_id text, input text,
-    context jsonb, output text, confidence double precision, intent text, domain text,
-    resolved boolean, escalated boolean, sentiment double precision, turns integer,
-    metadata jsonb, created_at timestamptz, reason text, reason_detail text,
+    context jsonb, steps jsonb, output text, confidence double precision, intent text,
+    domain text, resolved boolean, escalated boolean, sentiment double precision,
+    turns integer, metadata jsonb, created_at timestamptz, reason text, reason_detail text,
     item_domain text, required_reviews smallint
 ) ON COMMIT DELETE ROWS
 """
@@ -153,7 +161,7 @@ def write_interactions_generic(rows: list[tuple], now: datetime) -> tuple[int, i
             params: list[Any] = []
             for row in part:
                 values = list(row[:_N_INTERACTION])
-                values[15] = ops.adapt_datetimefield_value(values[15])
+                values[_CREATED_AT] = ops.adapt_datetimefield_value(values[_CREATED_AT])
                 params.extend(values)
                 params.append(stamp)
             cursor.execute(
@@ -169,15 +177,15 @@ def write_interactions_generic(rows: list[tuple], now: datetime) -> tuple[int, i
         ReviewItem(
             interaction_id=created[(row[0], row[1])],
             agent_id=row[0],
-            domain=row[18],
-            confidence=row[7],
-            source_created_at=row[15],
-            reason=row[16],
-            reason_detail=row[17],
-            required_reviews=row[19],
+            domain=row[_ITEM_DOMAIN],
+            confidence=row[_CONFIDENCE],
+            source_created_at=row[_CREATED_AT],
+            reason=row[_REASON],
+            reason_detail=row[_DETAIL],
+            required_reviews=row[_REQUIRED],
         )
         for row in rows
-        if row[16] is not None and (row[0], row[1]) in created
+        if row[_REASON] is not None and (row[0], row[1]) in created
     ]
     ReviewItem.objects.bulk_create(items, batch_size=2000)
     return len(created), len(items)

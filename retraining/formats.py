@@ -37,9 +37,13 @@ TRAIN, VALIDATION = "train", "validation"
 
 # Pair fields every pair writer gets first, in this order (`error_category` arrives as the
 # category's id, turned into its slug with the `categories` option; `agent_version` is ""
-# when unknown).
+# when unknown). `context` and `steps` arrive as lists of messages (ingest/messages.py).
 PAIR_BASE_FIELDS = ("pair_id", "input", "output", "source", "agent_version", "error_category")
-PAIR_COLUMNS = ("input", "output", "split", "source", "agent_version", "error_category", "pair_id")
+PAIR_FIELDS = (*PAIR_BASE_FIELDS, "steps")
+# `steps` came later than the others: last, so readers that go by position keep working.
+PAIR_COLUMNS = (
+    "input", "output", "split", "source", "agent_version", "error_category", "pair_id", "steps",
+)  # fmt: skip
 FEEDBACK_FIELDS = (
     "event_id",
     "external_id",
@@ -107,11 +111,12 @@ class Writer:
 
 
 class JsonlWriter(Writer):
-    """`{"input", "output", "split", "source", "agent_version", "error_category", "pair_id"}`"""
+    """`{"input", "output", "split", "source", "agent_version", "error_category", "pair_id",
+    "steps"}`, `steps` the tool calls and results as ingested (an array, [] for none)."""
 
     extension = "jsonl"
     content_type = "application/jsonl"
-    fields = PAIR_BASE_FIELDS
+    fields = PAIR_FIELDS
     columns = PAIR_COLUMNS
 
     def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
@@ -128,6 +133,7 @@ class JsonlWriter(Writer):
                     "agent_version": r[4] or None,
                     "error_category": slug(r[5]),
                     "pair_id": r[0],
+                    "steps": r[6],
                 }
             )
             for r, split in zip(rows, splits, strict=True)
@@ -173,45 +179,95 @@ class _SplitFilesWriter(Writer):
         Path(self._side_path).unlink(missing_ok=True)
 
 
-class OpenAIWriter(_SplitFilesWriter):
-    """`{"messages": [system?, ...context, user: input, assistant: output]}`: OpenAI's
-    chat fine-tuning format. A system prompt given in the filters opens every conversation
-    whose context does not already start with a system message."""
+def chat_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message (ingest/messages.py) in OpenAI's chat format: an assistant message's
+    tool calls as `{"id", "type": "function", "function": {"name", "arguments"}}` with its
+    content null when it has no text, a tool result as `{"role": "tool", "tool_call_id",
+    "content"}`, any other message as `{"role", "content"}`. Context turns stored before
+    ingest checked tool calls kept whatever `tool_calls` they had: a call already in OpenAI's
+    shape is taken as it is."""
+    role, content = message.get("role"), message.get("content", "")
+    calls = message.get("tool_calls")
+    if role == "assistant" and calls and isinstance(calls, list):
+        return {
+            "role": "assistant",
+            "content": content or None,
+            "tool_calls": [_chat_call(call) for call in calls],
+        }
+    if role == "tool" and message.get("tool_call_id"):
+        return {"role": "tool", "tool_call_id": message["tool_call_id"], "content": content}
+    return {"role": role, "content": content}
 
-    extension = "jsonl"
-    content_type = "application/jsonl"
-    fields = (*PAIR_BASE_FIELDS, "context")
-    columns = ("messages",)
+
+def _chat_call(call: Any) -> dict[str, Any]:
+    call = call if isinstance(call, dict) else {}
+    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
+    return {
+        "id": call.get("id"),
+        "type": "function",
+        "function": {"name": function.get("name"), "arguments": arguments},
+    }
+
+
+class _ChatWriter(_SplitFilesWriter):
+    """A JSON-lines format holding the conversation of a pair as chat messages: a system
+    prompt given in the filters (the `openai` format's option) opens every conversation
+    whose context does not already start with a system message. Rows end with `context`,
+    then `steps`."""
 
     def __init__(self, out: Sink, *, tmp_dir: Path, **options: Any) -> None:
         super().__init__(out, tmp_dir=tmp_dir, **options)
         prompt = options.get("system_prompt") or ""
         self._system = [{"role": "system", "content": prompt}] if prompt else []
 
-    def line(self, row: tuple) -> dict:
-        context = [{"role": m["role"], "content": m["content"]} for m in row[6] or ()]
+    def prompt(self, row: tuple) -> list[dict[str, Any]]:
+        """[system?, ...context, user: input, ...steps]: what the final answer follows."""
+        context = [chat_message(m) for m in row[-2] or ()]
         system = self._system if not context or context[0]["role"] != "system" else []
-        return {
-            "messages": [
-                *system,
-                *context,
-                {"role": "user", "content": row[1]},
-                {"role": "assistant", "content": row[2]},
-            ]
-        }
+        return [
+            *system,
+            *context,
+            {"role": "user", "content": row[1]},
+            *(chat_message(m) for m in row[-1] or ()),
+        ]
 
 
-class PreferenceWriter(_SplitFilesWriter):
-    """`{"prompt", "chosen", "rejected"}` of corrections: chosen is the reviewer's output,
-    rejected the agent's original."""
+class OpenAIWriter(_ChatWriter):
+    """`{"messages": [system?, ...context, user: input, ...steps, assistant: output]}`:
+    OpenAI's chat fine-tuning format, tool calls and tool results included (see
+    `chat_message`)."""
 
     extension = "jsonl"
     content_type = "application/jsonl"
-    fields = (*PAIR_BASE_FIELDS, "rejected_output")
-    columns = ("prompt", "chosen", "rejected")
+    fields = (*PAIR_BASE_FIELDS, "context", "steps")
+    columns = ("messages",)
 
     def line(self, row: tuple) -> dict:
-        return {"prompt": row[1], "chosen": row[2], "rejected": row[6]}
+        return {"messages": [*self.prompt(row), {"role": "assistant", "content": row[2]}]}
+
+
+class PreferenceWriter(_ChatWriter):
+    """`{"prompt", "chosen", "rejected", "prompt_messages"}` of corrections: chosen is the
+    reviewer's output, rejected the agent's original, `prompt` the input as text and
+    `prompt_messages` the whole conversation both answers follow, in the `openai` format's
+    messages ([...context, user: input, ...steps]): what a conversational preference trainer
+    takes as its prompt."""
+
+    extension = "jsonl"
+    content_type = "application/jsonl"
+    fields = (*PAIR_BASE_FIELDS, "rejected_output", "context", "steps")
+    columns = ("prompt", "chosen", "rejected", "prompt_messages")
+
+    def line(self, row: tuple) -> dict:
+        return {
+            "prompt": row[1],
+            "chosen": row[2],
+            "rejected": row[6],
+            "prompt_messages": self.prompt(row),
+        }
 
 
 # --- CSV ---------------------------------------------------------------------------------------
@@ -235,19 +291,24 @@ class _CsvWriter(Writer):
 
 
 class CsvWriter(_CsvWriter):
-    """The `jsonl` columns."""
+    """The `jsonl` columns, `steps` as JSON text."""
 
-    fields = PAIR_BASE_FIELDS
+    fields = PAIR_FIELDS
     columns = PAIR_COLUMNS
 
     def write(self, rows: Sequence[tuple], splits: Sequence[str]) -> None:
-        n, slug = neutralise, self.categories.get
+        n, slug, steps = neutralise, self.categories.get, _json_text
         self._write_rows(
             [
-                (n(r[1]), n(r[2]), split, r[3], n(r[4]), slug(r[5], ""), r[0])
+                (n(r[1]), n(r[2]), split, r[3], n(r[4]), slug(r[5], ""), r[0], n(steps(r[6])))
                 for r, split in zip(rows, splits, strict=True)
             ]
         )
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column as compact JSON text ("[]" for none)."""
+    return orjson.dumps(value).decode() if value else "[]"
 
 
 class FeedbackCsvWriter(_CsvWriter):
@@ -295,6 +356,7 @@ def pair_schema() -> pa.Schema:
             pa.field("agent_version", pa.string()),
             pa.field("error_category", pa.string()),
             pa.field("pair_id", pa.int64(), nullable=False),
+            pa.field("steps", pa.string(), nullable=False),  # JSON text, "[]" for none
         ]
     )
 
@@ -406,9 +468,9 @@ class _ParquetWriter(Writer):
 
 class ParquetWriter(_ParquetWriter):
     """The `jsonl` columns, typed: strings, `pair_id` int64, nulls for unknown version or
-    category."""
+    category, `steps` as JSON text (its messages vary in shape, as ingested)."""
 
-    fields = PAIR_BASE_FIELDS
+    fields = PAIR_FIELDS
     columns = PAIR_COLUMNS
 
     @staticmethod
@@ -416,10 +478,10 @@ class ParquetWriter(_ParquetWriter):
         return pair_schema()
 
     dictionary_columns = frozenset({"split", "source", "agent_version", "error_category"})
-    text_columns = frozenset({"input", "output"})
+    text_columns = frozenset({"input", "output", "steps"})
 
     def columns_of(self, rows: Sequence[tuple], splits: Sequence[str]) -> list[list]:
-        ids, inputs, outputs, sources, versions, categories = zip(*rows, strict=True)
+        ids, inputs, outputs, sources, versions, categories, steps = zip(*rows, strict=True)
         return [
             list(inputs),
             list(outputs),
@@ -428,6 +490,7 @@ class ParquetWriter(_ParquetWriter):
             [v or None for v in versions],
             [self.categories.get(c) for c in categories],
             list(ids),
+            [_json_text(s) for s in steps],
         ]
 
 

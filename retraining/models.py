@@ -10,9 +10,10 @@ from django.db.models import Q
 
 
 class TrainingPair(models.Model):
-    """One decided item as a training example. Written once by `reviews.services._make_pair`
-    at decision time and never changed afterwards, which is what makes a batch reproducible:
-    the same pairs always give the same rows."""
+    """One decided item as a training example. Written once at decision time (the
+    `item_decided` receiver) and never changed afterwards, which is what makes a batch
+    reproducible: the same pairs always give the same rows. Deleted only when its decision
+    is undone before any batch took it (the `decision_undone` receiver)."""
 
     class Source(models.TextChoices):
         APPROVE = "approve"
@@ -43,6 +44,10 @@ class TrainingPair(models.Model):
     # sha256 of (input, output): exact duplicates are dropped at export time.
     content_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The interaction's tool calls and results between input and output, copied like
+    # `context` (so a batch reads one table). Declared last, where the column is (it came
+    # later); the database default is for raw SQL writers (bench/export.py).
+    steps = models.JSONField(default=list, blank=True, db_default=[])
 
     class Meta:
         indexes = [
@@ -198,8 +203,9 @@ class BatchPair(models.Model):
     # No database foreign keys: a constraint check per row (and the row lock it takes on every
     # pair) would triple the cost of freezing a large selection. Rows are only ever written
     # by `build.select`, from pairs it has just read, for the batch it holds the lease
-    # of; pairs are never deleted (PROTECT) and deleting a batch deletes its rows (Django's
-    # CASCADE).
+    # of; a pair held by a batch is never deleted (PROTECT; an undo removing a pair waits for
+    # running selections, build.pair_removal_lock) and deleting a batch deletes its rows
+    # (Django's CASCADE).
     batch = models.ForeignKey(
         ExportBatch,
         on_delete=models.CASCADE,

@@ -207,8 +207,11 @@ _PAIR_FIELDS = {
     "agent_version": "agent_version",
     "error_category": "error_category_id",
     "context": "context",
+    "steps": "steps",
     "rejected_output": "rejected_output",
 }
+# Pair fields stored as JSON (parsed here on PostgreSQL, where rows come raw: see `_stream`).
+_PAIR_JSON_FIELDS = ("context", "steps")
 _FEEDBACK_FIELDS = {
     "event_id": "pk",
     "external_id": "interaction__external_id",
@@ -222,7 +225,7 @@ _FEEDBACK_FIELDS = {
 
 
 def _stream(
-    rows: QuerySet, chunk_size: int, *, json_column: int | None = None
+    rows: QuerySet, chunk_size: int, *, json_columns: tuple[int, ...] = ()
 ) -> Generator[list[tuple]]:
     """The rows of a `values_list` queryset, `chunk_size` at a time, without holding more.
 
@@ -230,7 +233,7 @@ def _stream(
     producing the next rows while this process writes the previous ones, there is no cursor
     to declare WITH HOLD (which would copy the whole result on the server first) and no
     transaction stays open. Values come raw (the statement bypasses Django's converters), so
-    a JSON column is parsed here. Elsewhere Django's chunked iterator does the same job.
+    the JSON columns are parsed here. Elsewhere Django's chunked iterator does the same job.
     """
     if connection.vendor != "postgresql":
         yield from map(list, batched(rows.iterator(chunk_size=chunk_size), chunk_size))
@@ -241,13 +244,13 @@ def _stream(
         stream = cursor.cursor.stream(sql, params, size=chunk_size)
         try:
             for chunk in batched(stream, chunk_size):
-                if json_column is None:
+                if not json_columns:
                     yield list(chunk)
+                elif len(json_columns) == 1:
+                    (at,) = json_columns
+                    yield [(*r[:at], _json(r[at]), *r[at + 1 :]) for r in chunk]
                 else:
-                    yield [
-                        (*r[:json_column], _json(r[json_column]), *r[json_column + 1 :])
-                        for r in chunk
-                    ]
+                    yield [_json_row(r, json_columns) for r in chunk]
         finally:
             # A stream left suspended holds the connection's lock: the next query on it
             # would wait forever. Closing it cancels the statement and frees the connection.
@@ -256,6 +259,13 @@ def _stream(
 
 def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _json_row(row: tuple, columns: tuple[int, ...]) -> tuple:
+    values = list(row)
+    for at in columns:
+        values[at] = _json(values[at])
+    return tuple(values)
 
 
 def batch_pair_chunks(
@@ -273,8 +283,8 @@ def batch_pair_chunks(
         .order_by("pk")
         .values_list(*[_PAIR_FIELDS[name] for name in fields])
     )
-    context = fields.index("context") if "context" in fields else None
-    yield from _stream(rows, chunk_size, json_column=context)
+    json_columns = tuple(fields.index(name) for name in _PAIR_JSON_FIELDS if name in fields)
+    yield from _stream(rows, chunk_size, json_columns=json_columns)
 
 
 def feedback_chunks(

@@ -342,6 +342,7 @@ class TrainingPairFactory(factory.django.DjangoModelFactory):
     agent_version = factory.LazyAttribute(lambda p: p.interaction.agent_version)
     input = factory.LazyAttribute(lambda p: p.interaction.input)
     context = factory.LazyAttribute(lambda p: p.interaction.context)
+    steps = factory.LazyAttribute(lambda p: p.interaction.steps)
     output = factory.LazyAttribute(lambda p: p.interaction.output)
     rejected_output = ""
     content_hash = factory.LazyAttribute(lambda p: _sha256(f"{p.input}\x1f{p.output}"))

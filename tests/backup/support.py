@@ -37,6 +37,16 @@ from reviews.models import ReviewItem
 from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
 
 User = get_user_model()
+# A turn's tool calls and results as ingest stores them (ingest/messages.py), with text that
+# COPY and JSON must carry exactly.
+TOOL_STEPS = [
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "call_1", "name": "lookup_order", "arguments": '{"order":"A-1"}'}],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": 'livré\t"à 10h" \\ 日本語\n✅'},
+]
 # Every model whose rows the archive must bring back, ids included: the users and every
 # model of the project's apps (groups and permissions are compared by name: their ids
 # belong to each database).
@@ -51,10 +61,10 @@ MODELS = [
 
 
 def build_world() -> dict:
-    """Users with roles, two agents (one four-eyes), items in every state, reviews with
-    corrections and an adjudication, pairs, three ready batches and a queued one, feedback,
-    an API token, KPI snapshots, an alert with its webhook delivery. Returns the pipeline's
-    token secret and the ML engineer."""
+    """Users with roles, two agents (one four-eyes), items in every state (some with tool
+    steps), reviews with corrections and an adjudication, pairs, three ready batches and a
+    queued one, feedback, an API token, KPI snapshots, an alert with its webhook delivery.
+    Returns the pipeline's token secret and the ML engineer."""
     rita = UserFactory(username="rita", roles=["reviewer"], domains=["support"])
     oscar = UserFactory(username="oscar", roles=["reviewer", "ml"], domains=["support", "legal"])
     lena = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
@@ -74,6 +84,7 @@ def build_world() -> dict:
             interaction__output=f"Answer {n}",
             interaction__confidence=0.1 + n / 100,
             interaction__context=[{"role": "user", "content": "Hi"}],
+            interaction__steps=TOOL_STEPS if n % 3 == 0 else [],
             interaction__metadata={"channel": "web", "n": n},
             interaction__agent_version="v2" if n % 2 else "v1",
         )
@@ -155,6 +166,7 @@ def build_world() -> dict:
     assert set(ReviewItem.objects.values_list("status", flat=True)) == set(ReviewItem.Status)
     assert {p.reviews.count() for p in TrainingPair.objects.filter(agent=legal)} == {2}
     assert set(TrainingPair.objects.values_list("source", flat=True)) == {"approve", "correct"}
+    assert TrainingPair.objects.filter(steps=TOOL_STEPS).exists()
     return {"secret": secret, "ml": mo}
 
 

@@ -17,11 +17,20 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
 from accounts.models import ApiToken
+from agents.models import Interaction
 from backup.legacy import LEGACY_LAYOUTS, manifest_upgrade
 from backup.tables import migration_state, tables
 from core.models import AuditEvent, OutboxMessage
-from retraining.models import ExportBatch
-from tests.backup.support import User, members_of, nothing_restored, restore, wipe, write_archive
+from retraining.models import ExportBatch, TrainingPair
+from tests.backup.support import (
+    User,
+    members_of,
+    nothing_restored,
+    restore,
+    snapshot,
+    wipe,
+    write_archive,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -48,7 +57,11 @@ def layout1(media):
 
 
 # Columns added after layout 1; a restore gives them their migration's default.
-ADDED_LATER = {"reviews_apitoken": ["agent_slugs"]}
+ADDED_LATER = {
+    "reviews_apitoken": ["agent_slugs"],
+    "reviews_interaction": ["steps"],
+    "retraining_trainingpair": ["steps"],
+}
 
 
 def manifest_of(path: Path) -> dict:
@@ -110,6 +123,10 @@ def test_it_restores_every_row_of_a_layout1_archive(layout1):
     assert now == then
     scopes = list(ApiToken.objects.values_list("agent_slugs", flat=True))
     assert scopes and scopes == [[]] * len(scopes)  # tokens from before scopes: every agent
+    # Interactions and pairs from before tool steps have none.
+    for model in (Interaction, TrainingPair):
+        steps = list(model.objects.values_list("steps", flat=True))
+        assert steps and steps == [[]] * len(steps)
 
 
 def test_it_restores_the_batch_files_of_a_layout1_archive_byte_for_byte(layout1, media):
@@ -260,3 +277,68 @@ def test_it_names_the_layout_when_a_mapped_archive_is_not_at_this_databases_stat
         restore(LAYOUT1)
 
     assert nothing_restored(media)
+
+
+# --- layout 2: after the reorganisation, before tool steps -----------------------------------
+
+# The columns tool steps added, by member, and the migrations that added them.
+STEPS_MEMBERS = ("data/agents.interaction.jsonl", "data/retraining.trainingpair.jsonl")
+STEPS_MIGRATIONS = {"agents": "0002_interaction_steps", "retraining": "0004_trainingpair_steps"}
+
+
+def before_steps(path: Path, out: Path) -> Path:
+    """The archive at `path` as the code before tool steps wrote it: its migration state
+    without the two migrations, its interactions and pairs without the `steps` column."""
+    members = members_of(path)
+    manifest = json.loads(members[0][1])
+    for app, migration in STEPS_MIGRATIONS.items():
+        state = manifest["migrations"][app]
+        state["applied"].remove(migration)
+        state["latest"] = state["applied"][-1]
+    for member in manifest["members"]:
+        if member["name"] in STEPS_MEMBERS:
+            assert member["fields"][-1] == "steps"
+            member["fields"] = member["fields"][:-1]
+    rewritten = []
+    for name, data in members[1:]:
+        if name in STEPS_MEMBERS:
+            rows = [json.loads(line) for line in data.splitlines()]
+            data = b"".join(
+                json.dumps({k: v for k, v in row.items() if k != "steps"}).encode() + b"\n"
+                for row in rows
+            )
+        rewritten.append((name, data))
+    members = [("manifest.json", json.dumps(manifest).encode()), *rewritten]
+    write_archive(out, members, checksums=True)
+    return out
+
+
+def test_it_restores_an_archive_from_before_tool_steps_with_none(saved, tmp_path, media):
+    restore(saved.path)
+    before = snapshot()
+    wipe(media)
+
+    restore(before_steps(saved.path, tmp_path / "layout2.tar.gz"))
+
+    for model in (Interaction, TrainingPair):
+        label = model._meta.label
+        assert any(row["fields"]["steps"] for row in before[label])
+        for row in before[label]:
+            row["fields"]["steps"] = []
+    assert snapshot() == before
+    assert AuditEvent.objects.get(action="data.restored").after["layout"] == "layout-2"
+
+
+def test_it_maps_layout2_onto_this_databases_migration_state(saved, tmp_path):
+    mapped, layout = manifest_upgrade(
+        manifest_of(before_steps(saved.path, tmp_path / "layout2.tar.gz"))
+    )
+
+    assert layout is LEGACY_LAYOUTS["layout-2"]
+    assert {app: m["applied"] for app, m in mapped["migrations"].items()} == migration_state(
+        connection.alias
+    ), (
+        "a migration was added after tool steps: if it leaves archived rows as they are, add "
+        "it to the `upgrade` of LEGACY_LAYOUTS (layouts 1 and 2); else say in `added` what "
+        "older rows get"
+    )

@@ -11,8 +11,10 @@ from django.core.management import CommandError
 
 from agents.models import Agent, Interaction
 from core.models import AuditEvent
+from retraining.models import TrainingPair
 from reviews.models import Review, ReviewItem
 from tests.backup.support import (
+    TOOL_STEPS,
     User,
     backup,
     members_of,
@@ -126,6 +128,16 @@ def test_it_keeps_api_tokens_working(saved, media, api_client):
 
     assert response.status_code == 200
     assert response.json()["created"] == 1
+
+
+def test_it_restores_the_tool_steps_of_interactions_and_pairs(saved, media):
+    restore(saved.path)
+
+    steps = list(Interaction.objects.order_by("pk").values_list("steps", flat=True))
+    assert steps.count(TOOL_STEPS) == 3 and steps.count([]) == len(steps) - 3
+    pairs = TrainingPair.objects.select_related("interaction")
+    assert TOOL_STEPS in [pair.steps for pair in pairs]
+    assert all(pair.steps == pair.interaction.steps for pair in pairs)
 
 
 def test_it_records_the_restore_in_the_audit_log(saved, media):

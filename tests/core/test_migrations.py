@@ -87,10 +87,13 @@ def _after_the_move(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """`rows` as the layout migrations should leave them: the moved models' content types
     name their new app; the outbox names the tasks where they live now. The later
     migrations' new columns hold their defaults (accounts 0002: API tokens for every
-    agent)."""
+    agent; agents 0002 and retraining 0004: no tool steps)."""
     expected = copy.deepcopy(rows)
     for token in expected["reviews_apitoken"]:
         token["agent_slugs"] = []
+    for table in ("reviews_interaction", "retraining_trainingpair"):  # agents 0002, retraining 0004
+        for row in expected[table]:
+            row["steps"] = []
     for ct in expected["django_content_type"]:
         if ct["app_label"] == "reviews" and ct["model"] in MOVED:
             ct["app_label"] = MOVED[ct["model"]]

@@ -189,3 +189,113 @@ def test_it_lets_a_token_without_a_scope_write_for_every_agent(api_client, pipel
     assert token.agent_slugs == []
     response = api_client(secret="cd_x").post("/api/v1/interactions", [item("t-1", agent="new")])
     assert response.json()["created"] == 1
+
+
+# --- tool calls and results (`steps`) ---------------------------------------------------------
+
+TOOL_CONTEXT = [
+    {"role": "user", "content": "Hi, is order A-1 out?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "c0", "name": "lookup_order", "arguments": '{"order":"A-1"}'}],
+    },
+    {"role": "tool", "tool_call_id": "c0", "content": "shipped"},
+    {"role": "assistant", "content": "Yes, it shipped."},
+]
+# As an agent may send them: arguments and a result as JSON values, content null.
+TOOL_STEPS_SENT = [
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "name": "track_parcel", "arguments": {"parcel": "P\t7", "n": 1}},
+            {"id": "call_2", "name": "eta", "arguments": "{}"},
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "name": "track_parcel", "content": {"at": "hub\n"}},
+    {"role": "tool", "tool_call_id": "call_2", "content": "tomorrow \\ 10:00"},
+]
+TOOL_STEPS_STORED = [
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "call_1", "name": "track_parcel", "arguments": '{"parcel":"P\\t7","n":1}'},
+            {"id": "call_2", "name": "eta", "arguments": "{}"},
+        ],
+    },
+    {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "name": "track_parcel",
+        "content": '{"at":"hub\\n"}',
+    },
+    {"role": "tool", "tool_call_id": "call_2", "content": "tomorrow \\ 10:00"},
+]
+
+
+@pytest.fixture(params=[pytest.param("copy", marks=pytest.mark.postgres), "portable"])
+def write_path(request, monkeypatch):
+    """Ingest through PostgreSQL's COPY path, or through the portable INSERT path (what
+    SQLite uses), which is forced on PostgreSQL by making ingest see another vendor."""
+    if request.param == "portable":
+        from types import SimpleNamespace
+
+        import ingest.batches
+        import ingest.services
+
+        for module in (ingest.services, ingest.batches):
+            monkeypatch.setattr(module, "connection", SimpleNamespace(vendor="portable"))
+    return request.param
+
+
+def test_it_stores_tool_calls_and_results_sent_in_steps(api_client, pipeline, write_path):
+    body = [
+        item("t-1", context=TOOL_CONTEXT, steps=TOOL_STEPS_SENT, confidence=0.2),
+        item("t-2"),
+    ]
+
+    response = api_client(pipeline).post("/api/v1/interactions", body)
+
+    assert response.json() == {"created": 2, "duplicates": 0, "errors": []}
+    stored = Interaction.objects.get(external_id="t-1")
+    assert stored.steps == TOOL_STEPS_STORED
+    assert stored.context == TOOL_CONTEXT
+    assert Interaction.objects.get(external_id="t-2").steps == []
+    assert stored.review_item.reason == "low_confidence"  # routed as any other
+
+
+def test_it_reports_a_tool_result_without_its_call_by_path(api_client, pipeline, write_path):
+    steps = [{"role": "tool", "tool_call_id": "call_9", "content": "?"}]
+
+    response = api_client(pipeline).post(
+        "/api/v1/interactions", [item("t-1", steps=steps), item("t-2", steps=TOOL_STEPS_SENT)]
+    )
+
+    assert response.json() == {
+        "created": 1,
+        "duplicates": 0,
+        "errors": [
+            {
+                "index": 0,
+                "field": "steps[0].tool_call_id",
+                "message": "answers no tool call made earlier in steps (no call has the id "
+                "'call_9')",
+            }
+        ],
+    }
+    assert Interaction.objects.get().steps == TOOL_STEPS_STORED
+
+
+def test_it_documents_context_and_steps_messages_in_the_schema(client):
+    schema = client.get("/api/v1/openapi.json").json()
+    item_schema = schema["paths"]["/api/v1/interactions"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]["items"]["properties"]
+    steps = item_schema["steps"]["items"]["properties"]
+    assert steps["role"]["enum"] == ["assistant", "tool"]
+    call = steps["tool_calls"]["items"]
+    assert call["required"] == ["id", "name"]
+    assert call["properties"]["name"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
+    assert "tool_call_id" in item_schema["context"]["items"]["properties"]

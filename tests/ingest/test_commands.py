@@ -68,6 +68,28 @@ def test_it_prints_one_line_per_rejected_record_and_exits_1(tmp_path, sqlite_fil
     assert list(Interaction.objects.values_list("external_id", flat=True)) == ["t-1"]
 
 
+def test_it_imports_tool_steps_and_names_a_bad_one_by_path(tmp_path, sqlite_file_db):
+    calls = [{"id": "c1", "name": "lookup_order", "arguments": {"order": "A-1"}}]
+    steps = [
+        {"role": "assistant", "content": "", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "c1", "content": "shipped"},
+    ]
+    nameless = [{"role": "assistant", "content": "", "tool_calls": [{"id": "c1"}]}]
+    path = tmp_path / "in.jsonl"
+    path.write_text(line("t-1", steps=steps) + "\n" + line("t-2", steps=nameless) + "\n")
+
+    done = manage("import_interactions", str(path))
+
+    assert done.returncode == 1
+    assert done.stdout.decode().splitlines() == [
+        "line 2: steps[0].tool_calls[0].name: is required",
+        "imported 1, duplicates 0, rejected 1",
+    ]
+    stored = Interaction.objects.get()
+    assert stored.steps[0]["tool_calls"][0]["arguments"] == '{"order":"A-1"}'
+    assert stored.steps[1] == {"role": "tool", "tool_call_id": "c1", "content": "shipped"}
+
+
 def test_it_exits_2_when_the_input_cannot_be_read(tmp_path, sqlite_file_db):
     done = manage("import_interactions", str(tmp_path / "missing.jsonl"))
     assert done.returncode == 2

@@ -259,6 +259,7 @@ def test_it_escapes_copy_text_so_text_round_trips():
         "c",
         tricky,
         "[]",
+        '[{"role":"tool","tool_call_id":"c1","content":"a\\tb"}]',  # steps: an escaped tab
         "out",
         0.1,
         "",
@@ -275,7 +276,8 @@ def test_it_escapes_copy_text_so_text_round_trips():
         1,
     )
     assert to_copy_text([row]) == (
-        b"1\tt-1\t\tc\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t[]\tout\t0.1\t\t\t"
+        b"1\tt-1\t\tc\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t[]\t"
+        b'[{"role":"tool","tool_call_id":"c1","content":"a\\\\tb"}]\tout\t0.1\t\t\t'
         b't\t\\N\t\\N\t3\t{"a":"\\\\n"}\t2026-11-20T10:15:00+00:00\t\\N\t\\N\tsupport\t1\n'
     )
 

@@ -54,7 +54,8 @@ def agent(db):
 @pytest.fixture
 def decide(reviewer, other_reviewer):
     """decide(agent, input, output, verdict="approve", corrected="", category=None,
-    version="v1", context=None, four_eyes=False) → the TrainingPair the decision made."""
+    version="v1", context=None, four_eyes=False, steps=None) → the TrainingPair the decision
+    made."""
     from reviews import services as review_services
     from tests.factories import ReviewItemFactory
 
@@ -68,6 +69,7 @@ def decide(reviewer, other_reviewer):
         version="v1",
         context=None,
         four_eyes=False,
+        steps=None,
     ):
         item = ReviewItemFactory(
             interaction__agent=agent,
@@ -75,6 +77,7 @@ def decide(reviewer, other_reviewer):
             interaction__output=output,
             interaction__agent_version=version,
             interaction__context=context or [],
+            interaction__steps=steps or [],
             required_reviews=2 if four_eyes else 1,
         )
         outcome = None

@@ -3,11 +3,14 @@ the decisions the reviewers made (tests/retraining/conftest.py TRICKY: non-ASCII
 right-to-left, every kind of newline, quotes, formula starts, strings read as NaN)."""
 
 import io
+import json
+import re
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from core.spreadsheet import FORMULA_TRIGGERS
 from retraining import formats
 from tests.retraining.conftest import TRICKY
 
@@ -157,12 +160,17 @@ def test_it_writes_preference_rows_from_corrections_only(agent, tricky_pairs, bu
 
     frame = pd.read_json(path_of(batch), lines=True, dtype=False)
 
-    assert list(frame.columns) == ["prompt", "chosen", "rejected"]
+    assert list(frame.columns) == ["prompt", "chosen", "rejected", "prompt_messages"]
     corrections = [r for r in decided_rows() if r["source"] == "correct"]
     got = sorted(frame.to_dict("records"), key=lambda r: r["prompt"])
     want = sorted(
         (
-            {"prompt": r["input"], "chosen": r["output"], "rejected": r["rejected"]}
+            {
+                "prompt": r["input"],
+                "chosen": r["output"],
+                "rejected": r["rejected"],
+                "prompt_messages": [{"role": "user", "content": r["input"]}],
+            }
             for r in corrections
         ),
         key=lambda r: r["prompt"],
@@ -238,7 +246,9 @@ def test_it_neutralises_formula_starts_only():
 
 
 def rows(n, start=1):
-    return [(i, f"in {i} ü", f"out {i}", "approve", "v1", None) for i in range(start, start + n)]
+    return [
+        (i, f"in {i} ü", f"out {i}", "approve", "v1", None, []) for i in range(start, start + n)
+    ]
 
 
 def write_parquet(chunks, row_group_rows):
@@ -261,7 +271,9 @@ def test_it_writes_the_same_parquet_bytes_however_the_rows_were_chunked():
     # Large enough for several data pages per column: page boundaries are where chunking
     # would show.
     text = "Größe — مرحبا order refund café " * 20
-    big = [(i, text[i % 50 :], text[: 300 + i % 70], "correct", "v2", 1) for i in range(1, 25_001)]
+    big = [
+        (i, text[i % 50 :], text[: 300 + i % 70], "correct", "v2", 1, []) for i in range(1, 25_001)
+    ]
 
     def write(chunk):
         return write_parquet(
@@ -269,3 +281,197 @@ def test_it_writes_the_same_parquet_bytes_however_the_rows_were_chunked():
         )
 
     assert write(5000) == write(7000) == write(25_000)
+
+
+# --- tool calls and results ----------------------------------------------------------------
+
+# As ingest stores them (ingest/messages.py): an earlier tool round in the context, and the
+# turn's own calls (two in parallel) and results in `steps`.
+TOOL_CONTEXT = [
+    {"role": "user", "content": "Is order A-1 out?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "c0", "name": "lookup_order", "arguments": '{"order":"A-1"}'}],
+    },
+    {"role": "tool", "tool_call_id": "c0", "name": "lookup_order", "content": "shipped"},
+    {"role": "assistant", "content": "Yes, it shipped."},
+]
+TOOL_STEPS = [
+    {
+        "role": "assistant",
+        "content": "Let me check.",
+        "tool_calls": [
+            {"id": "call_1", "name": "track_parcel", "arguments": '{"parcel":"P-7"}'},
+            {"id": "call_2", "name": "eta", "arguments": "{}"},
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": '=HYPERLINK("http://x","hub")'},
+    {"role": "tool", "tool_call_id": "call_2", "content": "tomorrow"},
+]
+QUESTION, ANSWER = "When will it arrive?", "Tomorrow, from the hub."
+
+
+def chat_call(call_id, name, arguments):
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+# Worked out by hand from TOOL_CONTEXT and TOOL_STEPS: what the conversation is in OpenAI's
+# chat format, up to the answer.
+CHAT_PROMPT = [
+    {"role": "user", "content": "Is order A-1 out?"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [chat_call("c0", "lookup_order", '{"order":"A-1"}')],
+    },
+    {"role": "tool", "tool_call_id": "c0", "content": "shipped"},
+    {"role": "assistant", "content": "Yes, it shipped."},
+    {"role": "user", "content": QUESTION},
+    {
+        "role": "assistant",
+        "content": "Let me check.",
+        "tool_calls": [
+            chat_call("call_1", "track_parcel", '{"parcel":"P-7"}'),
+            chat_call("call_2", "eta", "{}"),
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": '=HYPERLINK("http://x","hub")'},
+    {"role": "tool", "tool_call_id": "call_2", "content": "tomorrow"},
+]  # fmt: skip
+
+
+def jsonl_lines(batch):
+    with open(path_of(batch), encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def assert_fine_tune_shaped(line):
+    """The rules OpenAI's fine-tuning checks a chat example against (its data preparation
+    guide): messages only; each message's keys, role and content type; an assistant message
+    to learn from at the end; tool calls as functions with a valid name and JSON-text
+    arguments; each tool result answering a call made before it."""
+    assert set(line) == {"messages"}
+    messages = line["messages"]
+    assert messages and messages[-1]["role"] == "assistant"
+    called = set()
+    for m in messages:
+        assert set(m) <= {"role", "content", "name", "tool_calls", "tool_call_id", "weight"}, m
+        assert m["role"] in ("system", "user", "assistant", "tool")
+        calls = m.get("tool_calls")
+        if calls:
+            assert m["role"] == "assistant"
+            assert m["content"] is None or isinstance(m["content"], str)
+            for c in calls:
+                assert set(c) == {"id", "type", "function"} and c["type"] == "function"
+                assert set(c["function"]) == {"name", "arguments"}
+                assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", c["function"]["name"])
+                assert isinstance(c["function"]["arguments"], str)
+                called.add(c["id"])
+        else:
+            assert isinstance(m["content"], str), m
+        if m["role"] == "tool":
+            assert m["tool_call_id"] in called, m
+
+
+def test_it_writes_tool_calls_and_results_between_input_and_answer_for_openai(agent, decide, build):
+    decide(agent, QUESTION, ANSWER, context=TOOL_CONTEXT, steps=TOOL_STEPS)
+    decide(agent, "No tools", "Plain")
+
+    batch = build(agent, "openai", filters={"system_prompt": "You are Support Bot."})
+
+    by_input = {line["messages"][1]["content"]: line for line in jsonl_lines(batch)}
+    assert by_input["Is order A-1 out?"]["messages"] == [
+        {"role": "system", "content": "You are Support Bot."},
+        *CHAT_PROMPT,
+        {"role": "assistant", "content": ANSWER},
+    ]
+    assert by_input["No tools"]["messages"][1:] == [
+        {"role": "user", "content": "No tools"},
+        {"role": "assistant", "content": "Plain"},
+    ]
+
+
+def test_it_writes_fine_tune_shaped_lines_with_tool_calls(agent, decide, build, tmp_path):
+    decide(agent, QUESTION, ANSWER, context=TOOL_CONTEXT, steps=TOOL_STEPS)
+    decide(agent, "Only steps", "Done.", steps=TOOL_STEPS)
+    decide(agent, "No tools", "Plain")
+
+    batch = build(agent, "openai")
+
+    lines = jsonl_lines(batch)
+    assert len(lines) == 3
+    for line in lines:
+        assert_fine_tune_shaped(line)
+    assert len(hf_load("json", path_of(batch), tmp_path)) == 3
+
+
+def test_it_gives_preference_rows_the_conversation_with_its_tool_steps(agent, decide, build):
+    decide(
+        agent, QUESTION, "Next week.", verdict="correct", corrected=ANSWER,
+        category="factual-error", context=TOOL_CONTEXT, steps=TOOL_STEPS,
+    )  # fmt: skip
+
+    batch = build(agent, "preference")
+
+    assert jsonl_lines(batch) == [
+        {
+            "prompt": QUESTION,
+            "chosen": ANSWER,
+            "rejected": "Next week.",
+            "prompt_messages": CHAT_PROMPT,
+        }
+    ]
+
+
+def test_it_adds_the_steps_as_ingested_to_the_jsonl_rows(agent, decide, build, tmp_path):
+    decide(agent, QUESTION, ANSWER, context=TOOL_CONTEXT, steps=TOOL_STEPS)
+    decide(agent, "No tools", "Plain")
+
+    batch = build(agent, "jsonl")
+
+    steps = {line["input"]: line["steps"] for line in jsonl_lines(batch)}
+    assert steps == {QUESTION: TOOL_STEPS, "No tools": []}
+    assert batch.manifest["columns"][-1] == "steps"
+    loaded = hf_load("json", path_of(batch), tmp_path)
+    assert sorted(len(row["steps"]) for row in loaded) == [0, 3]
+
+
+def test_it_writes_the_steps_of_csv_rows_as_json_text_a_spreadsheet_does_not_evaluate(
+    agent, decide, build
+):
+    decide(agent, QUESTION, ANSWER, steps=TOOL_STEPS)
+    decide(agent, "No tools", "Plain")
+
+    batch = build(agent, "csv")
+
+    frame = pd.read_csv(path_of(batch), dtype=str, keep_default_na=False, encoding="utf-8")
+    assert list(frame.columns) == list(formats.PAIR_COLUMNS)
+    cells = dict(zip(frame["input"], frame["steps"], strict=True))
+    # The tool result starting with "=" is inside the JSON text, which starts with "[".
+    assert json.loads(cells[QUESTION]) == TOOL_STEPS
+    assert cells["No tools"] == "[]"
+    assert not any(c.startswith(FORMULA_TRIGGERS) for c in frame["steps"])
+
+
+def test_it_passes_csv_steps_through_the_formula_guard(monkeypatch):
+    guarded = []
+    monkeypatch.setattr(formats, "neutralise", lambda cell: guarded.append(cell) or cell)
+    writer = formats.CsvWriter(io.BytesIO(), tmp_dir=None)
+
+    writer.write([(1, "in", "out", "approve", "v1", None, TOOL_STEPS)], ["train"])
+
+    assert json.dumps(TOOL_STEPS, separators=(",", ":")) in guarded
+
+
+def test_it_writes_the_steps_of_parquet_rows_as_json_text(agent, decide, build):
+    decide(agent, QUESTION, ANSWER, steps=TOOL_STEPS)
+    decide(agent, "No tools", "Plain")
+
+    batch = build(agent, "parquet")
+
+    schema = pq.read_schema(path_of(batch))
+    assert str(schema.field("steps").type) == "string" and not schema.field("steps").nullable
+    frame = pd.read_parquet(path_of(batch))
+    steps = {i: json.loads(s) for i, s in zip(frame["input"], frame["steps"], strict=True)}
+    assert steps == {QUESTION: TOOL_STEPS, "No tools": []}
