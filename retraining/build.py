@@ -43,6 +43,23 @@ Format = ExportBatch.Format
 SPLIT_BUCKETS = 10_000
 # Advisory-lock namespace serialising "only new pairs" selections per agent (PostgreSQL).
 _SELECTION_LOCK = 61_006
+# Advisory-lock namespace between selections (shared) and removing a pair (exclusive), per
+# agent: see `pair_removal_lock`.
+_PAIR_REMOVAL_LOCK = 61_009
+
+
+def pair_removal_lock(agent_id: int, *, exclusive: bool) -> None:
+    """Every selection holds this lock shared, removing a pair (an undone decision) holds it
+    exclusively, until their transaction ends. So a pair is never removed while a selection
+    that could take it runs (its BatchPair rows have no foreign key to stop that), the
+    remover sees every committed selection, and a selection waiting for it starts its
+    statement after the removal committed. Selections never wait for each other here.
+    PostgreSQL only; SQLite serialises writers anyway."""
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [_PAIR_REMOVAL_LOCK, agent_id])
 
 
 def split_threshold(share: float) -> int:
@@ -164,6 +181,7 @@ def select(batch: ExportBatch) -> tuple[int, int]:
         held = BatchPair.objects.filter(batch=batch)
         if held.exists():
             return held.count(), held.filter(duplicate=True).count()
+        pair_removal_lock(batch.agent_id, exclusive=False)
         pairs = selectors.pairs_matching(
             agent_id=batch.agent_id,
             filters=batch.filters,

@@ -1,9 +1,12 @@
-"""Listeners of the retraining app: an approved or corrected item becomes a training pair."""
+"""Listeners of the retraining app: an approved or corrected item becomes a training pair,
+and an undone decision takes its pair away again unless it was exported."""
 
 import hashlib
 
-from retraining.models import TrainingPair
+from retraining import build
+from retraining.models import BatchPair, TrainingPair
 from reviews.models import Review, ReviewItem
+from reviews.services import UndoRefused
 
 Verdict = Review.Verdict
 
@@ -27,6 +30,7 @@ def training_pair_from_decision(
         source=final.verdict,
         input=interaction.input,
         context=interaction.context,
+        steps=interaction.steps,
         output=output,
         rejected_output=interaction.output if corrected else "",
         error_category=final.error_category
@@ -36,3 +40,23 @@ def training_pair_from_decision(
     pair.reviews.set(reviews)
     pair.reviewers.set({r.reviewer_id for r in reviews})
     return pair
+
+
+def training_pair_undo(sender, *, item: ReviewItem, review: Review, **kwargs) -> dict | None:
+    """`reviews.signals.decision_undone`: removes the pair the decision made (the item is
+    still as the decision left it, so a pair of the item is that decision's), or refuses
+    when a batch holds it: a batch's pairs never change. The removal lock waits for any
+    selection of the agent's pairs that is running, so none takes the pair meanwhile."""
+    pair = TrainingPair.objects.filter(item_id=item.pk).first()
+    if pair is None:
+        return None
+    build.pair_removal_lock(pair.agent_id, exclusive=True)
+    batch_id = BatchPair.objects.filter(pair_id=pair.pk).values_list("batch_id", flat=True).first()
+    if batch_id is not None:
+        raise UndoRefused(
+            f"Item #{item.pk} can no longer be undone: its training pair is already in "
+            f"export batch #{batch_id}."
+        )
+    pair_id = pair.pk
+    pair.delete()
+    return {"pair": pair_id}

@@ -28,7 +28,27 @@ class QueueFilterForm(forms.Form):
         """The valid filters as query parameters (empty ones left out)."""
         if not self.is_valid():
             return {}
-        return {k: v for k, v in self.cleaned_data.items() if v}
+        return {k: self.cleaned_data[k] for k in ("agent", "domain") if self.cleaned_data[k]}
+
+
+class ClaimForm(QueueFilterForm):
+    """The "Start reviewing" filters, or "Claim again" after a lost hold, which also names
+    the item to take back if it is still free (`services.item_claim(item_id=…)`)."""
+
+    item = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class UndoForm(forms.Form):
+    """The Undo button: the queue filters to carry on, and the page to go back to if the
+    undo is refused (checked against this host by the view)."""
+
+    agent = forms.CharField(required=False, widget=forms.HiddenInput)
+    domain = forms.CharField(required=False, widget=forms.HiddenInput)
+    next = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def filters(self) -> dict[str, str]:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {k: data[k] for k in ("agent", "domain") if data.get(k)}
 
 
 class DecisionFields(forms.Form):

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from agents.models import Agent
@@ -64,6 +65,7 @@ def interaction_payload(interaction) -> dict:
         "conversation_id": interaction.conversation_id or None,
         "input": interaction.input,
         "context": interaction.context,
+        "steps": interaction.steps,
         "output": interaction.output,
         "confidence": interaction.confidence,
         "intent": interaction.intent or None,
@@ -242,6 +244,72 @@ def reviews_today(user) -> int:
     return Review.objects.filter(metrics.reviewed_today_q(), reviewer=user).count()
 
 
+# How long a reviewer may take back a decision (`services.review_undo`), unless they decide
+# again first.
+UNDO_WINDOW = timedelta(minutes=1)
+RECENT_DECISIONS = 20
+UNDONE = "review.undone"  # services.UNDONE, the audit action of an undo
+
+
+def _my_reviews(user):
+    """`user`'s reviews, newest first, each with whether it is still the last on its item
+    (`last_on_item`) and whether they undid a decision since (`undone_since`)."""
+    later_review = Review.objects.filter(item=OuterRef("item_id"), pk__gt=OuterRef("pk"))
+    undo_since = AuditEvent.objects.filter(
+        actor=user, action=UNDONE, created_at__gte=OuterRef("created_at")
+    )
+    return (
+        Review.objects.filter(reviewer=user)
+        .annotate(last_on_item=~Exists(later_review), undone_since=Exists(undo_since))
+        .order_by("-created_at", "-pk")
+    )
+
+
+def _undoable(review, now) -> bool:
+    """What `services.undo_check` will say, as far as the row shows (the service also checks
+    that nobody else acted on the item since, from the audit log, under a lock)."""
+    return (
+        not review.is_adjudication
+        and review.last_on_item
+        and not review.undone_since
+        and now - review.created_at <= UNDO_WINDOW
+        and review.item.status != ReviewItem.Status.CLAIMED
+    )
+
+
+def undoable_decision(user):
+    """`user`'s latest decision while they may still undo it, with `undo_until` (when the
+    window closes); else None. One query (the reviews' time index, newest first)."""
+    review = _my_reviews(user).select_related("item").first()
+    if review is None or not _undoable(review, timezone.now()):
+        return None
+    review.undo_until = review.created_at + UNDO_WINDOW
+    return review
+
+
+def recent_decisions(user, *, limit: int = RECENT_DECISIONS) -> list:
+    """`user`'s last `limit` decisions (skips and a lead's adjudications included), newest
+    first, for "My recent decisions". Each has its item and agent, `snippet` (the start of
+    the user's question), `visible` (they may still open the item: `item_decided_by`) and
+    `undoable` (only ever the first). One query."""
+    now = timezone.now()
+    rows = list(
+        _my_reviews(user)
+        .select_related("item__agent")
+        .annotate(snippet=Substr("item__interaction__input", 1, 120))[:limit]
+    )
+    for i, review in enumerate(rows):
+        item = review.item
+        review.visible = (
+            review.last_on_item
+            and not review.is_adjudication
+            and not (item.status == ReviewItem.Status.CLAIMED and item.claimed_by_id != user.pk)
+        )
+        review.undoable = i == 0 and _undoable(review, now)
+        review.undo_until = review.created_at + UNDO_WINDOW
+    return rows
+
+
 def agent_choices() -> list[tuple[str, str]]:
     """(slug, name) of every agent, for the queue filters."""
 
@@ -281,6 +349,21 @@ def item_claimed_before(item, user) -> bool:
     ).exists()
 
 
+def item_decided_by(item, user) -> bool:
+    """Whether `item` is still as `user`'s decision left it, so they may read it: the last
+    review on it is theirs (not an adjudication) and nobody else holds it. Once another
+    reviewer picked it up or reviewed it, it is out of their hands and out of their sight, as
+    for a former holder. Uses the reviews prefetched by `item_for_review`."""
+    reviews = item.reviews.all()
+    last = max(reviews, key=lambda r: r.pk) if reviews else None
+    return (
+        last is not None
+        and last.reviewer_id == user.pk
+        and not last.is_adjudication
+        and not (item.status == item.Status.CLAIMED and item.claimed_by_id != user.pk)
+    )
+
+
 def earlier_reviews(item) -> list:
     """The item's decisions so far, without skips (which carry no verdict), from the
     prefetched reviews of `item_for_review`."""
@@ -309,20 +392,58 @@ def disputed_items():
 TRANSCRIPT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 
 
-def transcript(context) -> list[dict]:
-    """`Interaction.context` as chat turns `{role, content}`, tolerant of anything stored
-    (ingest validates the shape, but rows may predate it)."""
+def transcript(messages) -> list[dict]:
+    """`Interaction.context` or `.steps` as chat turns `{role, content, tool_calls?,
+    tool_call_id?}`, tolerant of anything stored (ingest validates the shape, but rows may
+    predate it). Tool arguments and JSON results are pretty-printed for reading."""
     turns = []
-    for turn in context if isinstance(context, list) else []:
+    for turn in messages if isinstance(messages, list) else []:
         if isinstance(turn, dict):
             role, content = turn.get("role"), turn.get("content")
         else:
-            role, content = "other", turn
+            role, content, turn = "other", turn, {}
         role = role if role in TRANSCRIPT_ROLES else "other"
-        if not isinstance(content, str):
+        if content is None:
+            content = ""
+        elif not isinstance(content, str):
             content = json.dumps(content, ensure_ascii=False, indent=2)
-        turns.append({"role": role, "content": content})
+        out: dict = {"role": role, "content": content}
+        if role == "tool":
+            out["content"] = _pretty_json(content)
+            out["tool_call_id"] = str(turn.get("tool_call_id") or "")
+            out["name"] = str(turn.get("name") or "")
+        calls = turn.get("tool_calls")
+        if isinstance(calls, list):
+            out["tool_calls"] = [
+                {
+                    "id": str(call.get("id") or ""),
+                    "name": str(call.get("name") or ""),
+                    "arguments": _pretty_json(call.get("arguments")),
+                }
+                for call in calls
+                if isinstance(call, dict)
+            ]
+        turns.append(out)
     return turns
+
+
+# JSON text longer than this is shown as sent (pretty-printing it is work nobody reads).
+PRETTY_JSON_MAX_CHARS = 20_000
+
+
+def _pretty_json(value) -> str:
+    """Indented JSON for a JSON text or value; other text unchanged."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False, indent=2)
+    text = value.strip()
+    if not text or text[0] not in "[{" or len(text) > PRETTY_JSON_MAX_CHARS:
+        return value
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False, indent=2)
+    except ValueError:
+        return value
 
 
 def metadata_rows(metadata) -> list[tuple[str, str]]:

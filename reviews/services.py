@@ -4,11 +4,13 @@
 are the `TRANSITIONS` table of `ITEM_STATES`, applied by `core.transitions.transition` (a
 compare-and-swap UPDATE, zero rows updated → `Conflict`, and the audit event in the same
 transaction).
-Pages, the API and Celery tasks all call these functions: one claim path, one decision path.
+Pages, the API and Celery tasks all call these functions: one claim path, one decision path,
+and one way back from a decision (`review_undo`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,10 +20,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.models import AuditEvent
 from core.transitions import StateMachine, transition
 from reviews import selectors
 from reviews.models import ErrorCategory, Review, ReviewItem
-from reviews.signals import item_decided
+from reviews.signals import decision_undone, item_decided
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -38,8 +42,14 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (Status.CLAIMED, Status.DONE): "item.decided",
     (Status.CLAIMED, Status.DISPUTED): "item.disputed",
     (Status.DISPUTED, Status.DONE): "item.adjudicated",
+    # A reviewer taking back their decision (`review_undo`). Undoing a skip or a first
+    # four-eyes review is (pending | needs_second_review → claimed), recorded as a claim.
+    (Status.DONE, Status.CLAIMED): "item.undone",
+    (Status.DISPUTED, Status.CLAIMED): "item.undone",
 }
 DECIDING = (Verdict.APPROVE, Verdict.CORRECT, Verdict.REJECT)
+# The audit action of a decision taken back (`review_undo`); its `before` keeps the review.
+UNDONE = selectors.UNDONE
 LAZY_SWEEP_SECONDS = 5.0
 MAX_NOTES = 5000
 
@@ -58,6 +68,11 @@ class LeaseLost(Conflict):
 
 class StalePage(Conflict):
     """The decision was made on a page rendered for an earlier claim of the item."""
+
+
+class UndoRefused(ReviewError):
+    """The decision cannot be taken back (too late, not the reviewer's latest, someone else
+    acted on the item since, or what it produced is already in use, e.g. exported)."""
 
 
 class InvalidDecision(ReviewError):
@@ -114,6 +129,7 @@ def _transition(
     expect: tuple[str, ...] | None = None,
     guard: dict[str, Any] | None = None,
     review: Review | None = None,
+    note: dict[str, Any] | None = None,
     **changes: Any,
 ) -> None:
     """Moves `item` to `to` through the shared helper (`core.transitions`): a
@@ -121,8 +137,9 @@ def _transition(
     with `changes` in the same UPDATE and the audit event. A move made by a decision names
     its `review` in the event (verdict, review, reviewer): a first four-eyes verdict and a
     lease expiry are the same move (claimed → needs_second_review, "item.released"), only
-    the note tells them apart. Raises Conflict."""
-    note = _review_note(review) if review is not None else None
+    the note tells them apart. `note` adds other facts to the event. Raises Conflict."""
+    if review is not None:
+        note = {**_review_note(review), **(note or {})}
     transition(
         ITEM_STATES, item, to, actor=actor, expect=expect, guard=guard, changes=changes, note=note
     )
@@ -152,12 +169,15 @@ _CLAIM_CANDIDATE = f"""
 """
 
 
-def _claim_sql(n_domains: int, *, agent: bool, domain: bool) -> str:
+def _claim_sql(n_domains: int, *, agent: bool, domain: bool, item: bool = False) -> str:
     """The PostgreSQL claim: one statement that locks the best candidate of each queue
     (items assigned to me, then each of my domains) with SKIP LOCKED, picks the best, moves
-    it to `claimed` with a compare-and-swap UPDATE and writes the audit event."""
-    extra = (" AND ri.agent_id = %(agent)s" if agent else "") + (
-        " AND ri.domain = %(domain)s" if domain else ""
+    it to `claimed` with a compare-and-swap UPDATE and writes the audit event. With `item`,
+    the only candidate is that one item (under the same rules)."""
+    extra = (
+        (" AND ri.agent_id = %(agent)s" if agent else "")
+        + (" AND ri.domain = %(domain)s" if domain else "")
+        + (" AND ri.id = %(item)s" if item else "")
     )
     ctes = [("mine", 0, "ri.assigned_to_id = %(me)s" + extra)]
     ctes += [
@@ -214,16 +234,24 @@ _CLAIM_RETURNS = (
 
 
 def _claim_pg(
-    reviewer, *, agent_id: int | None, domain: str | None, domains: list[str]
+    reviewer,
+    *,
+    agent_id: int | None,
+    domain: str | None,
+    domains: list[str],
+    item_id: int | None = None,
 ) -> ReviewItem | None:
     params: dict[str, Any] = {
         "me": reviewer.pk,
         "agent": agent_id,
         "domain": domain,
+        "item": item_id,
         "lease": settings.REVIEW_LEASE_SECONDS,
         **{f"d{i}": d for i, d in enumerate(domains)},
     }
-    sql = _claim_sql(len(domains), agent=agent_id is not None, domain=bool(domain))
+    sql = _claim_sql(
+        len(domains), agent=agent_id is not None, domain=bool(domain), item=item_id is not None
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -237,13 +265,20 @@ def _claim_pg(
 
 @transaction.atomic
 def _claim_portable(
-    reviewer, *, agent_id: int | None, domain: str | None, domains: list[str]
+    reviewer,
+    *,
+    agent_id: int | None,
+    domain: str | None,
+    domains: list[str],
+    item_id: int | None = None,
 ) -> ReviewItem | None:
     """The same claim through the ORM, for databases without SKIP LOCKED (SQLite, whose
     IMMEDIATE transactions serialise writers, so select-then-swap is safe there)."""
     order = ("-priority", "confidence", "source_created_at", "pk")
     # The same definition of "claimable" as the queue page's counts.
     base = selectors.claimable_items(reviewer, agent_id=agent_id, domain=domain)
+    if item_id is not None:
+        base = base.filter(pk=item_id)
     mine = list(base.filter(assigned_to=reviewer).order_by(*order).values_list("pk", flat=True)[:1])
     if mine:
         pk = mine[0]
@@ -274,13 +309,22 @@ _last_lazy_sweep = 0.0
 
 
 def item_claim(
-    *, reviewer: User, agent_id: int | None = None, domain: str | None = None
+    *,
+    reviewer: User,
+    agent_id: int | None = None,
+    domain: str | None = None,
+    item_id: int | None = None,
 ) -> ReviewItem | None:
     """Claims the next item for `reviewer` and holds it with a lease; None when none is left.
 
     Order: items assigned to the reviewer first, then unassigned items of the reviewer's
     domains by priority, lower confidence, older. Items the reviewer already reviewed (the
     first half of a four-eyes pair, or one they skipped) are never offered to them again.
+
+    `item_id` ("Claim again" after a lost hold): that item, if it is open and the reviewer
+    may claim it by the rules above (a lapsed hold on it, theirs or anyone's, is released
+    first, as the sweep would); else the next item as usual. The caller compares ids to
+    tell which one it got.
 
     Returns the claimed item with its own fields set (its relations load lazily when used).
 
@@ -299,10 +343,25 @@ def item_claim(
     if now - _last_lazy_sweep > LAZY_SWEEP_SECONDS:
         _last_lazy_sweep = now
         leases_expire(limit=50)
+    if item_id is not None:
+        _release_if_lapsed(item_id)
+        item = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains, item_id=item_id)
+        if item is not None:
+            return item
     item = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
     if item is None and leases_expire(limit=50):
         item = claim(reviewer, agent_id=agent_id, domain=domain, domains=domains)
     return item
+
+
+def _release_if_lapsed(item_id: int) -> None:
+    """Returns one item to its queue if its lease ran out and nobody swept it yet."""
+    lapsed = ReviewItem.objects.filter(
+        pk=item_id, status=Status.CLAIMED, lease_expires_at__lt=timezone.now()
+    ).first()
+    if lapsed is not None:
+        with contextlib.suppress(Conflict):  # renewed or swept meanwhile
+            item_release(item=lapsed, actor=None, only_if_expired=True)
 
 
 def item_next(
@@ -538,3 +597,103 @@ def _decide(
     agreeing = [r for r in reviews if r.verdict == final.verdict] or [final]
     responses = item_decided.send(sender=ReviewItem, item=item, final=final, reviews=agreeing)
     return next((made for _, made in responses if made is not None), None)
+
+
+# --- undoing -----------------------------------------------------------------------------------
+
+
+def undo_check(*, item: ReviewItem, reviewer: User) -> tuple[Review, AuditEvent]:
+    """The decision `reviewer` may still take back on `item`, and the audit event of the move
+    it made; raises UndoRefused otherwise. Reads only: `review_undo` calls it with the item
+    row locked, so what it finds cannot change before the undo is written.
+
+    Undoable: the reviewer's latest decision anywhere (not an adjudication), less than
+    `selectors.UNDO_WINDOW` old, not followed by an undo of theirs (undoing a later decision
+    does not reopen an earlier one), and still the last thing that happened to the item: no
+    review, claim, release or admin change of anyone since.
+    """
+    latest_only = UndoRefused(
+        f"Nothing to undo on item #{item.pk}: only your latest decision can be undone."
+    )
+    review = Review.objects.filter(reviewer=reviewer).order_by("-created_at", "-pk").first()
+    if review is None or review.item_id != item.pk or review.is_adjudication:
+        raise latest_only
+    if timezone.now() - review.created_at > selectors.UNDO_WINDOW:
+        raise UndoRefused(
+            f"Too late to undo your decision on item #{item.pk}: a decision can be undone "
+            f"for {selectors.UNDO_WINDOW.total_seconds():.0f} seconds after you make it."
+        )
+    undone_since = AuditEvent.objects.filter(
+        actor=reviewer, action=UNDONE, created_at__gte=review.created_at
+    )
+    if undone_since.exists():
+        raise latest_only
+    if item.reviews.filter(pk__gt=review.pk).exists():
+        raise UndoRefused(
+            f"Another reviewer has reviewed item #{item.pk} since, so your decision stands."
+        )
+    events = AuditEvent.objects.filter(target_type=ITEM_STATES.target_type, target_id=item.pk)
+    latest = events.order_by("-pk").first()
+    if latest is None or latest.after.get("review") != review.pk:
+        raise UndoRefused(
+            f"Item #{item.pk} has moved on since your decision (someone else took it or a "
+            "lead changed it), so your decision stands."
+        )
+    return review, latest
+
+
+@transaction.atomic
+def review_undo(*, item: ReviewItem, reviewer: User) -> ReviewItem:
+    """Takes back `reviewer`'s latest decision on `item` (see `undo_check` for when) and
+    puts the item back in their hands as it was before it: claimed by them under a fresh
+    lease, not decided (no final verdict, no decision time), its other reviews untouched.
+
+    Locks the item row (SELECT … FOR UPDATE) for the duration, so a claim (which skips
+    locked rows), a second review or an admin change cannot interleave; the move back to
+    `claimed` is also a compare-and-swap on the version the decision left. Before anything
+    is removed, `signals.decision_undone` lets the apps above remove what they made of the
+    decision (retraining: its training pair) or refuse (the pair is already exported). Then
+    the review is deleted and a `review.undone` event keeps a copy of it.
+
+    Raises UndoRefused (nothing written); Conflict if the item moved despite the lock.
+    Returns the item, claimed.
+    """
+    locked = ReviewItem.objects.select_for_update(of=("self",)).get(pk=item.pk)
+    review, decided = undo_check(item=locked, reviewer=reviewer)
+    was = locked.status
+    removed: dict[str, Any] = {}
+    for _, made in decision_undone.send(sender=ReviewItem, item=locked, review=review):
+        if isinstance(made, dict):
+            removed.update(made)
+    copy = {
+        "review": review.pk,
+        "verdict": review.verdict,
+        "corrected_output": review.corrected_output,
+        "error_category": review.error_category_id,
+        "notes": review.notes,
+        "seconds_spent": review.seconds_spent,
+        "created_at": review.created_at,
+        "status": was,
+    }
+    review.delete()
+    back: dict[str, Any] = {"final_verdict": "", "decided_at": None} if was == Status.DONE else {}
+    _transition(
+        locked,
+        Status.CLAIMED,
+        actor=reviewer,
+        # The version the decision left: its event recorded the one before.
+        guard={"version": decided.before["version"] + 1},
+        note={"undone_review": copy["review"]},
+        claimed_by=reviewer,
+        lease_expires_at=timezone.now() + lease_duration(),
+        **back,
+    )
+    audit_record(
+        actor=reviewer,
+        action=UNDONE,
+        target_type=ITEM_STATES.target_type,
+        target_id=locked.pk,
+        before=copy,
+        after={"status": locked.status, **removed},
+    )
+    return locked

@@ -3,6 +3,7 @@
 The review screen is one template (`reviews/review.html`) whose partials are what htmx swaps:
 `#screen` (an item), `#lease` (the hold countdown) and `#clear` (the queue is empty).
 Every form also works as a plain POST with a redirect, for browsers without JavaScript.
+For a minute after a decision, the screens show an Undo toast (`reviews/_undo.html`).
 """
 
 from urllib.parse import urlencode
@@ -10,15 +11,17 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import push_url
+from django_htmx.http import push_url, reswap, retarget
 
 from accounts.models import Role
 from accounts.permissions import has_role, role_required, user_roles
 from reviews import screen, selectors, services
-from reviews.forms import DecisionForm, QueueFilterForm
+from reviews.forms import ClaimForm, DecisionForm, QueueFilterForm, UndoForm
 from reviews.models import Review
 
 PAGE_SIZE = 25
@@ -27,8 +30,9 @@ PAGE_SIZE = 25
 # reads; the holder whose lease ran out (not yet swept: nobody else has touched the item)
 # sees it again with their text; a former holder (the item went back to the queue, someone
 # else may hold or have reviewed it since) gets their own text back and nothing more, not
-# the item, its reviews or its state (`reviews/former.html`).
-HOLD, READONLY, LOST, FORMER = "hold", "readonly", "lost", "former"
+# the item, its reviews or its state (`reviews/former.html`); the reviewer whose decision
+# is still the last thing that happened to the item reads it (`selectors.item_decided_by`).
+HOLD, READONLY, LOST, FORMER, DECIDED = "hold", "readonly", "lost", "former", "decided"
 
 DONE_MESSAGES = {
     "approve": "Approved.",
@@ -36,6 +40,14 @@ DONE_MESSAGES = {
     "reject": "Rejected.",
     "escalate": "",  # the service says "Escalated to a review lead."
     "skip": "Skipped; it goes back to the queue for someone else.",
+}
+# The Undo toast: "Approved item #12 · Undo".
+UNDO_LABELS = {
+    "approve": "Approved",
+    "correct": "Corrected",
+    "reject": "Rejected",
+    "escalate": "Escalated",
+    "skip": "Skipped",
 }
 
 
@@ -73,6 +85,7 @@ def queue(request):
         "held": selectors.item_held_by(request.user, **scope),
         "today": selectors.reviews_today(request.user),
         "page": assigned.get_page(request.GET.get("page")),
+        "undo": None if request.htmx else _undo(request.user),  # the toast is outside #queue
     }
     template = "reviews/queue.html#queue" if request.htmx else "reviews/queue.html"
     return render(request, template, context)
@@ -81,17 +94,46 @@ def queue(request):
 @role_required(Role.REVIEWER)
 @require_POST
 def queue_claim(request):
-    """The "Start reviewing" button: the item I hold, else the next one the claim gives me."""
-    form = _filter_form(request, request.POST)
+    """The "Start reviewing" button: the item I hold, else the next one the claim gives me.
+    "Claim again" after a lost hold names its item: that one if it is still free for me,
+    else the next one, with a word that it was taken."""
+    form = ClaimForm(
+        request.POST,
+        agents=selectors.agent_choices(),
+        domains=selectors.reviewer_domains(request.user),
+    )
     if not form.is_valid():
         messages.error(request, "Those filters are not valid any more; choose again.")
         return redirect("reviews:queue")
-    filters = form.filters()
-    item = _next_item(request.user, filters)
+    filters, wanted = form.filters(), form.cleaned_data["item"]
+    scope = _scope(filters)
+    held = selectors.item_held_by(request.user, **scope)  # one hold at a time
+    item = held or services.item_claim(reviewer=request.user, item_id=wanted, **scope)
+    if wanted and held and held.pk != wanted:
+        messages.info(request, f"You already hold item #{held.pk}: finish it first.")
+    elif wanted and item is None:
+        messages.info(
+            request, f"Item #{wanted} was taken in the meantime, and nothing else is waiting."
+        )
+    elif wanted and item.pk != wanted:
+        messages.info(request, f"Item #{wanted} was taken in the meantime; here is your next one.")
     if item is None:
-        messages.info(request, "Nothing left to review here right now. Nice work!")
+        if not wanted:
+            messages.info(request, "Nothing left to review here right now. Nice work!")
         return redirect(reverse("reviews:queue") + _qs(filters))
     return redirect(_review_url(item.pk, filters))
+
+
+@role_required(Role.REVIEWER)
+@require_GET
+def decisions(request):
+    """My recent decisions: what I decided last, each item openable while it is still as I
+    left it, and Undo on the latest while it may be undone."""
+    context = {
+        "decisions": selectors.recent_decisions(request.user),
+        "limit": selectors.RECENT_DECISIONS,
+    }
+    return render(request, "reviews/decisions.html", context)
 
 
 # --- the review screen ------------------------------------------------------------------------
@@ -100,7 +142,7 @@ def queue_claim(request):
 @role_required(Role.REVIEWER, Role.ADMIN)
 @require_GET
 def review(request, item_id: int):
-    item, mode = _load(request, item_id)
+    item, mode = _load(request, item_id, decided_ok=True)
     if item is None:
         return screen.gone(request)
     form = DecisionForm(
@@ -176,17 +218,40 @@ def review_diff(request, item_id: int):
     return _render_screen(request, item, mode=mode, form=form, diff=diff)
 
 
-# --- adjudication -----------------------------------------------------------------------------
+@role_required(Role.REVIEWER)
+@require_POST
+def review_undo(request, item_id: int):
+    """Undo (the toast's button, or `u`): takes back my latest decision on the item, which
+    is then mine again as before I decided; htmx gets its screen, a plain POST a redirect to
+    it. Refused with a message when it is too late or someone else acted on the item."""
+    form = UndoForm(request.POST)
+    filters = form.filters()
+    item = selectors.item_for_review(item_id)
+    if item is None:
+        return screen.gone(request)
+    try:
+        services.review_undo(item=item, reviewer=request.user)
+    except services.ReviewError as exc:
+        return _undo_refused(request, form, str(exc))
+    done = f"Undone: item #{item.pk} is yours again; decide it anew."
+    if not request.htmx:
+        messages.success(request, done)
+        return redirect(_review_url(item.pk, filters))
+    item = selectors.item_for_review(item_id)  # without the review just removed
+    form = DecisionForm(initial=_initial(item, filters), categories=selectors.category_choices())
+    response = _render_screen(request, item, mode=HOLD, form=form, notice=done)
+    return push_url(response, _review_url(item.pk, filters))
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _load(request, item_id: int, *, former_ok: bool = False):
+def _load(request, item_id: int, *, former_ok: bool = False, decided_ok: bool = False):
     """The item and what the viewer may do with it; (None, None) when they may not see it.
 
-    The holder decides, an admin reads anything, and with `former_ok` a reviewer who held the
-    item before gets it back (to recover their text after the hold ended). Everyone else gets
+    The holder decides, an admin reads anything, with `former_ok` a reviewer who held the
+    item before gets it back (to recover their text after the hold ended), and with
+    `decided_ok` a reviewer reads an item still as their decision left it. Everyone else gets
     the same answer as for an item that does not exist: no hint that it does.
     """
     item = selectors.item_for_review(item_id)
@@ -199,6 +264,8 @@ def _load(request, item_id: int, *, former_ok: bool = False):
         return item, READONLY
     if former_ok and selectors.item_claimed_before(item, user):
         return item, FORMER
+    if decided_ok and selectors.item_decided_by(item, user):
+        return item, DECIDED
     return None, None
 
 
@@ -230,6 +297,29 @@ def _next_item(user, filters: dict):
     return selectors.item_held_by(user, **scope) or services.item_claim(reviewer=user, **scope)
 
 
+def _undo(user):
+    """My latest decision while I may still undo it, labelled for the toast; else None."""
+    review = selectors.undoable_decision(user)
+    if review is not None:
+        review.label = UNDO_LABELS[review.verdict]
+    return review
+
+
+def _undo_refused(request, form: UndoForm, message: str):
+    """An undo refused: htmx replaces the toast with the reason; a plain POST goes back to the
+    page it came from (this host only) with the reason as a message."""
+    if request.htmx:
+        response = render(request, "reviews/_undo.html", {"undo_problem": message})
+        return reswap(retarget(response, "#undo-toast"), "outerHTML")
+    messages.error(request, message)
+    back = form.cleaned_data.get("next", "") if form.is_valid() else ""
+    if not back.startswith("/") or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("reviews:queue")
+    return HttpResponseRedirect(back)  # a path, never a view name (redirect() would try)
+
+
 def _initial(item, filters) -> dict:
     return {
         "version": item.version,
@@ -252,7 +342,7 @@ def _render_screen(
         "mode": mode,
         "lease_live": mode == HOLD,
         "can_decide": mode == HOLD,
-        "editable": mode != READONLY,
+        "editable": mode in (HOLD, LOST),
         "form": form,
         "verdicts": screen.verdict_buttons(DecisionForm),
         "filters": filters,
@@ -261,6 +351,8 @@ def _render_screen(
         "problem": problem or _lost_message(mode),
         "diff": diff,
         "decided": decided,
+        "undo": _undo(request.user),
+        "undo_next": _review_url(item.pk, filters),
     }
     if request.htmx:
         # htmx swaps only 2xx answers: a form with errors is still a page to show.
@@ -322,7 +414,14 @@ def _after_decision(request, outcome, filters: dict):
             return redirect(reverse("reviews:queue") + _qs(filters))
         return redirect(_review_url(next_item.pk, filters))
     if next_item is None:
-        context = {"notice": done, "filters_qs": _qs(filters), "decided": outcome.item.pk}
+        context = {
+            "notice": done,
+            "filters": filters,
+            "filters_qs": _qs(filters),
+            "decided": outcome.item.pk,
+            "undo": _undo(request.user),
+            "undo_next": reverse("reviews:queue") + _qs(filters),
+        }
         response = render(request, "reviews/review.html#clear", context)
         return push_url(response, reverse("reviews:queue") + _qs(filters))
     item = selectors.item_for_review(next_item.pk)

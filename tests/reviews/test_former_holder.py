@@ -79,6 +79,7 @@ def test_it_gives_a_former_holder_only_their_text_on_a_refused_decision(
     html = response.content.decode()
     assert response.status_code == (200 if headers else 409)
     assert "Rita&#x27;s rewrite" in html and "Claim again" in html
+    assert f'<input type="hidden" name="item" value="{item.pk}">' in html
     assert_nothing_leaks(html)
     assert Review.objects.filter(reviewer=reviewer).count() == 0
 

@@ -185,6 +185,63 @@ def test_it_refuses_a_decision_from_a_stale_page(reviewer, agent):
         )
 
 
+# --- claiming a named item ("Claim again") ----------------------------------------------------
+
+
+@pytest.fixture(params=["sql", "orm"])
+def claim_path(request, monkeypatch):
+    """Both claims: PostgreSQL's one statement and the portable ORM one (SQLite's)."""
+    if request.param == "orm":
+        monkeypatch.setattr(services, "_claim_pg", services._claim_portable)
+    return request.param
+
+
+def test_it_claims_the_named_item_before_a_more_urgent_one(reviewer, agent, claim_path):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1, priority=5)
+    named = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.9)
+    item = services.item_claim(reviewer=reviewer, item_id=named.pk)
+    assert (item.pk, item.status, item.claimed_by) == (named.pk, "claimed", reviewer)
+
+
+def test_it_takes_back_my_own_lapsed_hold_on_the_named_item(reviewer, agent, claim_path):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    held = services.item_claim(reviewer=reviewer)
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.2)
+    expire(held)
+    item = services.item_claim(reviewer=reviewer, item_id=held.pk)
+    assert (item.pk, item.claimed_by) == (held.pk, reviewer)
+    assert item.lease_expires_at > timezone.now() + timedelta(minutes=14)
+    actions = AuditEvent.objects.filter(target_id=held.pk).order_by("pk")
+    assert [e.action for e in actions] == ["item.claimed", "item.released", "item.claimed"]
+
+
+def test_it_gives_the_next_item_when_the_named_one_was_taken(
+    reviewer, other_reviewer, agent, claim_path
+):
+    taken = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    other = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.2)
+    assert services.item_claim(reviewer=other_reviewer).pk == taken.pk
+    assert services.item_claim(reviewer=reviewer, item_id=taken.pk).pk == other.pk
+    assert ReviewItem.objects.get(pk=taken.pk).claimed_by == other_reviewer
+
+
+def test_it_never_gives_back_an_item_i_reviewed_for_its_second_review(reviewer, claim_path):
+    legal = AgentFactory(slug="legal-bot", domain="support", required_reviews=2)
+    ReviewItemFactory(interaction__agent=legal)
+    item = services.item_claim(reviewer=reviewer)
+    decide(item, reviewer, "approve")
+    assert services.item_claim(reviewer=reviewer, item_id=item.pk) is None
+    assert ReviewItem.objects.get(pk=item.pk).status == "needs_second_review"
+
+
+def test_it_never_takes_a_named_item_out_of_my_scope(reviewer, other_reviewer, agent, claim_path):
+    theirs = ReviewItemFactory(interaction__agent=agent, assigned_to=other_reviewer)
+    legal = ReviewItemFactory(interaction__agent=agent, interaction__domain="legal")
+    for item in (theirs, legal):
+        assert services.item_claim(reviewer=reviewer, item_id=item.pk) is None
+    assert set(ReviewItem.objects.values_list("status", flat=True)) == {"pending"}
+
+
 # --- single review ---------------------------------------------------------------------------
 
 

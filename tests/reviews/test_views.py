@@ -225,6 +225,69 @@ def test_it_says_so_when_there_is_nothing_to_claim(client, reviewer):
     assert b"Nothing left to review" in response.content
 
 
+def test_it_claims_the_same_item_again_after_a_lost_hold(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.5)
+    item = claim(reviewer)
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)  # more urgent
+    expire(item)
+    response = logged_in(client, reviewer).post("/queue/claim", {"item": item.pk})
+    assert response["Location"] == f"/review/{item.pk}/"
+    item.refresh_from_db()
+    assert (item.status, item.claimed_by) == ("claimed", reviewer)
+    assert item.lease_expires_at > timezone.now()
+
+
+def test_it_says_the_item_was_taken_and_gives_the_next_one(client, reviewer, other_reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    item = claim(reviewer)
+    expire(item)
+    services.leases_expire()
+    assert claim(other_reviewer).pk == item.pk
+    following = ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.5)
+    response = logged_in(client, reviewer).post("/queue/claim", {"item": item.pk}, follow=True)
+    assert response.redirect_chain == [(f"/review/{following.pk}/", 302)]
+    assert f"Item #{item.pk} was taken in the meantime; here is your next one." in (
+        response.content.decode()
+    )
+    assert ReviewItem.objects.get(pk=item.pk).claimed_by == other_reviewer
+
+
+def test_it_says_the_item_was_taken_when_nothing_else_waits(
+    client, reviewer, other_reviewer, agent
+):
+    ReviewItemFactory(interaction__agent=agent)
+    item = claim(reviewer)
+    expire(item)
+    services.leases_expire()
+    claim(other_reviewer)
+    response = logged_in(client, reviewer).post("/queue/claim", {"item": item.pk}, follow=True)
+    assert response.redirect_chain == [("/queue/", 302)]
+    html = response.content.decode()
+    assert f"Item #{item.pk} was taken in the meantime, and nothing else is waiting." in html
+    assert "Nothing left to review" not in html
+
+
+def test_it_resumes_the_item_i_hold_rather_than_claim_again(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.1)
+    ReviewItemFactory(interaction__agent=agent, interaction__confidence=0.2)
+    lost = claim(reviewer)
+    expire(lost)
+    held = claim(reviewer)  # e.g. in another tab
+    assert held.pk != lost.pk
+    response = logged_in(client, reviewer).post("/queue/claim", {"item": lost.pk}, follow=True)
+    assert response.redirect_chain == [(f"/review/{held.pk}/", 302)]
+    assert f"You already hold item #{held.pk}: finish it first." in response.content.decode()
+
+
+def test_it_sends_claim_again_with_the_item_of_the_lost_hold(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
+    item = claim(reviewer)
+    expire(item)
+    html = logged_in(client, reviewer).get(f"/review/{item.pk}/").content.decode()
+    claim_again = html[html.index('action="/queue/claim"') :]
+    assert claim_again.index(f'name="item" value="{item.pk}"') < claim_again.index("Claim again")
+
+
 # --- the review screen ------------------------------------------------------------------------
 
 

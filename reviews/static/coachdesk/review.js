@@ -1,5 +1,6 @@
 /* Coachdesk review screen: keyboard shortcuts, edit-in-place corrections, time on item,
- * the hold countdown, and drafts kept in the tab.
+ * the hold countdown, drafts kept in the tab, and the Undo toast (hidden when its minute is
+ * over, pressed with `u`; also on My queue and My recent decisions).
  *
  * Everything is delegated from `document`, so it keeps working after htmx swaps in the next
  * item; per-screen state is set up on load and again on every `htmx:load`.
@@ -108,15 +109,23 @@
     s.querySelector("[data-draft-restore]").hidden = true;
   }
 
-  // --- the hold countdown ---------------------------------------------------------------------
+  // --- the hold countdown and the undo window -------------------------------------------------
+
+  // Milliseconds left until the epoch second in `el.dataset[key]`, by the server's clock
+  // (`data-server-now` when the element was rendered).
+  function left(el, key) {
+    if (!el.dataset.skew) {
+      el.dataset.skew = String(Number(el.dataset.serverNow) * 1000 - Date.now());
+    }
+    return Number(el.dataset[key]) * 1000 - (Date.now() + Number(el.dataset.skew));
+  }
 
   function tick() {
+    document.querySelectorAll("[data-undo-until]").forEach(function (el) {
+      if (left(el, "undoUntil") <= 0) el.hidden = true;
+    });
     document.querySelectorAll("[data-lease-expires]").forEach(function (el) {
-      if (!el.dataset.skew) {
-        el.dataset.skew = String(Number(el.dataset.serverNow) * 1000 - Date.now());
-      }
-      var left = Number(el.dataset.leaseExpires) * 1000 - (Date.now() + Number(el.dataset.skew));
-      var seconds = Math.max(0, Math.round(left / 1000));
+      var seconds = Math.max(0, Math.round(left(el, "leaseExpires") / 1000));
       var m = Math.floor(seconds / 60);
       var sec = seconds % 60;
       el.textContent = seconds > 0 ? m + ":" + (sec < 10 ? "0" : "") + sec + " left" : "hold ended";
@@ -158,6 +167,14 @@
     showToast.timer = setTimeout(function () { toast.hidden = true; }, 8000);
   }
 
+  function undoButton() {
+    var buttons = document.querySelectorAll("[data-undo-button]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (!buttons[i].disabled && !buttons[i].closest("[hidden]")) return buttons[i];
+    }
+    return null;
+  }
+
   function toggleShortcuts(force) {
     var dialog = document.getElementById("shortcuts");
     if (!dialog || !dialog.showModal) return false;
@@ -194,6 +211,14 @@
     if (e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) return;
     if (e.key === "?") {
       if (toggleShortcuts()) e.preventDefault();
+      return;
+    }
+    if (e.key === "u" && !e.shiftKey) {
+      var undo = undoButton();
+      if (undo) {
+        e.preventDefault();
+        undo.click();
+      }
       return;
     }
     if (!s || e.key.length !== 1) return;
