@@ -6,6 +6,12 @@ Determinism: record `i` is a pure function of (seed, i) and the moment of seedin
 offsets back from "now"). External ids depend only on (seed, i). Feedback is planned as a
 delay after its interaction, not as a time: `demo.seed` adds it to the *stored* interaction
 time.
+
+Besides the records, the plan knows what the demo's reviewers should find: for every weak
+answer (the bank's `weak` text, a recommendation with a product that does not fit) the
+output a careful reviewer writes instead (`DemoPlan.fixes`), which `demo.reviewing` uses
+for corrections. The hand-written specials are the newest interactions (the last hours), so
+they wait in the queue on the first run, where the review pages show them.
 """
 
 from __future__ import annotations
@@ -105,6 +111,8 @@ class PlannedFeedback:
 class DemoPlan:
     interactions: list[dict[str, Any]] = field(default_factory=list)
     feedback: list[PlannedFeedback] = field(default_factory=list)
+    # external id → the output a careful reviewer writes instead of a weak one
+    fixes: dict[str, str] = field(default_factory=dict)
 
 
 def iso_utc(moment: datetime) -> str:
@@ -217,7 +225,9 @@ def _chat(
     answer = (case.weak if weak else case.answer).format(**slots)
     if legal:
         answer += DISCLAIMER
-    elif not weak and rng.random() < 0.3:
+    if weak:  # the bank's sound answer to the same question (no draw: the record is unchanged)
+        plan.fixes[external_id] = case.answer.format(**slots) + (DISCLAIMER if legal else "")
+    elif not legal and rng.random() < 0.3:
         answer += " Is there anything else I can help with?"
     context = _chat_context(
         rng,
@@ -281,6 +291,9 @@ def _recommendation(
     weak = confidence < 0.5 and rng.random() < 0.7
     if weak:  # the failure reviewers should catch: something that does not fit at all
         picks[rng.randrange(len(picks))] = rng.choice(others)
+        spare = [p for p in related if p not in picks]
+        fixed = [p if p.category == anchor.category else spare.pop(0) for p in picks]
+        plan.fixes[external_id] = "\n".join(f"{r}. {p.line()}" for r, p in enumerate(fixed, 1))
     shopper = f"u-{rng.randint(10000, 99999)}"
     query = anchor.name.split(",")[0].lower()
     anchor_ref = f"{anchor.pid} “{anchor.name}”"
@@ -329,6 +342,7 @@ def _recommendation(
 
 # Early (record index 3, 10, 17, ...) so small demos have them too.
 SPECIAL_AT = {3 + 7 * k: special for k, special in enumerate(SPECIALS)}
+SPECIAL_SPACING = timedelta(minutes=29)  # the specials arrive over the last few hours
 
 
 def demo_plan(*, n: int, seed: int, now: datetime) -> DemoPlan:
@@ -345,6 +359,9 @@ def demo_plan(*, n: int, seed: int, now: datetime) -> DemoPlan:
         recommender = slug == "product-recommender"
         external_id = f"demo-{seed}-{i:06d}"
         created_at, days_ago = _moment(rng, now, evening=recommender)
+        if special:  # the newest interactions: still in the queue on the first run
+            created_at = now - MIN_AGE - SPECIAL_SPACING * ((i - 3) // 7)
+            days_ago = (now.astimezone(UTC).date() - created_at.astimezone(UTC).date()).days
         releases = RELEASES[slug]
         version = _release_index(rng, releases, days_ago)
         if recommender:
@@ -355,6 +372,7 @@ def demo_plan(*, n: int, seed: int, now: datetime) -> DemoPlan:
         if special:
             # Keep the generated outcome; drop feedback planned for the generated text.
             plan.feedback = [f for f in plan.feedback if f.external_id != external_id]
+            plan.fixes.pop(external_id, None)
             metadata = {**record["metadata"], **special.get("metadata", {})}
             record.update({key: v for key, v in special.items() if key != "agent"})
             record["metadata"] = metadata

@@ -1,43 +1,47 @@
 """The demo behind `manage.py seed_demo`: the database writes. The three agents with their
-review policies (`demo.content`), the demo logins, and a month of believable traffic and
-feedback (`demo.plan`).
+review policies (`demo.content`), the demo logins (reviewers from `demo.reviewing`), and a
+month of believable traffic and feedback (`demo.plan`) with the reviews, adjudications,
+training pairs, batches and KPIs that followed from it (`demo.history`).
 
-Everything enters through the ingest path (`interactions_ingest` / `feedback_ingest`), so the
-demo is validated and routed to review exactly like production traffic.
+Everything enters through the real paths: interactions and feedback through ingest
+(`interactions_ingest` / `feedback_ingest`), so the demo is validated and routed to review
+exactly like production traffic; decisions through `reviews.services`, batches through
+`retraining.services`, KPIs through `kpis.services`.
 
 Seeding twice stores nothing twice: external ids depend only on (seed, i), and feedback
 times are the planned offsets from the *stored* interaction time, so the feedback of a second
 run has the same dedupe keys as the first (see `FeedbackEvent.make_dedupe_key`, which hashes
-`created_at` as sent).
+`created_at` as sent). The review history is replayed only into a demo whose interactions
+this run created (a decision must come after the item arrived).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from accounts.models import ReviewerProfile, Role
 from agents.models import Agent, FeedbackEvent, Interaction
 from core.audit import audit_record
 from demo.content import AGENT_POLICIES
-from demo.plan import DemoPlan, demo_plan, iso_utc
-from ingest.services import IngestResult, feedback_ingest, interactions_ingest
-from reviews.models import ReviewItem
+from demo.history import history_replay
+from demo.plan import demo_plan
+from demo.reviewing import PERSONAS
+from ingest.services import IngestResult
+from kpis.models import KpiRun, KpiSnapshot
+from retraining.models import ExportBatch, TrainingPair
+from reviews.models import Review, ReviewItem
 
 DEMO_PASSWORD = "coachdesk-demo"  # noqa: S105 - published in the README and by `make run`
 DEFAULT_INTERACTIONS = 3000
 DEFAULT_SEED = 20261120
-SOURCE = "demo"
 
 
 # --- Agents (their policies are data in demo.content) -----------------------------------------
@@ -83,6 +87,7 @@ class DemoUser:
     first_name: str
     roles: tuple[str, ...]
     domains: tuple[str, ...] | None = None  # a ReviewerProfile when set
+    capacity: int = 200  # the profile's daily capacity
     staff: bool = False
     superuser: bool = False
     service: bool = False  # an API-only account: no usable password
@@ -98,8 +103,10 @@ class DemoUser:
 
 DEMO_USERS = (
     DemoUser("admin", "Ada", (Role.ADMIN,), staff=True, superuser=True),
-    DemoUser("lena", "Lena", (Role.REVIEWER,), domains=("legal",)),
-    DemoUser("sam", "Sam", (Role.REVIEWER,), domains=("support", "product")),
+    *(
+        DemoUser(p.username, p.first_name, (Role.REVIEWER,), p.domains, p.capacity)
+        for p in PERSONAS
+    ),
     DemoUser("mia", "Mia", (Role.ML,)),
     DemoUser("pipeline", "Agent pipeline", (Role.AGENT,), service=True),
 )
@@ -133,7 +140,9 @@ def users_ensure() -> list[tuple[DemoUser, bool]]:
         user.groups.add(*(groups[role] for role in spec.roles))
         if spec.domains is not None:
             ReviewerProfile.objects.update_or_create(
-                user=user, defaults={"domains": list(spec.domains)}
+                user=user,
+                defaults={"domains": list(spec.domains)},
+                create_defaults={"domains": list(spec.domains), "daily_capacity": spec.capacity},
             )
         out.append((spec, created))
     return out
@@ -147,6 +156,23 @@ class DemoDataError(Exception):
 
 
 @dataclass
+class DemoHistory:
+    """What the demo's review work amounts to now (whoever did it)."""
+
+    reviewers: int = 0
+    reviews: int = 0
+    verdicts: dict[str, int] = field(default_factory=dict)  # final verdicts of decided items
+    four_eyes_done: int = 0
+    adjudicated: int = 0
+    disputed: int = 0  # waiting for a lead
+    open_by_domain: dict[str, int] = field(default_factory=dict)
+    pairs: int = 0
+    batches: list[ExportBatch] = field(default_factory=list)
+    kpi_rows: int = 0
+    kpi_run: KpiRun | None = None
+
+
+@dataclass
 class DemoResult:
     agents: list[Agent]
     users: list[tuple[DemoUser, bool]]
@@ -156,6 +182,8 @@ class DemoResult:
     last_day: date | None
     queue_by_reason: dict[str, int]
     feedback_by_kind: dict[str, int]
+    history: DemoHistory = field(default_factory=DemoHistory)
+    replayed: bool = False  # this run replayed the review history
 
 
 def demo_needed() -> bool:
@@ -163,36 +191,40 @@ def demo_needed() -> bool:
     return not Interaction.objects.exists()
 
 
-def _feedback_records(plan: DemoPlan, agents: dict[str, Agent]) -> Iterator[dict[str, Any]]:
-    """Feedback lines timed from the stored interactions (see the module docstring)."""
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for event in plan.feedback:
-        wanted[event.agent].add(event.external_id)
-    stored: dict[tuple[str, str], datetime] = {}
-    for slug, external_ids in wanted.items():
-        ids = sorted(external_ids)
-        for start in range(0, len(ids), 2000):  # stay under SQLite's variable limit
-            rows = Interaction.objects.filter(
-                agent=agents[slug], external_id__in=ids[start : start + 2000]
-            ).values_list("external_id", "created_at")
-            stored.update(((slug, external_id), at) for external_id, at in rows)
-    for event in plan.feedback:
-        at = stored[(event.agent, event.external_id)]
-        line: dict[str, Any] = {
-            "agent": event.agent,
-            "external_id": event.external_id,
-            "kind": str(event.kind),
-            "created_at": iso_utc(at + timedelta(seconds=event.delay_s)),
-        }
-        if event.item_ref:
-            line["item_ref"] = event.item_ref
-        yield line
-
-
 def _check(result: IngestResult, what: str) -> None:
     if result.rejected:
         shown = "; ".join(str(e) for e in result.errors[:5])
         raise DemoDataError(f"{result.rejected} demo {what} were rejected: {shown}")
+
+
+def history_summary(agents: list[Agent]) -> DemoHistory:
+    items = ReviewItem.objects.filter(agent__in=agents)
+    reviews = Review.objects.filter(item__agent__in=agents)
+    done = items.filter(status=ReviewItem.Status.DONE)
+    # Four-eyes items decided by two reviewers (not by a lead after a dispute).
+    pairs_of_reviews = Q(reviews__is_adjudication=False) & ~Q(reviews__verdict="skip")
+    four_eyes = (
+        done.filter(required_reviews=2)
+        .exclude(reviews__is_adjudication=True)
+        .annotate(n=Count("reviews", filter=pairs_of_reviews))
+    )
+    return DemoHistory(
+        reviewers=reviews.filter(is_adjudication=False).values("reviewer").distinct().count(),
+        reviews=reviews.count(),
+        verdicts=dict(done.values_list("final_verdict").annotate(n=Count("pk")).order_by("-n")),
+        four_eyes_done=four_eyes.filter(n__gte=2).count(),
+        adjudicated=reviews.filter(is_adjudication=True).count(),
+        disputed=items.filter(status=ReviewItem.Status.DISPUTED).count(),
+        open_by_domain=dict(
+            items.filter(status__in=ReviewItem.OPEN_STATUSES)
+            .values_list("domain")
+            .annotate(n=Count("pk"))
+            .order_by("domain")
+        ),
+        pairs=TrainingPair.objects.filter(agent__in=agents).count(),
+        batches=list(ExportBatch.objects.filter(agent__in=agents).select_related("agent")),
+        kpi_rows=KpiSnapshot.objects.filter(agent__in=agents).count(),
+    )
 
 
 @transaction.atomic
@@ -203,7 +235,9 @@ def demo_seed(
     now: datetime | None = None,
 ) -> DemoResult:
     """Creates (or tops up) the demo: agents with their policy first, so routing applies it,
-    then the users, the interactions and their feedback, all through the ingest path.
+    then the users, then the month day by day: the traffic through the ingest path and, for
+    a fresh demo, the reviews, adjudications and batches of each day (`demo.history`); the
+    KPIs are recomputed at the end.
 
     One transaction: a failed seed leaves nothing behind, so `--if-empty` tries again on the
     next start. Raises DemoDataError when ingest rejects a generated record.
@@ -212,23 +246,27 @@ def demo_seed(
     agents = {agent.slug: agent for agent in agents_ensure()}
     users = users_ensure()
     plan = demo_plan(n=interactions, seed=seed, now=now)
-    ingested = interactions_ingest(records=enumerate(plan.interactions), source=SOURCE)
-    _check(ingested, "interactions")
-    feedback = feedback_ingest(records=enumerate(_feedback_records(plan, agents)), source=SOURCE)
-    _check(feedback, "feedback events")
+    fresh = not Interaction.objects.filter(agent__in=agents.values()).exists()
+    replay = history_replay(plan=plan, agents=agents.values(), seed=seed, now=now, reviews=fresh)
+    _check(replay.interactions, "interactions")
+    _check(replay.feedback, "feedback events")
 
     span = Interaction.objects.filter(agent__in=agents.values()).aggregate(
         first=Min("created_at"), last=Max("created_at")
     )
     queue = ReviewItem.objects.filter(agent__in=agents.values())
     events = FeedbackEvent.objects.filter(agent__in=agents.values())
+    history = history_summary(list(agents.values()))
+    history.kpi_run = replay.kpi_run
     return DemoResult(
         agents=list(agents.values()),
         users=users,
-        interactions=ingested,
-        feedback=feedback,
+        interactions=replay.interactions,
+        feedback=replay.feedback,
         first_day=span["first"].date() if span["first"] else None,
         last_day=span["last"].date() if span["last"] else None,
         queue_by_reason=dict(queue.values_list("reason").annotate(n=Count("id")).order_by("-n")),
         feedback_by_kind=dict(events.values_list("kind").annotate(n=Count("id")).order_by("-n")),
+        history=history,
+        replayed=replay.reviewed,
     )

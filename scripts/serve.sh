@@ -7,10 +7,11 @@ cat <<MSG
 
   Coachdesk is starting on http://$HOST:$PORT/
   Demo logins (password: coachdesk-demo):
-    admin     - review lead: console, assignment, adjudication, KPIs
-    lena      - reviewer, legal expertise
-    sam       - reviewer, support and product expertise
-    mia       - ML engineer: exports and KPIs
+    admin              - review lead: console, assignment, adjudication, KPIs
+    lena, omar, priya  - reviewers, legal expertise (four-eyes)
+    sam                - reviewer, support and product expertise
+    jonas, ines / kai  - reviewers, support / product expertise
+    mia                - ML engineer: exports and KPIs
   API docs:   http://$HOST:$PORT/api/v1/docs
 
 MSG

@@ -1,35 +1,24 @@
 import re
 from datetime import timedelta
-from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.utils import timezone
 
 from agents.models import Agent, FeedbackEvent, Interaction
 from core.models import AuditEvent
 from demo.content import AGENT_SLUGS
-from reviews.models import ReviewItem
-from tests.factories import InteractionFactory
+from kpis.models import KpiSnapshot
+from retraining.models import ExportBatch, TrainingPair
+from reviews.models import Review, ReviewItem
+from tests.demo.conftest import N, seed
 
-N = 300
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def seed(*args: str) -> str:
-    out = StringIO()
-    call_command("seed_demo", "--interactions", str(N), *args, stdout=out)
-    return out.getvalue()
+pytestmark = pytest.mark.usefixtures("db")
 
 
 @pytest.fixture
-def seeded(db):
-    return seed()
+def seeded(seeded_demo):
+    return seeded_demo
 
 
 def test_it_creates_the_three_agents_with_their_review_policy(seeded):
@@ -64,7 +53,13 @@ def test_it_creates_the_demo_users_with_their_roles(seeded):
     assert users["sam"].reviewer_profile.domains == ["support", "product"]
     assert roles("mia") == {"ml"}
     assert not users["mia"].is_staff
-    for name in ("admin", "lena", "sam", "mia"):
+    for name in ("omar", "priya"):
+        assert roles(name) == {"reviewer"}
+        assert users[name].reviewer_profile.domains == ["legal"]
+    for name in ("jonas", "ines"):
+        assert users[name].reviewer_profile.domains == ["support"]
+    assert users["kai"].reviewer_profile.domains == ["product"]
+    for name in ("admin", "lena", "sam", "mia", "omar", "priya", "jonas", "ines", "kai"):
         assert users[name].check_password("coachdesk-demo"), name
     assert roles("pipeline") == {"agent"}
     assert not users["pipeline"].has_usable_password()
@@ -72,8 +67,19 @@ def test_it_creates_the_demo_users_with_their_roles(seeded):
 
 def test_it_prints_the_logins(seeded):
     assert "password coachdesk-demo" in seeded
-    for name in ("admin", "lena", "sam", "mia", "pipeline"):
-        assert name in seeded
+    for name in ("admin", "lena", "omar", "priya", "sam", "jonas", "ines", "kai", "mia"):
+        assert f"{name} (" in seeded
+    assert "pipeline" in seeded
+
+
+def test_it_prints_what_the_history_left(seeded):
+    reviews = Review.objects.count()
+    pairs = TrainingPair.objects.count()
+
+    assert f"Review history (replayed now): {reviews} reviews by 7 reviewers" in seeded
+    assert f"Training pairs: {pairs}; export batches: #" in seeded
+    assert "support-bot jsonl ready" in seeded
+    assert "Open for review: legal " in seeded
 
 
 def test_it_spreads_interactions_over_the_last_30_days(seeded):
@@ -140,38 +146,34 @@ def test_it_writes_through_the_ingest_path(seeded):
     assert {e.after["source"] for e in ingests} == {"demo"}
 
 
-def test_it_creates_no_duplicates_when_run_twice(seeded):
-    counts = (
-        Interaction.objects.count(),
-        ReviewItem.objects.count(),
-        FeedbackEvent.objects.count(),
-        get_user_model().objects.count(),
-        Agent.objects.count(),
+def _counts() -> tuple[int, ...]:
+    return tuple(
+        model.objects.count()
+        for model in (
+            Interaction,
+            ReviewItem,
+            FeedbackEvent,
+            get_user_model(),
+            Agent,
+            Review,
+            TrainingPair,
+            ExportBatch,
+        )
     )
+
+
+def test_it_creates_no_duplicates_when_run_twice(seeded):
+    counts = _counts()
+    statuses = list(ReviewItem.objects.order_by("pk").values_list("status", flat=True))
 
     output = seed()
 
     assert f"imported 0, duplicates {N}, rejected 0" in output
-    assert (
-        Interaction.objects.count(),
-        ReviewItem.objects.count(),
-        FeedbackEvent.objects.count(),
-        get_user_model().objects.count(),
-        Agent.objects.count(),
-    ) == counts
+    assert "Review history (kept as it was)" in output
+    assert _counts() == counts
+    assert list(ReviewItem.objects.order_by("pk").values_list("status", flat=True)) == statuses
 
 
-def test_it_skips_with_if_empty_when_interactions_exist(db):
-    InteractionFactory()
-
-    output = seed("--if-empty")
-
-    assert "not seeding" in output
-    assert Interaction.objects.count() == 1
-    assert not get_user_model().objects.filter(username="lena").exists()
-
-
-def test_it_seeds_an_empty_database_with_if_empty(db):
-    seed("--if-empty")
-
-    assert Interaction.objects.count() == N
+def test_it_recomputes_the_kpis_once_seeded(seeded):
+    assert KpiSnapshot.objects.filter(agent_version="", stats__has_key="decisions").exists()
+    assert "KPI snapshots: " in seeded

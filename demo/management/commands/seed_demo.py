@@ -15,9 +15,11 @@ def _count(value: str) -> int:
 
 class Command(BaseCommand):
     help = (
-        "Loads the demo: three agents with their review policies, a month of interactions and "
-        "feedback (through the ingest path, so they are routed to review), and the demo users "
-        f"(password {demo.DEMO_PASSWORD!r}). Safe to run twice."
+        "Loads the demo: three agents with their review policies, the demo users (password "
+        f"{demo.DEMO_PASSWORD!r}), a month of interactions and feedback (through the ingest "
+        "path, so they are routed to review) and, in a fresh demo, the weeks of reviews, "
+        "adjudications, training pairs and export batches that followed, with KPIs computed. "
+        "Needs no worker. Safe to run twice."
     )
 
     def add_arguments(self, parser) -> None:
@@ -69,6 +71,7 @@ class Command(BaseCommand):
         write(f"Review items: {routed} routed now; demo queue total: {reasons or 'none'}")
         kinds = ", ".join(f"{kind} {n}" for kind, n in result.feedback_by_kind.items())
         write(f"Feedback: {result.feedback.summary()} ({kinds or 'none'})")
+        self._history(result)
         logins = ", ".join(spec.describe() for spec, _ in result.users if not spec.service)
         write(f"Logins (password {demo.DEMO_PASSWORD}): {logins}")
         write(
@@ -76,3 +79,28 @@ class Command(BaseCommand):
             "manage.py createtoken pipeline prints a token)"
         )
         write(self.style.SUCCESS(f"Demo ready in {seconds:.1f} s."))
+
+    def _history(self, result: demo.DemoResult) -> None:
+        write, h = self.stdout.write, result.history
+        verdicts = ", ".join(f"{v} {n}" for v, n in h.verdicts.items()) or "none"
+        lead = "replayed now" if result.replayed else "kept as it was"
+        write(
+            f"Review history ({lead}): {h.reviews} reviews by {h.reviewers} reviewers; "
+            f"decided items: {verdicts}"
+        )
+        write(
+            f"Four-eyes: {h.four_eyes_done} item{'' if h.four_eyes_done == 1 else 's'} "
+            "decided by two agreeing reviewers, "
+            f"{h.adjudicated} adjudicated by a lead, {h.disputed} waiting for one"
+        )
+        waiting = ", ".join(f"{d} {n}" for d, n in h.open_by_domain.items()) or "none"
+        write(f"Open for review: {waiting}")
+        batches = "; ".join(
+            f"#{b.pk} {b.agent.slug} {b.format} {b.status}, {b.row_count} rows"
+            + (f", trained {b.trained_agent_version}" if b.trained_agent_version else "")
+            for b in h.batches
+        )
+        write(f"Training pairs: {h.pairs}; export batches: {batches or 'none'}")
+        run = h.kpi_run
+        computed = f" ({run.days} agent-days recomputed now)" if run else ""
+        write(f"KPI snapshots: {h.kpi_rows}{computed}")

@@ -16,6 +16,41 @@
     return String(value);
   }
 
+  // The x labels are ISO days ("2026-11-03"). On the axis they read "3 Nov" (with the year
+  // when the range spans two): about half the width of an ISO date, so more of them fit
+  // before Chart.js has to skip some. Tooltips keep the whole date.
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  function dayParts(iso) {
+    var parts = String(iso).split("-");
+    return { year: parts[0], month: MONTHS[Number(parts[1]) - 1], day: Number(parts[2]) };
+  }
+
+  function shortDay(iso, withYear) {
+    var d = dayParts(iso);
+    if (!d.month || !d.day) return String(iso);
+    return d.day + " " + d.month + (withYear ? " \u2019" + d.year.slice(2) : "");
+  }
+
+  function longDay(iso) {
+    var d = dayParts(iso);
+    return d.month && d.day ? d.day + " " + d.month + " " + d.year : String(iso);
+  }
+
+  function dateAxis(labels) {
+    var spansYears = labels.length > 1 &&
+      dayParts(labels[0]).year !== dayParts(labels[labels.length - 1]).year;
+    return {
+      ticks: {
+        maxRotation: 0, // slanted dates are hard to read; skip labels instead
+        autoSkip: true,
+        autoSkipPadding: 16, // a clear gap between two labels
+        maxTicksLimit: 12,
+        callback: function (value) { return shortDay(this.getLabelForValue(value), spansYears); }
+      }
+    };
+  }
+
   function axisFor(ds) {
     if (ds.unit === "turns") return "y2";
     return "y";
@@ -43,7 +78,7 @@
       };
     });
     var scales = {
-      x: { ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 10 } },
+      x: dateAxis(labels),
       y: { beginAtZero: units[0] !== "score", title: { display: true, text: units[0] === "share" ? "%" : units[0] === "seconds" ? "hours" : units[0] } }
     };
     if (units.every(function (u) { return u === "share"; })) { scales.y.min = 0; scales.y.max = 100; }
@@ -63,6 +98,7 @@
           legend: { labels: { usePointStyle: true } },
           tooltip: {
             callbacks: {
+              title: function (items) { return items.length ? longDay(items[0].label) : ""; },
               label: function (ctx) {
                 var ds = ctx.dataset.kpi, i = ctx.dataIndex;
                 var text = ds.label + ": " + fmt(ds.data[i], ds.unit);
