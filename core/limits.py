@@ -30,7 +30,7 @@ from ninja.throttling import BaseThrottle
 log = logging.getLogger(__name__)
 
 # The bulk ingest endpoints (DESIGN.md: up to 5,000 items a request) get the larger limit.
-INGEST_PATHS = frozenset({"/api/v1/interactions", "/api/v1/feedback"})
+INGEST_PATHS = frozenset({"/api/v1/interactions", "/api/v1/feedback", "/api/v1/otel/v1/traces"})
 _WARN_EVERY = 60.0
 
 

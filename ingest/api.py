@@ -1,4 +1,4 @@
-"""API of the reviews app: ingest of interactions and feedback."""
+"""The ingest API: interactions and feedback as JSON, and OpenTelemetry traces (OTLP/HTTP)."""
 
 from typing import Any
 
@@ -11,8 +11,16 @@ from ninja import Router, Schema
 from accounts.models import Role
 from accounts.permissions import RoleBearer
 from core.limits import JsonRejected, TokenRateThrottle, check_shape, error_responses
+from ingest.messages import CONTEXT_SCHEMA, STEPS_SCHEMA
+from ingest.otlp import OtlpError, body_decompress, spans_decode
 from ingest.readers import parse_record
-from ingest.services import IngestResult, feedback_ingest, interactions_ingest
+from ingest.services import (
+    IngestResult,
+    TraceResult,
+    feedback_ingest,
+    interactions_ingest,
+    traces_ingest,
+)
 
 router = Router(tags=["ingest"])
 ingest_auth = RoleBearer(Role.AGENT, Role.ADMIN)
@@ -53,17 +61,8 @@ _INTERACTION_SCHEMA = {
         "agent_version": {"type": ["string", "null"], "maxLength": 100},
         "conversation_id": {"type": ["string", "null"], "maxLength": 255},
         "input": {"type": "string"},
-        "context": {
-            "type": ["array", "null"],
-            "items": {
-                "type": "object",
-                "required": ["role", "content"],
-                "properties": {
-                    "role": {"type": "string", "enum": ["system", "user", "assistant", "tool"]},
-                    "content": {"type": "string"},
-                },
-            },
-        },
+        "context": CONTEXT_SCHEMA,
+        "steps": STEPS_SCHEMA,
         "output": {"type": "string"},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "intent": {"type": ["string", "null"], "maxLength": 100},
@@ -183,3 +182,131 @@ def post_feedback(request: HttpRequest):
     """Stores feedback events on known interactions; `thumbs_down` and `escalated` queue the
     interaction for review. Same limits as `POST /interactions` (413, 429)."""
     return _ingest(request, feedback_ingest)
+
+
+# --- OpenTelemetry (OTLP/HTTP traces) -------------------------------------------------------
+
+_OTLP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-protobuf": {
+                "schema": {"type": "string", "format": "binary"},
+            },
+            # OTLP's JSON encoding of the same message; `{}` is a valid export of no spans.
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "resourceSpans": {"type": ["array", "null"], "items": {"type": "object"}}
+                    },
+                }
+            },
+        },
+    },
+    "responses": {
+        200: {
+            "description": "ExportTraceServiceResponse (protobuf or JSON, as sent); "
+            "`partial_success` names the rejected spans and why",
+        }
+    },
+}
+
+
+def _is_protobuf(request: HttpRequest) -> bool:
+    kind = (request.content_type or "").lower()
+    return kind in ("application/x-protobuf", "application/protobuf")
+
+
+def _otlp_status(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """An OTLP error: a google.rpc.Status (code 3, INVALID_ARGUMENT, or 8, RESOURCE_EXHAUSTED
+    for 413) in the request's encoding."""
+    code = 8 if status == 413 else 3
+    if _is_protobuf(request):
+        text = message.encode()
+        body = b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+        return HttpResponse(body, status=status, content_type="application/x-protobuf")
+    # `detail` as well: the API's one error body (core.limits.ErrorOut) for non-OTLP clients.
+    return _json(status, {"code": code, "message": message, "detail": message})
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _otlp_answer(request: HttpRequest, result: TraceResult) -> HttpResponse:
+    notes = []
+    if result.rejected:
+        shown = "; ".join(f"span {key}: {why}" for key, why in result.rejected[:20])
+        more = len(result.rejected) - 20
+        notes.append(
+            f"{len(result.rejected)} rejected: {shown}" + (f"; and {more} more" if more > 0 else "")
+        )
+    if result.ignored:
+        notes.append(f"{result.ignored} spans without gen_ai attributes ignored")
+    message = ". ".join(notes)
+    if _is_protobuf(request):
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        answer = ExportTraceServiceResponse()
+        if message:
+            answer.partial_success.rejected_spans = len(result.rejected)
+            answer.partial_success.error_message = message
+        return HttpResponse(
+            answer.SerializeToString(), status=200, content_type="application/x-protobuf"
+        )
+    payload: dict[str, Any] = {}
+    if message:
+        payload["partialSuccess"] = {
+            "rejectedSpans": len(result.rejected),
+            "errorMessage": message,
+        }
+    return _json(200, payload)
+
+
+@router.post(
+    "/otel/v1/traces",
+    auth=ingest_auth,
+    throttle=[ingest_throttle],
+    response=error_responses(400, 401, 403, 413, 415, 429),
+    openapi_extra=_OTLP_BODY,
+    summary="OpenTelemetry traces (OTLP/HTTP): GenAI spans become interactions",
+)
+def post_traces(request: HttpRequest):
+    """Point an OTLP/HTTP exporter here: `OTEL_EXPORTER_OTLP_ENDPOINT=<base>/api/v1/otel` and
+    `OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer <token>`. Protobuf or JSON, gzip or not;
+    the same roles, size and rate limits as `POST /interactions`. Spans that follow the
+    GenAI semantic conventions become interactions (idempotent on trace and span id); other
+    spans are ignored and counted; rejected spans are named in `partial_success`."""
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _otlp_status(
+            request, 413, f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"
+        )
+    try:
+        raw = body_decompress(
+            body, request.headers.get("Content-Encoding", ""), settings.INGEST_MAX_BODY_BYTES
+        )
+        spans = spans_decode(raw, request.content_type or "")
+    except OtlpError as exc:
+        return _otlp_status(request, exc.http_status, str(exc))
+    limit = settings.INGEST_MAX_ITEMS_PER_REQUEST
+    if len(spans) > limit:
+        return _otlp_status(
+            request, 413, f"{len(spans):,} spans in one request; the limit is {limit:,}"
+        )
+    token = getattr(request, "api_token", None)
+    result = traces_ingest(
+        spans=spans,
+        actor_id=request.user.pk,
+        agent_scope=token.agent_scope if token is not None else None,
+    )
+    return _otlp_answer(request, result)

@@ -21,6 +21,7 @@ import os
 import queue
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -39,6 +40,8 @@ from ingest.batches import (
     tally,
     validated,
 )
+from ingest.genai import span_agents, span_record
+from ingest.otlp import Span
 from ingest.readers import ProgressTracker, RecordError, iter_records
 from ingest.validation import validate_feedback
 from reviews.models import ReviewItem
@@ -322,3 +325,52 @@ def _route_on_feedback(kinds: dict[int, str]) -> int:
     ]
     ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
     return len(items)
+
+
+# --- OpenTelemetry traces -------------------------------------------------------------------
+
+
+@dataclass
+class TraceResult:
+    """What became of an OTLP export's spans: interactions created or already stored, spans
+    ignored (not GenAI) or skipped (GenAI but not an answer: tool steps, embeddings), and the
+    rejected ones as (trace id:span id, why)."""
+
+    created: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    skipped: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def traces_ingest(
+    *,
+    spans: list[Span],
+    actor_id: int | None = None,
+    agent_scope: frozenset[str] | None = None,
+) -> TraceResult:
+    """GenAI answer spans become interactions through `interactions_ingest` (so routing,
+    audit sampling and KPIs treat them like any other), keyed by trace and span id."""
+    slugs = span_agents(spans)
+    thresholds = dict(
+        Agent.objects.filter(slug__in=slugs).values_list("slug", "confidence_threshold")
+    )
+    default_threshold = Agent._meta.get_field("confidence_threshold").get_default()
+    out = TraceResult()
+    records = []
+    for position, span in enumerate(spans):
+        mapped = span_record(span, thresholds, default_threshold)
+        if mapped.record is not None:
+            records.append((position, mapped.record))
+        elif mapped.ignored:
+            out.ignored += 1
+        elif mapped.skipped:
+            out.skipped += 1
+        else:
+            out.rejected.append((span.key, mapped.rejected))
+    result = interactions_ingest(
+        records=records, actor_id=actor_id, source="otlp", agent_scope=agent_scope
+    )
+    out.created, out.duplicates = result.created, result.duplicates
+    out.rejected += [(spans[e.position].key, f"{e.field}: {e.message}") for e in result.errors]
+    return out

@@ -24,6 +24,7 @@ def item_context(item) -> dict:
         "item": item,
         "interaction": interaction,
         "turns": selectors.transcript(interaction.context),
+        "steps": selectors.transcript(interaction.steps),
         "metadata": selectors.metadata_rows(interaction.metadata),
         "earlier": selectors.earlier_reviews(item),
         "below_threshold": item.confidence < item.agent.confidence_threshold,

@@ -46,3 +46,16 @@ def test_it_prints_the_ingest_figures_as_its_last_line():
     assert figures["http_n"] == figures["http_created"] == 2000
     assert figures["http_rows_per_s"] > 0
     assert figures["checks_ok"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_it_prints_the_otlp_figures_as_its_last_line():
+    figures = _run_bench("otlp.py", "--spans", "1024", "--gzip")
+
+    assert figures["bench"] == "otlp" and figures["gzip"] is True
+    assert figures["spans"] == figures["otlp_stored"] == figures["json_stored"] == 1024
+    assert figures["otlp_rows_per_s"] > 0 and figures["json_rows_per_s"] > 0
+    assert figures["ratio"] > 0
+    assert figures["low_confidence"] == figures["low_confidence_expected"] > 0
+    assert figures["checks_ok"] is True
