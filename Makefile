@@ -20,7 +20,9 @@ $(AXE): tests/e2e/axe/package.json tests/e2e/axe/package-lock.json
 	touch $(AXE)
 
 # Re-installs only when the lock or the project metadata changed, so a second call is quick.
-$(STAMP): requirements.lock pyproject.toml
+# The Python client (clients/python, `import coachdesk`) is installed too, for its tests;
+# its one dependency (httpx) is in the lock.
+$(STAMP): requirements.lock pyproject.toml clients/python/pyproject.toml
 	@set -e; \
 	if [ ! -x $(PY) ]; then \
 		BASE=$$(scripts/find-python.sh); \
@@ -30,6 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.13,<0.14"; \
 	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock; \
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .; \
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e clients/python; \
 	touch $(STAMP)
 
 run: install
@@ -49,6 +52,7 @@ lint: install
 # Full-size benchmarks (minutes each); every script prints its figures as one JSON line.
 bench: install
 	$(PY) bench/ingest.py
+	$(PY) bench/otlp.py
 	$(PY) bench/claim.py
 	$(PY) bench/console.py
 	$(PY) bench/kpis.py
@@ -57,6 +61,7 @@ bench: install
 
 bench-smoke: install
 	$(PY) bench/ingest.py --n 2000
+	$(PY) bench/otlp.py --spans 1024
 	$(PY) bench/claim.py --n 20000 --pending 4000 --claims 50 --screen-samples 20
 	$(PY) bench/console.py --n 20000 --pending 4000 --assign 1000 --rounds 3
 	$(PY) bench/kpis.py --n 3000 --days 7
