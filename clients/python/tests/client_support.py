@@ -197,3 +197,14 @@ class Proxy:
             if upstream is not None:
                 with contextlib.suppress(OSError):
                     upstream.close()
+
+
+def run_async(coroutine_function: Any) -> Any:
+    """Runs `coroutine_function()` to completion on a fresh event loop in its own thread:
+    the test thread may already run a loop (pytest-playwright's sync API leaves one), and
+    asyncio.run() refuses to start inside a running loop."""
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine_function()).result()

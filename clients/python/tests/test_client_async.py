@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from client_support import async_client, stored_ids
+from client_support import async_client, run_async, stored_ids
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -33,7 +33,7 @@ def test_interactions_and_feedback_arrive(server, agent_token):
             assert await cd.flush(timeout=60)
             return ids, cd.stats.as_dict(), cd.pending
 
-    ids, stats, pending = asyncio.run(main())
+    ids, stats, pending = run_async(main)
 
     assert sorted(stored_ids("async-bot")) == sorted(ids)
     assert set(FeedbackEvent.objects.values_list("interaction__external_id", "kind")) == {
@@ -57,7 +57,7 @@ def test_an_outage_drops_beyond_the_buffer_and_delivers_the_rest(proxy, agent_to
         await cd.close()
         return ids, counts, delivered, cd.stats.as_dict()
 
-    ids, counts, delivered, stats = asyncio.run(main())
+    ids, counts, delivered, stats = run_async(main)
 
     assert counts == (10, 15, 10)
     assert delivered
@@ -75,7 +75,7 @@ def test_close_during_an_outage_gives_up(proxy, agent_token):
         cd.log_interaction(input="late", output="A", confidence=0.5)  # dropped, no raise
         return delivered, cd.stats.as_dict(), cd.pending, cd.closed
 
-    delivered, stats, pending, closed = asyncio.run(main())
+    delivered, stats, pending, closed = run_async(main)
 
     assert delivered is False and closed and pending == 0
     assert stats["failed"] == 4 and stats["dropped"] == 1
@@ -84,15 +84,22 @@ def test_close_during_an_outage_gives_up(proxy, agent_token):
 def test_records_logged_outside_the_loop_are_sent_once_it_runs(server, agent_token):
     """log_* before any event loop runs (e.g. at import time) only buffers; the sender
     starts with the client's first use inside a loop."""
-    cd = async_client(server, agent_token, agent="async-bot")
-    ids = [cd.log_interaction(input=f"Q{n}", output="A", confidence=0.5) for n in range(3)]
-    assert cd.pending == 3
+    import concurrent.futures
 
-    async def main():
-        async with cd:
-            assert await cd.flush(timeout=60)
+    def outside_then_inside():  # in a thread of its own: no loop runs there to begin with
+        cd = async_client(server, agent_token, agent="async-bot")
+        ids = [cd.log_interaction(input=f"Q{n}", output="A", confidence=0.5) for n in range(3)]
+        assert cd.pending == 3
 
-    asyncio.run(main())
+        async def main():
+            async with cd:
+                assert await cd.flush(timeout=60)
+
+        asyncio.run(main())
+        return ids
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        ids = pool.submit(outside_then_inside).result()
 
     assert sorted(stored_ids("async-bot")) == sorted(ids)
 
@@ -105,6 +112,6 @@ def test_a_lone_record_goes_out_after_flush_interval_without_a_flush(server, age
             await until(lambda: cd.stats.acknowledged == 1)
             return iid
 
-    iid = asyncio.run(main())
+    iid = run_async(main)
 
     assert stored_ids("async-bot") == [iid]

@@ -3,13 +3,12 @@ batches built by the retraining services, downloaded and checked against their s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from client_support import async_client, wait_for
+from client_support import async_client, run_async, wait_for
 
 from coachdesk import ApiError, BatchNotReady, ChecksumMismatch
 
@@ -95,7 +94,7 @@ def test_async_kpis(kpi_data, server, ml_token):
         async with async_client(server, ml_token) as reader:
             return await reader.kpis("kpi-bot", start="2026-11-02", end="2026-11-04")
 
-    rows = asyncio.run(main())
+    rows = run_async(main)
 
     assert [r["interactions"].value for r in rows] == [3, 0, 1]
 
@@ -234,7 +233,7 @@ def test_async_download_batch(decided, server, ml_token, tmp_path):
         async with async_client(server, ml_token) as reader:
             return await reader.download_batch(batch.pk, tmp_path)
 
-    path = asyncio.run(main())
+    path = run_async(main)
 
     assert path.name.endswith(".parquet")
     assert hashlib.sha256(path.read_bytes()).hexdigest() == batch.sha256
