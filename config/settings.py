@@ -362,6 +362,10 @@ if MAX_BODY_BYTES < 1024 or INGEST_MAX_BODY_BYTES < MAX_BODY_BYTES:
     raise ImproperlyConfigured(
         "MAX_BODY_BYTES must be at least 1024 and INGEST_MAX_BODY_BYTES at least MAX_BODY_BYTES"
     )
+# Form posts of the pages (url-encoded): the largest legitimate one, a 20,000-character
+# correction with its notes, is under 320 KiB even when every character is percent-encoded
+# 4-byte UTF-8; decoding a 1 MiB form alone costs ~150 ms of CPU (bench/free_text.py).
+FORM_MAX_BODY_BYTES = env_int("FORM_MAX_BODY_BYTES", 320 * 1024)
 # Django's own cap when a body is read: the largest body any path accepts. It also bounds a
 # body without Content-Length under ASGI (spooled first); under WSGI such a body is refused.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES

@@ -66,10 +66,13 @@ def _refuse(request: HttpRequest, status: int, detail: str) -> HttpResponse:
 # --- Body size ------------------------------------------------------------------------------
 
 
-def body_limit(path: str) -> int:
-    """The largest body, in bytes, a request to `path` may send."""
+def body_limit(path: str, *, form: bool = False) -> int:
+    """The largest body, in bytes, a request to `path` may send (`form`: a page's
+    url-encoded form, which costs far more CPU per byte to decode than JSON)."""
     if path.rstrip("/") in INGEST_PATHS:
         return settings.INGEST_MAX_BODY_BYTES
+    if form and not path.startswith("/api/"):
+        return min(settings.FORM_MAX_BODY_BYTES, settings.MAX_BODY_BYTES)
     return settings.MAX_BODY_BYTES
 
 
@@ -103,7 +106,7 @@ class RequestSizeLimitMiddleware:
         text = str(raw).strip()
         if not text.isascii() or not text.isdigit():
             return _refuse(request, 400, "the Content-Length header is not a number of bytes")
-        limit = body_limit(request.path_info)
+        limit = body_limit(request.path_info, form=_is_form(request))
         size = int(text)
         if size > limit:
             return _refuse(
@@ -161,6 +164,11 @@ def check_shape(
     """
     if raw is not None and _fits(raw, 1, refuse_nul):
         return
+    if raw is not None and _max_depth(raw) <= settings.JSON_MAX_DEPTH:
+        # Nothing is nested too deeply anywhere (an upper bound from the text's brackets,
+        # in C): a value needs a walk only for a string that is too long (or a NUL).
+        _check_strings(value, root, refuse_nul)
+        return
     if type(value) is str:
         _walk(value, root, 1, refuse_nul)
         return
@@ -174,12 +182,48 @@ def check_shape(
         if kind is str:
             if len(child) > settings.JSON_MAX_STRING_CHARS or refuse_nul:
                 _walk(child, root, 1, refuse_nul, (root, key))
+        elif (kind is dict or kind is list) and not _subtree_fits(child, 2, refuse_nul):
+            _walk(child, root, 2, refuse_nul, (root, key))
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _max_depth(raw: bytes) -> int:
+    """At least how deeply the JSON text `raw` nests (the root array or object is 1), from
+    its brackets alone, in C and NumPy: brackets inside strings can only make it larger, so
+    a result within the limit proves every value is."""
+    import numpy as np
+
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int32)
+    return int(steps.cumsum().max())
+
+
+def _check_strings(value: Any, root: str, refuse_nul: bool) -> None:
+    """`check_shape` for a value known to nest within the limit: each top-level child whose
+    JSON text is short enough (and NUL-free) is fine as it is; the others are walked."""
+    if type(value) is str or type(value) not in (dict, list):
+        _walk(value, root, 1, refuse_nul)
+        return
+    if type(value) is dict:
+        _check_keys(value, (root,), refuse_nul)
+    limit = settings.JSON_MAX_STRING_CHARS
+    pairs = value.items() if type(value) is dict else enumerate(value)
+    for key, child in pairs:
+        kind = type(child)
+        if kind is str:
+            if len(child) > limit or refuse_nul:
+                _walk(child, root, 1, refuse_nul, (root, key))
         elif kind is dict or kind is list:
             try:
                 text = orjson.dumps(child)
-            except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
+            except orjson.JSONEncodeError:
                 text = None
-            if text is None or not _fits(text, 2, refuse_nul):
+            if text is None or len(text) > limit or (refuse_nul and b"\\u0000" in text):
                 _walk(child, root, 2, refuse_nul, (root, key))
 
 
@@ -192,6 +236,15 @@ def _fits(text: bytes, level: int, refuse_nul: bool) -> bool:
     if level - 1 + text.count(b"{") + text.count(b"[") > settings.JSON_MAX_DEPTH:
         return False
     return not (refuse_nul and b"\\u0000" in text)
+
+
+def _subtree_fits(value: Any, level: int, refuse_nul: bool) -> bool:
+    """`_fits` on the JSON text of a container (False when it has no JSON text)."""
+    try:
+        text = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
+        return False
+    return _fits(text, level, refuse_nul)
 
 
 def _check_keys(node: dict, parts: tuple, refuse_nul: bool) -> None:
@@ -210,9 +263,15 @@ def _bad_string(text: str, what: str, refuse_nul: bool) -> str | None:
 
 
 def _walk(value: Any, root: str, level: int, refuse_nul: bool, parts: tuple | None = None) -> None:
-    """The exact check of one value at `level`, raising JsonRejected with its path."""
+    """The exact check of one value at `level`, raising JsonRejected with its path.
+
+    Only what might break a limit is walked: a child container whose own JSON text fits
+    (`_fits`, in C) is skipped, so a wide value (an item with 200 turns: more brackets than
+    the depth limit, yet only 4 levels deep) costs one short text per child, not a Python
+    visit of every string in it."""
     parts = parts or (root,)
     max_depth = settings.JSON_MAX_DEPTH
+    limit = settings.JSON_MAX_STRING_CHARS
     if type(value) is str:
         if problem := _bad_string(value, "a string", refuse_nul):
             raise JsonRejected(f"{_path(parts)}: {problem}")
@@ -230,9 +289,10 @@ def _walk(value: Any, root: str, level: int, refuse_nul: bool, parts: tuple | No
         for key, child in pairs:
             kind = type(child)
             if kind is str:
-                if problem := _bad_string(child, "a string", refuse_nul):
+                if len(child) > limit or (refuse_nul and "\x00" in child):
+                    problem = _bad_string(child, "a string", refuse_nul)
                     raise JsonRejected(f"{_path((*where, key))}: {problem}")
-            elif kind is dict or kind is list:
+            elif (kind is dict or kind is list) and not _subtree_fits(child, depth + 1, refuse_nul):
                 stack.append((child, depth + 1, (*where, key)))
 
 

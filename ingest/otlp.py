@@ -101,14 +101,19 @@ def _pb_attributes(pairs) -> dict[str, Any]:
     return {pair.key: _pb_value(pair.value) for pair in pairs}
 
 
-def _pb_value(value) -> Any:
+# Attribute values nested deeper than this are dropped (None): GenAI attributes are flat or
+# JSON text, and each level costs a Python call per value (bench/free_text.py).
+MAX_VALUE_DEPTH = 8
+
+
+def _pb_value(value, depth: int = 0) -> Any:
     kind = value.WhichOneof("value")
-    if kind is None:
+    if kind is None or (depth >= MAX_VALUE_DEPTH and kind in ("array_value", "kvlist_value")):
         return None
     if kind == "array_value":
-        return [_pb_value(v) for v in value.array_value.values]
+        return [_pb_value(v, depth + 1) for v in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
+        return {kv.key: _pb_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return value.bytes_value.hex()
     return getattr(value, kind)
@@ -195,15 +200,19 @@ def _json_attributes(pairs: Any, where: str) -> dict[str, Any]:
     }
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: Any, depth: int = 0) -> Any:
     if not isinstance(value, dict) or not value:
         return None
     kind, inner = next(iter(value.items()))
+    if depth >= MAX_VALUE_DEPTH and kind in ("arrayValue", "kvlistValue"):
+        return None
+    if not isinstance(inner, dict) and kind in ("arrayValue", "kvlistValue"):
+        return None
     if kind == "arrayValue":
-        return [_json_value(v) for v in (inner or {}).get("values") or ()]
+        return [_json_value(v, depth + 1) for v in (inner or {}).get("values") or ()]
     if kind == "kvlistValue":
         return {
-            str(kv.get("key")): _json_value(kv.get("value"))
+            str(kv.get("key")): _json_value(kv.get("value"), depth + 1)
             for kv in (inner or {}).get("values") or ()
             if isinstance(kv, dict)
         }

@@ -443,6 +443,22 @@ def test_it_answers_413_as_html_on_pages(client, reviewer):
     assert b"Request too large" in response.content
 
 
+def test_page_forms_get_the_smaller_form_limit(client, reviewer, settings):
+    """Decoding a url-encoded form costs far more CPU per byte than JSON: page forms stop at
+    FORM_MAX_BODY_BYTES (above the largest legitimate form, see the next-but-one test)."""
+    client.force_login(reviewer)
+    limit = settings.FORM_MAX_BODY_BYTES
+    assert limit < settings.MAX_BODY_BYTES
+    over = client.post(
+        "/queue/claim",
+        b"x=1",
+        content_type="application/x-www-form-urlencoded",
+        CONTENT_LENGTH=str(limit + 1),
+    )
+    assert over.status_code == 413
+    assert f"the limit here is {limit:,} bytes".encode() in over.content
+
+
 def test_it_gives_ingest_the_larger_body_limit(api_client, pipeline, settings):
     settings.MAX_BODY_BYTES = 2048
     settings.INGEST_MAX_BODY_BYTES = 64 * 1024

@@ -1,5 +1,6 @@
 """TokenRateThrottle: a sliding window, so a window boundary does not double the budget."""
 
+import orjson
 import pytest
 from django.core.cache import caches
 from django.test import RequestFactory
@@ -80,3 +81,23 @@ def test_it_does_not_count_refused_requests(throttle, clock):
 def test_it_counts_each_token_on_its_own(throttle, clock):
     assert [ask(throttle, "cd_a") for _ in range(6)] == [True] * 5 + [False]
     assert ask(throttle, "cd_b") is True
+
+
+def test_a_wide_shallow_body_passes_and_a_deep_one_is_named(settings):
+    """Many sibling containers (more brackets than the depth limit, yet shallow) pass without
+    a walk of every value; depth and string limits are still found, with their path."""
+    from core.limits import JsonRejected, check_shape
+
+    settings.JSON_MAX_DEPTH = 5
+    wide = [{"context": [{"role": "user", "content": "[[[["} for _ in range(50)]}]
+    check_shape(wide, root="items", raw=orjson.dumps(wide), refuse_nul=True)
+
+    deep = [{"context": [{"a": [[[1]]]}]}]
+    with pytest.raises(
+        JsonRejected, match=r"^items\[0\]\.context\[0\]\.a\[0\]: nested deeper than 5"
+    ):
+        check_shape(deep, root="items", raw=orjson.dumps(deep))
+    settings.JSON_MAX_STRING_CHARS = 10
+    long = [{"context": [{"content": "x" * 11}]}]
+    with pytest.raises(JsonRejected, match=r"^items\[0\]\.context\[0\]\.content: a string longer"):
+        check_shape(long, root="items", raw=orjson.dumps(long))

@@ -383,3 +383,17 @@ def test_tool_calls_without_ids_and_dotted_tool_names_still_arrive(post):
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "-3 °C"},
     ]
+
+
+@pytest.mark.django_db
+def test_deeply_nested_attribute_values_are_cut_not_recursed(post):
+    nested: dict = {"stringValue": "bottom"}
+    for _ in range(200):  # 800 levels of JSON: orjson takes it (1,024 at most)
+        nested = {"kvlistValue": {"values": [{"key": "k", "value": nested}]}}
+    body = export(chat())
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"].append(
+        {"key": "app.blob", "value": nested}
+    )
+    response = post(body)
+    assert response.status_code == 200 and response.json() == {}
+    assert Interaction.objects.count() == 1
