@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import multiprocessing
 import os
 import re
@@ -30,8 +31,10 @@ from _common import emit_figures, say  # noqa: E402
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 
 
-def shapes(n: int) -> dict[str, tuple[str, str]]:
-    """(original, edited) pairs of at most `n` characters each."""
+def shapes(n: int, side: int = 200) -> dict[str, tuple[str, str]]:
+    """(original, edited) pairs of at most `n` characters each, and two of `side` tokens or
+    lines each (side × side = the diff's budget, reviews.selectors.WORD_DIFF_MAX_CELLS)."""
+    k, h = side - 1, (side - 1) // 2
     return {
         "repeated_token": ("a " * (n // 2), "a " * (n // 2 - 1) + "b "),
         "alternating_tokens": ("a b " * (n // 4), "b a " * (n // 4)),
@@ -43,8 +46,8 @@ def shapes(n: int) -> dict[str, tuple[str, str]]:
         "under_the_old_cap": ("a b " * 999, "b a " * 999),
         # The worst shapes found just under the new budget (many matching blocks, each
         # scanning every position of a repeated element).
-        "repeated_lines_in_budget": ("a\n" * 199 + "x", "b\na\n" * 99 + "y"),
-        "repeated_punct_in_budget": ("." * 199 + "z", ",." * 99 + "w"),
+        "repeated_lines_in_budget": ("a\n" * k + "x", "b\na\n" * h + "y"),
+        "repeated_punct_in_budget": ("." * k + "z", ",." * h + "w"),
     }
 
 
@@ -86,7 +89,7 @@ def main() -> None:
     from django.conf import settings
     from django.template.loader import render_to_string
 
-    from reviews.selectors import word_diff
+    from reviews.selectors import WORD_DIFF_MAX_CELLS, word_diff
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=settings.INGEST_MAX_TEXT_CHARS)
@@ -100,7 +103,7 @@ def main() -> None:
 
     after: dict[str, float] = {}
     old: dict[str, float | None] = {}
-    for name, (original, edited) in shapes(args.n).items():
+    for name, (original, edited) in shapes(args.n, math.isqrt(WORD_DIFF_MAX_CELLS)).items():
         after[name] = max(_cpu_ms(request_work, original, edited) for _ in range(args.repeat))
         old[name] = before_ms(original, edited, args.before_timeout)
         say(f"{name}: after {after[name]} ms, before {old[name]} ms")

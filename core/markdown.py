@@ -27,10 +27,12 @@ from markdown_it.token import Token
 MAX_CHARS = 20_000
 # What costs markdown-it time is markup, not prose: ~10 µs per bracket, delimiter or pipe,
 # ~50 per list line or autolink, against well under one per plain character
-# (bench/markdown.py). Past either budget the text is shown plain, which keeps the worst
-# shape at 20,000 characters near 30 ms of CPU, under a third of the 100 ms budget.
-MAX_MARKUP = 3_000
-MAX_LINES = 800
+# (bench/markdown.py). Past either budget the text is shown plain. The review screen renders
+# two texts (the answer and the agent's guidelines), so each gets a third of the 100 ms
+# page budget: at 3,000 markup characters / 800 lines the worst shapes took 50-100 ms each on
+# a 2-core machine; at 1,000 / 250 they take under ~35 ms.
+MAX_MARKUP = 1_000
+MAX_LINES = 250
 _MARKUP = "*_`[]()<>!&|\\#-+=~:\n"
 # Block nesting (each blockquote is one level, each list two: the list and its item).
 MAX_NESTING = 20

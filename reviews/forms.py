@@ -2,6 +2,7 @@
 errors back to field errors; the rules themselves live in `services.decision_validate`."""
 
 from django import forms
+from django.conf import settings
 
 from reviews import selectors
 from reviews.models import Review
@@ -51,6 +52,17 @@ class UndoForm(forms.Form):
         return {k: data[k] for k in ("agent", "domain") if data.get(k)}
 
 
+def _within(text: str, subject: str, limit: int) -> str:
+    """`text` if at most `limit` characters once line ends are normalised, else a field error
+    with both figures (`subject` with its verb, as in `selectors.text_too_long`)."""
+    length = len(text.replace("\r\n", "\n"))
+    if length > limit:
+        raise forms.ValidationError(
+            selectors.text_too_long(subject, length, limit), code="max_length"
+        )
+    return text
+
+
 class DecisionFields(forms.Form):
     """What a reviewer writes about an item, whatever the verdict."""
 
@@ -61,9 +73,10 @@ class DecisionFields(forms.Form):
         widget=forms.Textarea(attrs={"rows": 8, "dir": "auto", "spellcheck": "true"}),
     )
     error_category = forms.ChoiceField(required=False, label="Error category")
+    # No max_length on either text: the limits are checked below with the length and the
+    # limit in the message, after \r\n → \n as the service counts (browsers post CRLF).
     notes = forms.CharField(
         required=False,
-        max_length=MAX_NOTES,
         label="Notes",
         widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"}),
     )
@@ -82,6 +95,19 @@ class DecisionFields(forms.Form):
             choices=[(v, Verdict(v).label) for v in self.verdicts],
             error_messages={"required": "Choose a verdict with one of the buttons."},
         )
+
+    def clean_corrected_output(self) -> str:
+        # The same limit as the agent's output at ingest: over it the correction is refused
+        # here (and never reaches the word diff or the service).
+        return _within(
+            self.cleaned_data.get("corrected_output") or "",
+            "Your corrected answer is",
+            settings.INGEST_MAX_TEXT_CHARS,
+        )
+
+    def clean_notes(self) -> str:
+        # Notes have their own, lower limit (services.MAX_NOTES).
+        return _within(self.cleaned_data.get("notes") or "", "Your notes are", MAX_NOTES)
 
     def clean_seconds_spent(self) -> int | None:
         try:

@@ -5,6 +5,7 @@ import json
 import re
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -466,8 +467,11 @@ def metadata_rows(metadata) -> list[tuple[str, str]]:
 # common prefix and suffix, and only when that part is at most this many token pairs; else
 # the same part compared line by line under the same budget; else shown as one replacement
 # ("too large to compare word by word"). bench/diff.py measures the worst shapes at the
-# documented input limit (settings.INGEST_MAX_TEXT_CHARS).
-WORD_DIFF_MAX_CELLS = 40_000
+# documented input limit (settings.INGEST_MAX_TEXT_CHARS) and just under this budget: on
+# many repeated elements the matcher's work grows with the cube of the side (one scan of
+# every repeat per matching block), ~200 ms at 40,000 pairs (200 × 200) on a 2-core machine,
+# ~25 ms at 10,000 (100 × 100: about 50 words either side of a change).
+WORD_DIFF_MAX_CELLS = 10_000
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 _WORDS = re.compile(r"\w+")
 
@@ -495,18 +499,39 @@ def _opcodes(a: list[str], b: list[str]):
     return difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
 
 
+def text_too_long(subject: str, length: int, limit: int) -> str:
+    """The message for a text over its limit, the same on the form and in the diff
+    (`subject` with its verb: "Your corrected answer is")."""
+    return f"{subject} {length:,} characters; the limit is {limit:,}."
+
+
 def word_diff(original: str, edited: str) -> dict:
     """The word-level diff of a correction against the original output.
 
     Returns `{"segments": [(op, text)], "added": n, "removed": n, "changed": bool,
-    "word_by_word": bool, "level": "words" | "lines" | "text"}` where op is "equal",
-    "insert" or "delete" and the segments rebuild both texts. `word_by_word` is False when
-    the changed part was too large to compare word by word (see WORD_DIFF_MAX_CELLS): it is
-    then compared line by line, or shown as one replacement. Text is returned raw: the
-    template escapes it.
+    "word_by_word": bool, "level": "words" | "lines" | "text" | "too_long", "message": str}`
+    where op is "equal", "insert" or "delete" and the segments rebuild both texts.
+    `word_by_word` is False when the changed part was too large to compare word by word (see
+    WORD_DIFF_MAX_CELLS): it is then compared line by line, or shown as one replacement.
+    A text over the correction limit (settings.INGEST_MAX_TEXT_CHARS, what the form and
+    the service accept) is not tokenised at all: level "too_long", no segments, and
+    `message` says by how much. Text is returned raw: the template escapes it.
     """
     original = (original or "").replace("\r\n", "\n")
     edited = (edited or "").replace("\r\n", "\n")
+    limit = settings.INGEST_MAX_TEXT_CHARS
+    if len(edited) > limit or len(original) > limit:
+        longest = max(len(edited), len(original))
+        what = "Your corrected answer is" if len(edited) > limit else "The agent's answer is"
+        return {
+            "segments": [],
+            "added": 0,
+            "removed": 0,
+            "changed": original != edited,
+            "word_by_word": False,
+            "level": "too_long",
+            "message": text_too_long(what, longest, limit),
+        }
     a, b = _TOKEN.findall(original), _TOKEN.findall(edited)
     head, tail = _common_ends(a, b)
     a_mid, b_mid = a[head : len(a) - tail], b[head : len(b) - tail]
@@ -550,4 +575,5 @@ def word_diff(original: str, edited: str) -> dict:
         "changed": original != edited,
         "word_by_word": level == "words",
         "level": level,
+        "message": "",
     }

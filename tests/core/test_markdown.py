@@ -184,3 +184,12 @@ def max_depth(html: str) -> int:
         depth += -1 if closing else 1
         deepest = max(deepest, depth)
     return deepest
+
+
+def test_it_shows_an_answer_with_a_thousand_markup_characters_plain():
+    # The review screen renders two texts (answer and guidelines): each gets a third of the
+    # page's 100 ms, so the budget is 1,000 markup characters and 250 lines per text.
+    assert "<em>" in render_markdown("*a* " * 499)  # 998 markup characters
+    assert "<em>" not in render_markdown("*a* " * 501)
+    assert "<li>" in render_markdown("- x\n" * 249)
+    assert "<li>" not in render_markdown("- x\n" * 251)

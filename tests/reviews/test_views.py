@@ -513,6 +513,51 @@ def test_it_keeps_the_typed_text_when_a_correction_is_invalid(client, reviewer, 
     assert not Review.objects.exists()
 
 
+@pytest.mark.parametrize("headers", [HTMX, {}], ids=["htmx", "page"])
+def test_it_refuses_a_correction_over_the_limit_with_both_figures(
+    client, reviewer, agent, monkeypatch, headers
+):
+    from reviews import selectors
+
+    ReviewItemFactory(interaction__agent=agent)
+    item = claim(reviewer)
+    # Neither the form nor the screen's diff tokenises the over-limit text.
+    monkeypatch.setattr(selectors, "_TOKEN", None)
+    response = logged_in(client, reviewer).post(
+        decide_url(item),
+        {"verdict": "correct", "version": item.version, "corrected_output": "a." * 12_506 + "x"},
+        **headers,
+    )
+    html = response.content.decode()
+    assert response.status_code == (200 if headers else 400)
+    assert "Your corrected answer is 25,013 characters; the limit is 20,000." in html
+    assert not Review.objects.exists()
+
+
+def test_it_refuses_notes_over_their_limit_with_both_figures(client, reviewer, agent):
+    ReviewItemFactory(interaction__agent=agent)
+    item = claim(reviewer)
+    response = logged_in(client, reviewer).post(
+        decide_url(item), {"verdict": "reject", "version": item.version, "notes": "n" * 5_001}
+    )
+    assert response.status_code == 400
+    assert b"Your notes are 5,001 characters; the limit is 5,000." in response.content
+    assert not Review.objects.exists()
+
+
+def test_it_counts_a_posted_crlf_as_one_character(client, reviewer, agent, settings):
+    settings.INGEST_MAX_TEXT_CHARS = 30
+    ReviewItemFactory(interaction__agent=agent)
+    item = claim(reviewer)
+    text = "one line\r\n" * 3  # 30 characters as posted, 27 once normalised
+    response = logged_in(client, reviewer).post(
+        decide_url(item),
+        {"verdict": "correct", "version": item.version, "corrected_output": text + "abc"},
+    )
+    assert response.status_code == 302
+    assert Review.objects.get().corrected_output == "one line\n" * 3 + "abc"
+
+
 def test_it_keeps_the_typed_text_when_an_unknown_category_is_sent(client, reviewer, agent):
     ReviewItemFactory(interaction__agent=agent)
     item = claim(reviewer)
