@@ -23,11 +23,35 @@ def item_context(item) -> dict:
     return {
         "item": item,
         "interaction": interaction,
-        "turns": selectors.transcript(interaction.context),
+        **_recent_turns(selectors.transcript(interaction.context)),
         "steps": selectors.transcript(interaction.steps),
         "metadata": selectors.metadata_rows(interaction.metadata),
         "earlier": selectors.earlier_reviews(item),
         "below_threshold": item.confidence < item.agent.confidence_threshold,
+    }
+
+
+# The earlier turns a page shows, newest first, up to this many characters in all (the
+# turn just before the question always shows): escaping and laying out 200 turns of 20,000
+# characters would cost a page ~150 ms (bench/free_text.py).
+TRANSCRIPT_MAX_CHARS = 60_000
+
+
+def _recent_turns(turns: list[dict]) -> dict:
+    """`turns` cut to the most recent ones within TRANSCRIPT_MAX_CHARS, and what was left
+    out (`hidden_turns`, `hidden_chars`), for the page to say so."""
+    kept: list[dict] = []
+    size = 0
+    for turn in reversed(turns):
+        size += len(turn["content"]) + sum(len(c["arguments"]) for c in turn.get("tool_calls", ()))
+        if kept and size > TRANSCRIPT_MAX_CHARS:
+            break
+        kept.append(turn)
+    hidden = turns[: len(turns) - len(kept)]
+    return {
+        "turns": kept[::-1],
+        "hidden_turns": len(hidden),
+        "hidden_chars": sum(len(t["content"]) for t in hidden),
     }
 
 

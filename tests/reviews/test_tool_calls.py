@@ -89,3 +89,21 @@ def test_no_steps_no_tool_section(client, reviewer):
     item = services.item_claim(reviewer=reviewer)
     client.force_login(reviewer)
     assert "Tool calls before the answer" not in client.get(f"/review/{item.pk}/").content.decode()
+
+
+def test_a_long_conversation_shows_its_latest_turns_and_says_what_it_left_out(
+    client, reviewer, settings
+):
+    turns = [{"role": "user", "content": f"turn {n} " + "x" * 19_990} for n in range(200)]
+    ReviewItemFactory(
+        interaction__agent=AgentFactory(slug="support-bot", domain="support"),
+        interaction__context=turns,
+    )
+    item = services.item_claim(reviewer=reviewer)
+    client.force_login(reviewer)
+
+    html = client.get(f"/review/{item.pk}/").content.decode()
+
+    assert "(200 turns" in html
+    assert "turn 199 " in html and "turn 197 " in html and "turn 196 " not in html
+    assert "197 earlier turns (" in html and "not shown here" in html
