@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 TOKEN_PREFIX = "cd_"  # noqa: S105 (a label, not a secret)
 
+# A token limited to agents names at most this many (without a list it is valid for all).
+MAX_TOKEN_AGENTS = 100
+
 # The ingest API's agent slug (ingest/api.py); repeated here: accounts sits below ingest.
 
 # last_used_at is refreshed at most this often, so authenticated requests do not each write.
@@ -63,12 +66,23 @@ def token_create(
 ) -> tuple[ApiToken, str]:
     """Creates an API token and returns it with its secret, which is not stored anywhere:
     only its sha256 is kept, so it can be shown exactly once. With `agent_slugs` the token
-    may ingest only for those agents; without, for every agent. Raises ValueError for a
-    slug that is not a valid agent slug."""
-    slugs = sorted({slug.strip() for slug in agent_slugs if slug.strip()})
-    bad = [slug for slug in slugs if not SLUG_RE.match(slug)]
-    if bad:
-        raise ValueError(f"not an agent slug: {bad[0][:64]!r}")
+    may ingest only for those agents; without, for every agent. Repeated slugs count once.
+    Raises ValueError for a slug that is not a valid agent slug, or for more than
+    MAX_TOKEN_AGENTS distinct slugs (checked as they are read, so a huge list stops early)."""
+    seen: set[str] = set()
+    for raw in agent_slugs:
+        slug = raw.strip()
+        if not slug or slug in seen:
+            continue
+        if not SLUG_RE.match(slug):
+            raise ValueError(f"not an agent slug: {slug[:64]!r}")
+        seen.add(slug)
+        if len(seen) > MAX_TOKEN_AGENTS:
+            raise ValueError(
+                f"{MAX_TOKEN_AGENTS} agents at most per token; "
+                "leave the agents out for a token valid for every agent"
+            )
+    slugs = sorted(seen)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,

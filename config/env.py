@@ -48,6 +48,13 @@ def database_from_url(url: str) -> dict:
     scheme = parts.scheme.lower()
     if scheme in {"postgres", "postgresql", "pgsql"}:
         options = dict(parse_qsl(parts.query))
+        # No JIT: the app's queries are short, and PostgreSQL's JIT compiled the workload
+        # page's 15 ms query for ~900 ms. Startup options of the URL's `options` are kept (an
+        # explicit `-c jit=...` there wins). A pooler in transaction mode (PgBouncer) may not
+        # forward startup options: there, `ALTER ROLE <app role> SET jit = off` is the
+        # equivalent.
+        if "jit=" not in options.get("options", "").replace(" ", ""):
+            options["options"] = " ".join(filter(None, [options.get("options"), "-c jit=off"]))
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")) or "coachdesk",

@@ -15,6 +15,9 @@ from reviews.selectors import item_payload
 router = Router(tags=["admin"])
 admin_auth = RoleBearer(Role.ADMIN)
 MAX_LIMIT = 500
+# The interaction fields a list leaves out (JSON of unbounded size); the item's own endpoint
+# answers them.
+LIST_OMITS = ("context", "steps", "metadata")
 MAX_OFFSET = 2**31 - 1  # PostgreSQL takes a bigint OFFSET; past this there is nothing to see
 
 
@@ -39,7 +42,11 @@ class AssignIn(Schema):
 )
 def list_items(request: HttpRequest, filters: Query[ItemsQuery]):
     """Review items by status, agent (its slug), assignee and domain (default: open items), in
-    queue order. Paginated with `limit` (at most 500) and `offset`; `count` is capped at 10,000."""
+    queue order. Paginated with `limit` (at most 500) and `offset`; `count` is capped at 10,000.
+
+    A listed item's `interaction` leaves out the bulky fields `context`, `steps` and
+    `metadata` (LIST_OMITS: each may hold megabytes of JSON, so a page of 500 could reach
+    gigabytes); GET /api/v1/items/{item_id} answers one item with every field."""
     agent_id = None
     if filters.agent:
         agent_id = Agent.objects.filter(slug=filters.agent).values_list("pk", flat=True).first()
@@ -59,14 +66,48 @@ def list_items(request: HttpRequest, filters: Query[ItemsQuery]):
     page = list(
         qs.select_related("interaction")
         .prefetch_related("reviews__reviewer", "reviews__error_category")
-        .defer(None)[filters.offset : filters.offset + filters.limit]
+        .defer(None)
+        .defer(*(f"interaction__{name}" for name in LIST_OMITS))[
+            filters.offset : filters.offset + filters.limit
+        ]
     )
     return {
         "count": count,
         "count_exact": exact,
-        "items": [item_payload(item) for item in page],
+        "items": [_list_payload(item) for item in page],
         "next_offset": filters.offset + filters.limit if len(page) == filters.limit else None,
     }
+
+
+def _list_payload(item: ReviewItem) -> dict:
+    """`item_payload` without the interaction's LIST_OMITS fields, which the list query
+    deferred: they are blanked on the instance (so nothing loads them) and left out."""
+    for name in LIST_OMITS:
+        setattr(item.interaction, name, None)
+    payload = item_payload(item)
+    for name in LIST_OMITS:
+        del payload["interaction"][name]
+    return payload
+
+
+@router.get(
+    "/items/{item_id}",
+    auth=admin_auth,
+    response={200: dict, **error_responses(400, 401, 403, 404)},
+    summary="Show a review item",
+)
+def get_item(request: HttpRequest, item_id: int):
+    """One review item with every field, its interaction's `context`, `steps` and `metadata`
+    included (GET /api/v1/items leaves those out)."""
+    item = (
+        ReviewItem.objects.select_related("agent", "assigned_to", "interaction")
+        .prefetch_related("reviews__reviewer", "reviews__error_category")
+        .filter(pk=item_id)
+        .first()
+    )
+    if item is None:
+        return Status(404, {"detail": "no such item"})
+    return item_payload(item)
 
 
 @router.post(

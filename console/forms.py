@@ -3,19 +3,25 @@
 from typing import cast
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.validators import MaxLengthValidator
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import ReviewerProfile
 from agents.models import Agent
 from console.policy import AlertThresholdFields
 from console.selectors import SORTS, Pool, QueueFilter
-from console.services import MAX_DOMAIN
+from console.services import MAX_DOMAIN, MAX_POLICY_TAGS, policy_tags
 from reviews.forms import DecisionFields
 from reviews.models import ReviewItem
 from reviews.services import DECIDING
 
 MAX_AGE_HOURS = 100 * 365 * 24
+# A bulk action names at most this many items (a page shows 50 rows); larger selections go
+# through "All matching the filters", which the confirmation step signs.
+MAX_BULK_IDS = 1_000
+MAX_ID_DIGITS = 18  # a bigint primary key
 ASSIGNED_CHOICES = [
     ("", "Anyone or no one"),
     ("unassigned", "Unassigned"),
@@ -149,19 +155,29 @@ class BulkActionForm(forms.Form):
         )
 
     def clean_ids(self) -> list[int]:
+        """The distinct item ids, in the order given. At most MAX_BULK_IDS: a page shows 50
+        rows, and "All matching the filters" (scope=matching) is how a larger selection is
+        made, so a longer list is refused before it reaches the database."""
         raw = (
             self.data.getlist("ids")
             if hasattr(self.data, "getlist")
             else [self.cleaned_data.get("ids", "")]
         )
-        ids = []
-        for part in ",".join(raw).split(","):
-            part = part.strip()
-            if part:
-                if not part.isdigit():
+        ids: dict[int, None] = {}
+        for value in raw:
+            for part in value.split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                if not (part.isascii() and part.isdigit() and len(part) <= MAX_ID_DIGITS):
                     raise forms.ValidationError(f"not an item id: {part[:20]!r}")
-                ids.append(int(part))
-        return ids
+                ids[int(part)] = None
+                if len(ids) > MAX_BULK_IDS:
+                    raise forms.ValidationError(
+                        f"{MAX_BULK_IDS:,} items at most per action; choose “All matching "
+                        "the filters” to act on more."
+                    )
+        return list(ids)
 
     def clean(self):
         data = super().clean()
@@ -172,10 +188,6 @@ class BulkActionForm(forms.Form):
         if data.get("scope") == "selected" and not data.get("ids"):
             self.add_error("ids", "Select at least one item, or choose “All matching the filters”.")
         return data
-
-
-def _comma_list(value: str) -> list[str]:
-    return sorted({part.strip() for part in value.split(",") if part.strip()})
 
 
 def _username_label(user) -> str:
@@ -277,25 +289,19 @@ class ReviewerProfileForm(forms.ModelForm):
 
 
 def _tags(value: str, *, what: str) -> list[str]:
-    tags = _comma_list(value)
-    for tag in tags:
-        if len(tag) > MAX_DOMAIN:
-            raise forms.ValidationError(
-                f"“{tag[:30]}…” is too long for {what} (at most {MAX_DOMAIN} characters)."
-            )
-    return tags
+    return policy_tags(value.split(","), what=what)
 
 
 class AgentPolicyForm(AlertThresholdFields, forms.ModelForm):
     review_intents_text = forms.CharField(
         label="Always review intents",
         required=False,
-        help_text="Comma-separated, e.g. refund, legal_threat",
+        help_text=f"Comma-separated, e.g. refund, legal_threat (at most {MAX_POLICY_TAGS})",
     )
     review_domains_text = forms.CharField(
         label="Always review domains",
         required=False,
-        help_text="Comma-separated, e.g. legal",
+        help_text=f"Comma-separated, e.g. legal (at most {MAX_POLICY_TAGS})",
     )
 
     class Meta:
@@ -322,6 +328,9 @@ class AgentPolicyForm(AlertThresholdFields, forms.ModelForm):
         self.fields["review_intents_text"].initial = ", ".join(self.instance.review_intents or [])
         self.fields["review_domains_text"].initial = ", ".join(self.instance.review_domains or [])
         self.add_threshold_fields(self.instance.alert_thresholds)
+        # The bound of agent output (core/markdown.py); agent_policy_update checks it too.
+        guidelines = self.fields["guidelines"]
+        guidelines.validators.append(MaxLengthValidator(settings.INGEST_MAX_TEXT_CHARS))
 
     def clean(self):
         data = super().clean()

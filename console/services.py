@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -253,6 +254,46 @@ def items_autoassign() -> int:
 MAX_DOMAIN = 100  # ReviewItem.domain's length: a longer pool name could never match an item
 
 
+# An agent's "always review" intents and domains: at most this many, each at most MAX_DOMAIN
+# characters. Guidelines: at most settings.INGEST_MAX_TEXT_CHARS characters, the bound of
+# agent output (core/markdown.py renders both).
+MAX_POLICY_TAGS = 200
+
+
+def policy_tags(values: Iterable[str], *, what: str) -> list[str]:
+    """The distinct, stripped, non-empty `values`, sorted. Raises ValidationError for more
+    than MAX_POLICY_TAGS of them (stopping at the first one past it) or one longer than
+    MAX_DOMAIN characters. The policy form and `agent_policy_update` both check with it."""
+    tags: set[str] = set()
+    for value in values:
+        tag = value.strip()
+        if not tag or tag in tags:
+            continue
+        if len(tag) > MAX_DOMAIN:
+            raise ValidationError(
+                f"“{tag[:30]}…” is too long for {what} (at most {MAX_DOMAIN} characters)."
+            )
+        tags.add(tag)
+        if len(tags) > MAX_POLICY_TAGS:
+            raise ValidationError(f"{MAX_POLICY_TAGS} entries at most.")
+    return sorted(tags)
+
+
+def policy_problems(changes: dict) -> dict[str, list[str]]:
+    """The count and length limits of a policy change, by field (empty when none is broken)."""
+    problems: dict[str, list[str]] = {}
+    for name, what in (("review_intents", "an intent"), ("review_domains", "a domain")):
+        if name in changes:
+            try:
+                policy_tags(changes[name] or (), what=what)
+            except ValidationError as exc:
+                problems[name] = exc.messages
+    limit = settings.INGEST_MAX_TEXT_CHARS
+    if len(changes.get("guidelines") or "") > limit:
+        problems["guidelines"] = [f"Guidelines have at most {limit:,} characters."]
+    return problems
+
+
 class PoolChangeRefused(Exception):
     """A pool change that cannot be made; the message says why, for the admin."""
 
@@ -349,7 +390,11 @@ def agent_policy_update(*, agent: Agent, changes: dict, actor: User | None) -> A
     """Updates an agent's review policy. New items follow it; queued items keep theirs.
 
     Raises ValidationError (nothing saved) when a value breaks the model's rules or the alert
-    thresholds are not of the shape `kpis.alerts` reads (`thresholds_validate`)."""
+    thresholds are not of the shape `kpis.alerts` reads (`thresholds_validate`), or a list
+    or the guidelines exceed their bounds (`policy_problems`)."""
+    problems = policy_problems(changes)
+    if problems:
+        raise ValidationError(problems)
     before = {k: getattr(agent, k) for k in changes}
     changed = {k: v for k, v in changes.items() if before[k] != v}
     if "alert_thresholds" in changed:

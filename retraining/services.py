@@ -18,6 +18,7 @@ import logging
 import re
 import secrets
 from datetime import date, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -78,6 +79,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+# A batch request has at most MAX_FILTER_KEYS filter keys (a dataset knows at most 8): more,
+# with unknown ones among them, is refused before anything else is checked. An error names
+# at most UNKNOWN_FILTERS_NAMED unknown keys and counts the rest.
+MAX_FILTER_KEYS = 32
+UNKNOWN_FILTERS_NAMED = 5
+
 FILTER_KEYS: dict[str, set[str]] = {
     Dataset.PAIRS: {
         "date_from",
@@ -189,6 +196,19 @@ def _choices(value: Any, allowed: list[str], key: str, errors: dict[str, str]) -
     return sorted(set(value))
 
 
+def _unknown_filters(filters: dict[str, Any], known: set[str]) -> str:
+    """ "unknown filter(s) a, b, c, d, e and 65531 more" naming at most the first
+    UNKNOWN_FILTERS_NAMED unknown keys (in the order given; each cut to 64 characters), or
+    "" when every key is known. Looks at no more keys than it names."""
+    unknown_count = len(filters) - sum(1 for key in known if key in filters)
+    if not unknown_count:
+        return ""
+    unknown = (str(key)[:64] for key in filters if key not in known)
+    named = list(islice(unknown, UNKNOWN_FILTERS_NAMED))
+    more = unknown_count - len(named)
+    return f"unknown filter(s) {', '.join(named)}" + (f" and {more} more" if more else "")
+
+
 def filters_clean(
     *, dataset: str, format: str, filters: dict[str, Any] | None, new_only: bool = False
 ) -> dict[str, Any]:
@@ -207,10 +227,13 @@ def filters_clean(
         errors["format"] = f"must be one of {', '.join(allowed_formats)}"
     if filters is not None and not isinstance(filters, dict):
         raise InvalidRequest({"filters": "must be an object"})
-    filters = dict(filters or {})
-    unknown = sorted(set(filters) - FILTER_KEYS[dataset])
-    if unknown:
-        errors["filters"] = f"unknown filter(s) {', '.join(unknown)}"
+    filters = filters or {}
+    problem = _unknown_filters(filters, FILTER_KEYS[dataset])
+    if problem and len(filters) > MAX_FILTER_KEYS:
+        # Refused before any other check: the request is not a set of filters a form sends.
+        raise InvalidRequest({"filters": f"at most {MAX_FILTER_KEYS} filters; {problem}"})
+    if problem:
+        errors["filters"] = problem
     clean: dict[str, Any] = {
         "date_from": _day(filters.get("date_from"), "date_from", errors),
         "date_to": _day(filters.get("date_to"), "date_to", errors),

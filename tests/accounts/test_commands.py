@@ -3,7 +3,7 @@
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from accounts.models import ApiToken
 
@@ -23,3 +23,10 @@ def test_it_creates_a_token_limited_to_the_named_agents(pipeline):
 def test_it_creates_a_token_for_every_agent_by_default(pipeline):
     call_command("createtoken", "pipeline", stdout=StringIO())
     assert ApiToken.objects.get().agent_slugs == []
+
+
+def test_it_refuses_more_agents_than_a_token_may_name(pipeline):
+    args = [arg for n in range(101) for arg in ("--agent", f"bot-{n}")]
+    with pytest.raises(CommandError, match="100 agents at most per token"):
+        call_command("createtoken", "pipeline", *args, stdout=StringIO())
+    assert not ApiToken.objects.exists()

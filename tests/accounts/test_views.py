@@ -83,3 +83,18 @@ def test_it_creates_a_token_limited_to_agents_and_shows_its_scope(client, pipeli
     assert ApiToken.objects.get().agent_slugs == ["sales-bot", "support-bot"]
     page = client.get("/accounts/tokens/").content.decode()
     assert "sales-bot, support-bot" in page
+
+
+def test_it_refuses_a_token_for_more_agents_than_the_cap(client, pipeline):
+    client.force_login(pipeline)
+    agents = " ".join(f"bot-{n}" for n in range(101))
+    response = client.post("/accounts/tokens/", {"name": "ci", "agents": agents}, follow=True)
+    assert "Agents: 100 agents at most per token" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
+def test_it_counts_a_repeated_agent_once(client, pipeline):
+    client.force_login(pipeline)
+    agents = " ".join(["support-bot"] * 150 + ["sales-bot"])
+    client.post("/accounts/tokens/", {"name": "ci", "agents": agents})
+    assert ApiToken.objects.get().agent_slugs == ["sales-bot", "support-bot"]

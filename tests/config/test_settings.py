@@ -39,7 +39,25 @@ def test_it_reads_a_postgres_url():
         "6543",
         "coach",
     )
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert db["OPTIONS"] == {"sslmode": "require", "options": "-c jit=off"}
+
+
+def test_it_keeps_the_urls_startup_options_beside_jit_off():
+    url = "postgres://db/coach?options=-c%20statement_timeout%3D5000"
+    options = database_from_url(url)["OPTIONS"]["options"]
+    assert options == "-c statement_timeout=5000 -c jit=off"
+    explicit = database_from_url("postgres://db/coach?options=-c%20jit%3Don")["OPTIONS"]
+    assert explicit["options"] == "-c jit=on"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_apps_postgresql_connection_runs_without_jit():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
 
 
 def test_it_reads_sqlite_urls():

@@ -1,4 +1,4 @@
-"""GET /api/v1/items and POST /api/v1/items/{id}/assign (admin)."""
+"""GET /api/v1/items, GET /api/v1/items/{id} and POST /api/v1/items/{id}/assign (admin)."""
 
 import pytest
 
@@ -23,6 +23,34 @@ def test_it_lists_open_items_in_queue_order(api_client, lead, queue):
     assert [i["id"] for i in body["items"]] == [queue[0].pk, queue[1].pk]
     assert body["next_offset"] == 2
     assert body["items"][0]["interaction"]["confidence"] == 0.0
+
+
+def test_it_leaves_bulky_interaction_fields_out_of_a_list(api_client, lead, queue):
+    interaction = queue[0].interaction
+    interaction.context = {"documents": ["d" * 1000]}
+    interaction.steps = [{"name": "search", "input": "q"}]
+    interaction.metadata = {"channel": "web"}
+    interaction.save()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        body = api_client(lead).get("/api/v1/items?agent=support-bot&limit=1").json()
+    listed = body["items"][0]["interaction"]
+    assert listed["external_id"] == interaction.external_id and "input" in listed
+    assert not {"context", "steps", "metadata"} & set(listed)
+    assert not any('"context"' in q["sql"] for q in queries.captured_queries)
+
+    detail = api_client(lead).get(f"/api/v1/items/{queue[0].pk}").json()
+    assert detail["id"] == queue[0].pk
+    assert detail["interaction"]["context"] == {"documents": ["d" * 1000]}
+    assert detail["interaction"]["steps"] == [{"name": "search", "input": "q"}]
+    assert detail["interaction"]["metadata"] == {"channel": "web"}
+
+
+def test_it_answers_404_for_an_unknown_item(api_client, lead, reviewer, queue):
+    assert api_client(lead).get("/api/v1/items/999999").status_code == 404
+    assert api_client(reviewer).get(f"/api/v1/items/{queue[0].pk}").status_code == 403
 
 
 def test_it_refuses_item_listing_to_reviewers(api_client, reviewer, queue):

@@ -156,3 +156,68 @@ def test_it_says_that_saving_drops_thresholds_of_unknown_kpis(admin_client):
     assert "Saving removes thresholds of KPIs that cannot alert: mood." in html
     admin_client.post("/console/agents/odd-bot/", policy(agent))
     assert Agent.objects.get(pk=agent.pk).alert_thresholds == DEMO
+
+
+# --- the policy's lists and guidelines are bounded --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "review_intents_text",
+            ", ".join(f"intent_{n}" for n in range(201)),
+            "200 entries at most.",
+        ),
+        (
+            "review_domains_text",
+            ", ".join(f"domain-{n}" for n in range(201)),
+            "200 entries at most.",
+        ),
+        ("review_domains_text", "legal, " + "x" * 101, "is too long for a domain (at most 100"),
+        ("guidelines", "g" * 20_001, "Ensure this value has at most 20000 characters"),
+    ],
+)
+def test_it_refuses_policy_lists_and_guidelines_over_their_bounds(
+    admin_client, agent, settings, field, value, message
+):
+    settings.INGEST_MAX_TEXT_CHARS = 20_000
+    response = admin_client.post(
+        "/console/agents/support-bot/", policy(agent, name="Renamed", **{field: value})
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert re.search(
+        rf'<ul class="field-errors" id="id_{field}_error"><li>[^<]*{re.escape(message)}', html
+    )
+    agent.refresh_from_db()
+    assert (agent.name, agent.review_intents, agent.review_domains) == ("Support", [], [])
+    assert agent.guidelines == ""
+    assert not AuditEvent.objects.exists()
+
+
+def test_it_counts_a_repeated_intent_once(admin_client, agent):
+    intents = ", ".join(["refund"] * 300 + ["legal_threat"])
+    response = admin_client.post(
+        "/console/agents/support-bot/", policy(agent, review_intents_text=intents)
+    )
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.review_intents == ["legal_threat", "refund"]
+
+
+def test_the_policy_service_applies_the_same_bounds(agent, settings):
+    from django.core.exceptions import ValidationError
+
+    from console.services import agent_policy_update
+
+    settings.INGEST_MAX_TEXT_CHARS = 100
+    changes = {"review_intents": [f"i{n}" for n in range(201)], "guidelines": "g" * 101}
+    with pytest.raises(ValidationError) as exc:
+        agent_policy_update(agent=agent, changes=changes, actor=None)
+    assert exc.value.message_dict == {
+        "review_intents": ["200 entries at most."],
+        "guidelines": ["Guidelines have at most 100 characters."],
+    }
+    agent.refresh_from_db()
+    assert agent.review_intents == [] and not AuditEvent.objects.exists()

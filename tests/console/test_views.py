@@ -286,6 +286,31 @@ def test_it_shows_the_filter_errors_in_the_htmx_fragment(admin_client, queued):
     assert 'id="item-' not in html
 
 
+def test_it_refuses_a_bulk_action_on_more_ids_than_the_cap(admin_client, reviewer, queued):
+    items = queued(2)
+    ids = ",".join(str(n) for n in range(items[-1].pk + 1, items[-1].pk + 1002))
+    response = admin_client.post(
+        "/console/bulk",
+        {"action": "assign", "scope": "selected", "reviewer": "rita", "ids": [items[0].pk, ids]},
+        follow=True,
+    )
+    assert "ids: 1,000 items at most per action" in response.content.decode()
+    assert not ReviewItem.objects.filter(assigned_to__isnull=False).exists()
+    assert not AuditEvent.objects.filter(action="item.assigned").exists()
+
+
+def test_it_counts_repeated_bulk_ids_once(admin_client, reviewer, queued):
+    items = queued(2)
+    repeated = ",".join([str(items[0].pk)] * 1500)
+    admin_client.post(
+        "/console/bulk",
+        {"action": "assign", "scope": "selected", "reviewer": "rita", "ids": [repeated]},
+    )
+    assigned = ReviewItem.objects.filter(assigned_to=reviewer).values_list("pk", flat=True)
+    assert list(assigned) == [items[0].pk]
+    assert AuditEvent.objects.filter(action="item.assigned").count() == 1
+
+
 def test_it_refuses_a_bulk_action_on_all_matching_invalid_filters(admin_client, reviewer, queued):
     queued(3)
     response = admin_client.post(

@@ -219,3 +219,31 @@ def test_it_documents_the_answers_to_a_request_in_the_schema(client):
     schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["ExportCreated"]
     assert "already_existed" in schema["properties"]
     assert "identical" in schema["properties"]["already_existed"]["description"]
+
+
+def test_it_names_a_few_unknown_filters_and_counts_the_rest(api_client, ml, agent, decide):
+    decide(agent, "Q", "A")
+    filters = {f"k{n:05}": 1 for n in range(65_000)}
+
+    response = api_client(ml).post(
+        "/api/v1/exports", {"agent": "support-bot", "format": "csv", "filters": filters}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "filters": "at most 32 filters; unknown filter(s) k00000, k00001, k00002, k00003, "
+        "k00004 and 64995 more"
+    }
+    assert not ExportBatch.objects.exists()
+
+
+def test_it_names_every_unknown_filter_of_a_short_list(api_client, ml, agent, decide):
+    decide(agent, "Q", "A")
+    filters = {"zeta": 1, "sources": ["approve"], "alpha": 2}
+
+    response = api_client(ml).post(
+        "/api/v1/exports", {"agent": "support-bot", "format": "csv", "filters": filters}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"]["filters"] == "unknown filter(s) zeta, alpha"
