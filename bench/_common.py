@@ -181,6 +181,20 @@ def setup_database(url: str) -> None:
     manage(url, "migrate", "--noinput", "-v", "0")
 
 
+def make_token(url: str, username: str = "bench-pipeline") -> str:
+    """An API token of a user in the agent group (created if missing), through manage.py."""
+    manage(
+        url,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from django.contrib.auth.models import Group\n"
+        f"user, _ = get_user_model().objects.get_or_create(username={username!r})\n"
+        "user.groups.add(Group.objects.get(name='agent'))\n",
+    )
+    return manage(url, "createtoken", username, "--name", "bench").stdout.strip().splitlines()[-1]
+
+
 @dataclass
 class Measured:
     returncode: int

@@ -47,7 +47,7 @@ from _common import (
     emit_figures,
     gunicorn,
     machine_load,
-    manage,
+    make_token,
     project_env,
     rate,
     run_measured,
@@ -298,19 +298,6 @@ def spot_check(url: str, rec: dict[str, Any]) -> None:
 
 
 # --- HTTP path ----------------------------------------------------------------------------------
-
-
-def make_token(url: str, username: str = "bench-pipeline") -> str:
-    manage(
-        url,
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model\n"
-        "from django.contrib.auth.models import Group\n"
-        f"user, _ = get_user_model().objects.get_or_create(username={username!r})\n"
-        "user.groups.add(Group.objects.get(name='agent'))\n",
-    )
-    return manage(url, "createtoken", username, "--name", "bench").stdout.strip().splitlines()[-1]
 
 
 def post(conn: http.client.HTTPConnection, body: bytes, token: str) -> tuple[int, bytes]:

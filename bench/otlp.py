@@ -61,7 +61,7 @@ from _common import (
     emit_figures,
     gunicorn,
     machine_load,
-    manage,
+    make_token,
     rate,
     say,
     setup_database,
@@ -310,19 +310,6 @@ def json_body(turns: list[Turn]) -> bytes:
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
-
-
-def make_token(url: str, username: str = "bench-pipeline") -> str:
-    manage(
-        url,
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model\n"
-        "from django.contrib.auth.models import Group\n"
-        f"user, _ = get_user_model().objects.get_or_create(username={username!r})\n"
-        "user.groups.add(Group.objects.get(name='agent'))\n",
-    )
-    return manage(url, "createtoken", username, "--name", "bench").stdout.strip().splitlines()[-1]
 
 
 @dataclass

@@ -344,21 +344,7 @@ def pool_member_add(*, domain: str, reviewer: User, actor: User | None) -> bool:
     name = _pool_name(domain)
     if not reviewer.groups.filter(name=Role.REVIEWER).exists():
         raise PoolChangeRefused(f"{reviewer.get_username()} is not in the reviewer group.")
-    profile = _locked_profile(reviewer)
-    before = list(profile.domains or [])
-    if name in before:
-        return False
-    profile.domains = sorted([*before, name])
-    profile.save(update_fields=["domains"])
-    audit_record(
-        actor=actor,
-        action="pool.member_added",
-        target_type="user",
-        target_id=reviewer.pk,
-        before={"domains": before},
-        after={"domains": profile.domains, "pool": name},
-    )
-    return True
+    return _pool_domains_change(reviewer=reviewer, pool=name, join=True, actor=actor)
 
 
 @transaction.atomic
@@ -368,19 +354,25 @@ def pool_member_remove(*, domain: str, reviewer: User, actor: User | None) -> bo
     assignment is deliberate; `pool_assigned_open` counts them for the admin). Locks the
     profile row; audits `pool.member_removed` with the domains before and after."""
     name = _pool_name(domain)
+    return _pool_domains_change(reviewer=reviewer, pool=name, join=False, actor=actor)
+
+
+def _pool_domains_change(*, reviewer: User, pool: str, join: bool, actor: User | None) -> bool:
+    """Puts `pool` into (or out of) the locked profile's domains and audits the change;
+    False, changing nothing, when it already is (or is not) there."""
     profile = _locked_profile(reviewer)
     before = list(profile.domains or [])
-    if name not in before:
+    if (pool in before) == join:
         return False
-    profile.domains = [d for d in before if d != name]
+    profile.domains = sorted([*before, pool]) if join else [d for d in before if d != pool]
     profile.save(update_fields=["domains"])
     audit_record(
         actor=actor,
-        action="pool.member_removed",
+        action="pool.member_added" if join else "pool.member_removed",
         target_type="user",
         target_id=reviewer.pk,
         before={"domains": before},
-        after={"domains": profile.domains, "pool": name},
+        after={"domains": profile.domains, "pool": pool},
     )
     return True
 

@@ -66,6 +66,18 @@ def _add(total: IngestResult, part: IngestResult) -> None:
     total.errors.extend(part.errors)
 
 
+def _decision(item: ReviewItem, planned: reviewing.PlannedReview) -> Any:
+    """A planned review (`demo.reviewing`) as the review services take it."""
+    return review_services.decision_validate(
+        item=item,
+        verdict=planned.verdict,
+        corrected_output=planned.corrected_output,
+        error_category=planned.error_category or None,
+        notes=planned.notes,
+        seconds_spent=planned.seconds_spent,
+    )
+
+
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
@@ -201,14 +213,7 @@ class _History:
             output=interaction.output,
             fix=self.plan.fixes.get(interaction.external_id),
         )
-        decision = review_services.decision_validate(
-            item=item,
-            verdict=planned.verdict,
-            corrected_output=planned.corrected_output,
-            error_category=planned.error_category or None,
-            notes=planned.notes,
-            seconds_spent=planned.seconds_spent,
-        )
+        decision = _decision(item, planned)
         outcome = review_services.review_submit(item=item, reviewer=user, decision=decision)
         claimed = session.clock
         if item.pk in self.last:  # a second review comes after the first
@@ -238,14 +243,7 @@ class _History:
                 intent=interaction.intent or "",
                 fix=self.plan.fixes.get(interaction.external_id),
             )
-            decision = review_services.decision_validate(
-                item=item,
-                verdict=planned.verdict,
-                corrected_output=planned.corrected_output,
-                error_category=planned.error_category or None,
-                notes=planned.notes,
-                seconds_spent=planned.seconds_spent,
-            )
+            decision = _decision(item, planned)
             outcome = review_services.item_adjudicate(item=item, admin=lead, decision=decision)
             moment += timedelta(seconds=planned.seconds_spent)
             self.last[item.pk] = moment
