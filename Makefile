@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-e2e lint bench bench-smoke bench-load clean
+.PHONY: run serve test install install-e2e lint bench bench-smoke bench-load clean
 
 AXE := tests/e2e/axe/node_modules/.installed
 
@@ -35,10 +35,15 @@ $(STAMP): requirements.lock pyproject.toml clients/python/pyproject.toml
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e clients/python; \
 	touch $(STAMP)
 
+# The development server with demo data (migrates and seeds first); whatever DATABASE_URL
+# points at, it keeps no connection between requests (scripts/serve.sh).
 run: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo --if-empty
 	@scripts/serve.sh $(HOST) $(PORT)
+
+# Production-like, one box: gunicorn, a Celery worker and beat from the Procfile (honcho).
+# Needs DATABASE_URL, REDIS_URL and SECRET_KEY; see the README's deployment section.
+serve: install
+	@scripts/serve-production.sh $(HOST) $(PORT)
 
 test: install install-e2e
 	$(PY) scripts/run_tests.py $(ARGS)

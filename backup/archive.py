@@ -154,6 +154,12 @@ class Hashing:
         self.sha = hashlib.sha256()
         self.size = 0
 
+    # What storages ask of a file before they upload it (object storage streams it once).
+    closed = False
+
+    def seekable(self) -> bool:
+        return False
+
     def read(self, n: int = -1) -> bytes:
         with self._damage():
             data = self.raw.read(n)

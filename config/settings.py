@@ -10,7 +10,14 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_int, env_list, env_str
+from config.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    storage_from_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -53,6 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.db.ReplicaPinMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,7 +93,41 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {"default": database_from_url(DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# DATABASE_POOLER=transaction: DATABASE_URL points at a pooler in transaction mode
+# (PgBouncer); see config/env.py and core/db.py for what changes.
+DATABASE_POOLER = env_str("DATABASE_POOLER", "")
+if DATABASE_POOLER not in {"", "transaction"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOLER={DATABASE_POOLER!r}: use 'transaction' (a pooler in transaction "
+        "mode, e.g. PgBouncer) or leave it empty (direct connections)"
+    )
+# Seconds a connection is kept between requests (direct connections only). `make run`'s
+# development server sets 0: it starts a thread per request, and a kept connection would
+# outlive its thread.
+DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 60)
+DATABASES = {
+    "default": database_from_url(
+        DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        pooled=bool(DATABASE_POOLER),
+        conn_max_age=DATABASE_CONN_MAX_AGE,
+    )
+}
+# An optional streaming replica: dashboards, KPI reads, the queue browser's counts and export
+# reads go there (core/db.py); writes and reads of one's own writes stay on the primary.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = database_from_url(
+        DATABASE_REPLICA_URL,
+        pooled=env_bool("DATABASE_REPLICA_POOLED", False),
+        conn_max_age=DATABASE_CONN_MAX_AGE,
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["core.db.ReplicaRouter"]
+# After a request that may have written, that browser reads from the primary this long.
+REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 10)
+# An export build reads its rows from the replica once it has replayed the build's
+# selection; it waits at most this long for that, then reads from the primary.
+REPLICA_WAIT_SECONDS = env_int("REPLICA_WAIT_SECONDS", 5)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL + IMMEDIATE transactions: concurrent writers queue up instead of failing with
     # "database is locked" halfway through a transaction.
@@ -175,8 +217,34 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
+# Batch files and backups: the local folder MEDIA_ROOT, or object storage (S3 API) by
+# STORAGE_URL (s3://bucket/prefix?endpoint_url=…&region_name=…) or AWS_STORAGE_BUCKET_NAME
+# with django-storages' usual AWS_* variables. Several machines need object storage.
+STORAGE_URL = env_str("STORAGE_URL", "")
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME", "")
+if STORAGE_URL:
+    DEFAULT_STORAGE = storage_from_url(STORAGE_URL)
+elif AWS_STORAGE_BUCKET_NAME:
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "location": env_str("AWS_LOCATION", ""),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+            "signature_version": env_str("AWS_S3_SIGNATURE_VERSION", "s3v4"),
+        },
+    }
+else:
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+# Downloads of batch files: streamed through the app (default), or, with object storage, a
+# redirect to a presigned address valid this many seconds (the role is checked first).
+STORAGE_PRESIGNED_DOWNLOADS = env_bool("STORAGE_PRESIGNED_DOWNLOADS", False)
+STORAGE_PRESIGNED_SECONDS = env_int("STORAGE_PRESIGNED_SECONDS", 60)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from agents.models import Agent, Interaction
+from core.db import replica_reads
 from core.models import AuditEvent
 from reviews import metrics
 from reviews.models import Review, ReviewItem
@@ -117,8 +118,10 @@ def bulk_selection(*, ids: list[int] | None, f: QueueFilter | None) -> list[int]
 
 
 def capped_count(qs: QuerySet, cap: int = COUNT_CAP) -> tuple[int, bool]:
-    """(count, exact): counts at most `cap` rows, so a page over a million rows stays fast."""
-    n = qs.order_by()[: cap + 1].count()
+    """(count, exact): counts at most `cap` rows, so a page over a million rows stays fast.
+    Counted on the read replica when there is one (a count may lag a moment)."""
+    with replica_reads():
+        n = qs.order_by()[: cap + 1].count()
     return min(n, cap), n <= cap
 
 

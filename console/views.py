@@ -27,6 +27,7 @@ from console.forms import (
     QueueFilterForm,
 )
 from console.templatetags.console_tags import compact_json
+from core.db import chunked, replica_view
 from core.spreadsheet import csv_lines
 from kpis import selectors as kpi_selectors
 from reviews import screen
@@ -177,6 +178,7 @@ def redirect_back(request):
 
 @role_required(Role.ADMIN)
 @require_GET
+@replica_view
 def workload_page(request):
     sort = request.GET.get("sort", "username")
     rows = selectors.reviewer_workload(sort=sort)
@@ -272,7 +274,7 @@ def audit(request):
                 compact_json(e.before),
                 compact_json(e.after),
             )
-            for e in events.iterator(chunk_size=2000)
+            for e in chunked(events, 2000)
         )
         response = StreamingHttpResponse(
             csv_lines(

@@ -11,6 +11,7 @@ from ninja.errors import HttpError
 from accounts.models import Role
 from accounts.permissions import RoleBearer
 from agents.models import Agent
+from core.db import replica_view
 from core.limits import error_responses
 from kpis import selectors
 from kpis.definitions import KPIS
@@ -39,6 +40,7 @@ _DESCRIPTION = (
     summary="Daily KPIs of an agent",
     description=_DESCRIPTION,
 )
+@replica_view
 def kpis(
     request: HttpRequest,
     agent: str,

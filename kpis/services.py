@@ -33,6 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent
+from core.db import advisory_xact_locks
 from core.outbox import outbox_enqueue
 from core.transitions import StateMachine, transition
 from kpis import changes
@@ -44,7 +45,7 @@ from kpis.stats import STEPS, scope_stats
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-# pg_advisory_lock(int, int): the first key names the lock space ("KP"), the second the
+# pg_advisory_xact_lock(int, int): the first key names the lock space ("KP"), the second the
 # agent. Other code using two-key advisory locks must pick a different first key.
 LOCK_SPACE = 0x4B50
 
@@ -142,22 +143,16 @@ def plan_range(
 
 @contextmanager
 def _agents_locked(agent_ids):
-    """PostgreSQL session advisory locks on the agents, taken in id order (two runs never
-    wait on each other in a cycle) and released at the end, also on errors. A run whose
-    process dies loses its connection and with it its locks."""
+    """PostgreSQL advisory locks on the agents, taken in id order (two runs never wait on
+    each other in a cycle) and released at the end, also on errors. They are held by a
+    transaction on a connection of their own (core.db.advisory_xact_locks), which stays
+    correct behind a pooler in transaction mode; a run whose process dies loses that
+    connection and with it its locks."""
     if connection.vendor != "postgresql":
         yield
         return
-    ids = sorted(agent_ids)
-    with connection.cursor() as cursor:
-        for agent_id in ids:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_SPACE, agent_id % 2**31])
-    try:
+    with advisory_xact_locks(LOCK_SPACE, agent_ids):
         yield
-    finally:
-        with connection.cursor() as cursor:
-            for agent_id in reversed(ids):
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_SPACE, agent_id % 2**31])
 
 
 def _store(agent_id: int, days: set[date], rows: dict) -> int:

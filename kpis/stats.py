@@ -20,6 +20,7 @@ from django.db.models import Count, F, FloatField, Min, Q, Sum, Value
 from django.db.models.functions import Cast, Floor, Least
 
 from agents.models import FeedbackEvent, Interaction
+from core.db import chunked
 from kpis.definitions import (
     ALL_VERSIONS,
     CAL_BUCKETS,
@@ -123,7 +124,7 @@ def _interaction_rows(scope: Scope) -> dict[AgentKey, Stats]:
         .order_by()
     )
     out: dict[AgentKey, Stats] = {}
-    for row in rows.iterator(chunk_size=5000):  # one dict per group, not a cached list
+    for row in chunked(rows, 5000):  # one dict per group, not a cached list
         key = (row["agent_id"], version_key(row["agent_version"]), row["day"])
         stats = out.setdefault(key, {"cal": {}})
         stats["interactions"] = stats.get("interactions", 0) + row["s_n"]
@@ -322,7 +323,7 @@ def _four_eyes_rows(scope: Scope) -> dict[AgentKey, Stats]:
     paired: set[int] = set()
     out: dict[AgentKey, Stats] = {}
     index = {v: i for i, v in enumerate(DECIDING)}
-    for item_id, agent_id, reviewer_id, verdict, created_at, version in reviews.iterator(5000):
+    for item_id, agent_id, reviewer_id, verdict, created_at, version in chunked(reviews, 5000):
         if item_id in paired:
             continue
         if item_id not in firsts:

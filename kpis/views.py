@@ -9,6 +9,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.models import Role
 from accounts.permissions import role_required
+from core.db import replica_view
 from kpis import selectors, services
 from kpis.forms import CalibrationForm, KpiFilterForm
 from kpis.models import KpiRun
@@ -31,6 +32,7 @@ def _partial(request, template: str, name: str) -> str:
 
 @require_GET
 @role_required(*READERS)
+@replica_view
 def dashboard(request):
     form, versions, filters = _selection(request)
     context = {"form": form, "versions": versions, "filters": filters}
@@ -43,6 +45,7 @@ def dashboard(request):
 
 @require_GET
 @role_required(*READERS)
+@replica_view
 def export_csv(request):
     form, _, filters = _selection(request)
     if filters is None:
@@ -55,6 +58,7 @@ def export_csv(request):
 
 @require_GET
 @role_required(*READERS)
+@replica_view
 def calibration(request):
     form, versions, filters = _selection(request, CalibrationForm)
     context = {"form": form, "versions": versions, "filters": filters}
@@ -65,6 +69,7 @@ def calibration(request):
 
 @require_GET
 @role_required(*READERS)
+@replica_view
 def agreement(request):
     form, _, filters = _selection(request)
     context = {"form": form, "filters": filters}

@@ -27,9 +27,10 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
+from core import db
 from retraining import formats, selectors
 from retraining.errors import LeaseLost, NothingToExport
 from retraining.models import BatchPair, ExportBatch
@@ -256,6 +257,22 @@ def _later_repeats(repeated: list[tuple[int, str]]) -> list[int]:
     return drop
 
 
+def rows_source() -> str:
+    """Where a build streams its rows from: the replica once it has replayed everything
+    committed so far (the selection just written included), else the primary. Pairs are
+    immutable once selected and feedback is read below a fixed cutoff id, so a replica that
+    has caught up returns exactly what the primary would."""
+    if not db.has_replica() or connection.vendor != "postgresql":
+        return DEFAULT_DB_ALIAS
+    if db.replica_caught_up(db.primary_lsn(), timeout=settings.REPLICA_WAIT_SECONDS):
+        return db.REPLICA
+    logger.warning(
+        "replica behind by more than %ss: the build reads the primary",
+        settings.REPLICA_WAIT_SECONDS,
+    )
+    return DEFAULT_DB_ALIAS
+
+
 def write(batch: ExportBatch) -> Built:
     """Writes the batch to a local file (under EXPORT_TMP_DIR) while a heartbeat keeps its
     lease; raises LeaseLost when the lease was taken over. The caller stores or discards it."""
@@ -271,12 +288,16 @@ def _write(batch: ExportBatch, heartbeat: Heartbeat) -> Built:
     if pairs:
         selected, duplicates = select(batch)
         total = selected - duplicates
-        chunks = selectors.batch_pair_chunks(batch, writer_class.fields, chunk_size)
+        chunks = selectors.batch_pair_chunks(
+            batch, writer_class.fields, chunk_size, using=rows_source()
+        )
     else:
         selected = total = selectors.feedback_matching(
             agent_id=batch.agent_id, filters=batch.filters, cutoff_id=batch.cutoff_id
         ).count()
-        chunks = selectors.feedback_chunks(batch, writer_class.fields, chunk_size)
+        chunks = selectors.feedback_chunks(
+            batch, writer_class.fields, chunk_size, using=rows_source()
+        )
     if not total:
         # A 0-row file would be "ready" and look like a batch; it fails with the reason
         # instead (the request already refuses a selection known to be empty, but the rows

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from django.core.paginator import Page, Paginator
-from django.db import connection
+from django.db import connections
 from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
@@ -225,7 +225,7 @@ _FEEDBACK_FIELDS = {
 
 
 def _stream(
-    rows: QuerySet, chunk_size: int, *, json_columns: tuple[int, ...] = ()
+    rows: QuerySet, chunk_size: int, *, json_columns: tuple[int, ...] = (), using: str = "default"
 ) -> Generator[list[tuple]]:
     """The rows of a `values_list` queryset, `chunk_size` at a time, without holding more.
 
@@ -235,11 +235,12 @@ def _stream(
     transaction stays open. Values come raw (the statement bypasses Django's converters), so
     the JSON columns are parsed here. Elsewhere Django's chunked iterator does the same job.
     """
-    if connection.vendor != "postgresql":
+    rows = rows.using(using)
+    if connections[using].vendor != "postgresql":
         yield from map(list, batched(rows.iterator(chunk_size=chunk_size), chunk_size))
         return
     sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         # `cursor.cursor` is psycopg's own cursor: Django's wrapper has no stream().
         stream = cursor.cursor.stream(sql, params, size=chunk_size)
         try:
@@ -269,7 +270,7 @@ def _json_row(row: tuple, columns: tuple[int, ...]) -> tuple:
 
 
 def batch_pair_chunks(
-    batch: ExportBatch, fields: tuple[str, ...], chunk_size: int
+    batch: ExportBatch, fields: tuple[str, ...], chunk_size: int, *, using: str = "default"
 ) -> Generator[list[tuple]]:
     """The pairs a batch holds (duplicates left out), in pair id order, in chunks of
     `chunk_size` tuples of `fields` (the error category as its id).
@@ -284,11 +285,11 @@ def batch_pair_chunks(
         .values_list(*[_PAIR_FIELDS[name] for name in fields])
     )
     json_columns = tuple(fields.index(name) for name in _PAIR_JSON_FIELDS if name in fields)
-    yield from _stream(rows, chunk_size, json_columns=json_columns)
+    yield from _stream(rows, chunk_size, json_columns=json_columns, using=using)
 
 
 def feedback_chunks(
-    batch: ExportBatch, fields: tuple[str, ...], chunk_size: int
+    batch: ExportBatch, fields: tuple[str, ...], chunk_size: int, *, using: str = "default"
 ) -> Generator[list[tuple]]:
     """The feedback events of a feedback batch, in event id order, in chunks (as above)."""
     events = (
@@ -296,7 +297,7 @@ def feedback_chunks(
         .order_by("pk")
         .values_list(*[_FEEDBACK_FIELDS[name] for name in fields])
     )
-    yield from _stream(events, chunk_size)
+    yield from _stream(events, chunk_size, using=using)
 
 
 def category_slugs() -> dict[int, str]:

@@ -14,22 +14,23 @@ itself (selection, streaming, writers, storage) is in retraining/build.py.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from datetime import date, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, FeedbackEvent
 from core.audit import audit_record
 from core.outbox import outbox_enqueue
+from core.storage import open_stream
 from core.transitions import StateMachine, transition
 from retraining import build, selectors
 from retraining.errors import (
@@ -676,10 +677,13 @@ def batches_sweep() -> dict[str, int]:
     return result
 
 
-def batch_file_open(*, batch: ExportBatch, manifest: bool = False) -> File:
-    """The stored file (or manifest) of a ready batch, opened for reading. Raises Conflict
-    when the batch is not ready: a queued, building or failed batch has nothing to read."""
+def batch_file_open(
+    *, batch: ExportBatch, manifest: bool = False
+) -> tuple[str, Callable[[], IO[bytes]]]:
+    """The storage name of a ready batch's file (or manifest), and a function that opens it
+    for streaming (core.storage.open_stream). Raises Conflict when the batch is not ready:
+    a queued, building or failed batch has nothing to read."""
     if batch.status != Status.READY:
         raise Conflict(f"Batch {batch.pk} is {batch.status}; only a ready batch can be downloaded.")
-    stored = batch.manifest_file if manifest else batch.file
-    return default_storage.open(stored.name or "", "rb")
+    name = (batch.manifest_file if manifest else batch.file).name or ""
+    return name, functools.partial(open_stream, name)

@@ -3,7 +3,7 @@ htmx fragment of it)."""
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -15,6 +15,8 @@ from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Role
 from accounts.permissions import role_required
+from core.db import replica_view
+from core.storage import presigned_url
 from retraining import selectors, services
 from retraining.forms import BuildForm, FeedbackForm, TrainedForm
 from retraining.models import ExportBatch
@@ -57,6 +59,7 @@ def _page_context(request: HttpRequest, **forms) -> dict:
 
 @require_GET
 @role_required(*EXPORT_ROLES)
+@replica_view
 def exports(request: HttpRequest) -> HttpResponse:
     return render(request, PAGE, _page_context(request))
 
@@ -107,6 +110,7 @@ def build(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 @role_required(*EXPORT_ROLES)
+@replica_view
 def batch_row(request: HttpRequest, pk: int) -> HttpResponse:
     """The batch's row (polled by htmx while it builds); 286 stops the polling once the
     batch is ready or failed."""
@@ -151,21 +155,26 @@ def mark_trained(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _row_or_redirect(request, _batch(pk))
 
 
-def file_response(batch: ExportBatch, *, manifest: bool = False) -> FileResponse:
+def file_response(batch: ExportBatch, *, manifest: bool = False) -> HttpResponseBase:
     """The stored file of a ready batch, streamed, with its size and sha256 in the headers
-    (the API's download uses it too). Raises services.Conflict when it is not ready."""
-    handle = services.batch_file_open(batch=batch, manifest=manifest)
+    (the API's download uses it too); with object storage and presigned downloads on, a
+    redirect to a short-lived address of the file instead (the role was checked first).
+    Raises services.Conflict when it is not ready."""
+    stored_name, handle = services.batch_file_open(batch=batch, manifest=manifest)
     name = selectors.download_name(batch)
     if manifest:
         name = name.rsplit(".", 1)[0] + ".manifest.json"
-    response = FileResponse(
-        handle,
-        as_attachment=True,
-        filename=name,
-        content_type="application/json" if manifest else selectors.content_type(batch),
-    )
+    content_type = "application/json" if manifest else selectors.content_type(batch)
+    response: HttpResponseBase
+    if url := presigned_url(stored_name, filename=name, content_type=content_type):
+        response = HttpResponseRedirect(url)
+    else:
+        response = FileResponse(
+            handle(), as_attachment=True, filename=name, content_type=content_type
+        )
+        if not manifest:
+            response["Content-Length"] = str(batch.file_size)
     if not manifest:
-        response["Content-Length"] = str(batch.file_size)
         response["X-Content-SHA256"] = batch.sha256
         response["ETag"] = f'"{batch.sha256}"'
     return response

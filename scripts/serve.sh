@@ -3,6 +3,15 @@
 # the web server; without it, tasks run eagerly in the web process (the embedded default).
 set -e
 HOST=${1:-127.0.0.1}; PORT=${2:-8000}
+# The development server starts a thread per request: a database connection kept after the
+# request would outlive its thread and pile up (PostgreSQL's "too many clients already").
+# Closed after each request, connections stay at most one per request in flight.
+export DATABASE_CONN_MAX_AGE=${DATABASE_CONN_MAX_AGE:-0}
+# A development server, whatever the database: DEBUG on unless set (so no SECRET_KEY is
+# needed). `make serve` is the production-like entry point.
+export DEBUG=${DEBUG:-1}
+.venv/bin/python manage.py migrate --noinput
+.venv/bin/python manage.py seed_demo --if-empty
 cat <<MSG
 
   Coachdesk is starting on http://$HOST:$PORT/

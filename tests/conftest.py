@@ -256,3 +256,44 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3-compatible server on loopback (moto in server mode, in a thread): the address
+    of a real HTTP S3 API, as MinIO or AWS would give."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def object_storage(s3_endpoint, settings, monkeypatch, request):
+    """The file storage switched to a fresh bucket of `s3_endpoint`, configured the way
+    STORAGE_URL configures it; returns the boto3 bucket to look into."""
+    import boto3
+
+    from config.env import storage_from_url
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    name = f"coachdesk-{request.node.name[:30].replace('_', '-').lower()}"
+    s3 = boto3.resource("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = s3.create_bucket(Bucket=name)
+    storages = dict(settings.STORAGES)
+    storages["default"] = storage_from_url(
+        f"s3://{name}?endpoint_url={s3_endpoint}&region_name=us-east-1"
+    )
+    settings.STORAGES = storages
+    yield bucket
+    bucket.objects.all().delete()
+    bucket.delete()

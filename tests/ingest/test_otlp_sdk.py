@@ -128,7 +128,8 @@ def test_the_sdk_exports_conversations_with_tool_calls_in_protobuf_and_gzip(serv
     )
     export_services.batch_build(batch_id=batch.pk)
     batch.refresh_from_db()
-    with export_services.batch_file_open(batch=batch) as stored:
+    _, open_file = export_services.batch_file_open(batch=batch)
+    with open_file() as stored:
         lines = [json.loads(line) for line in stored.read().decode().splitlines()]
     second = next(line for line in lines if "order 2" in json.dumps(line))
     assert [m["role"] for m in second["messages"]][-5:] == [

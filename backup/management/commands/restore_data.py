@@ -1,8 +1,11 @@
 """`manage.py restore_data --input PATH`: loads an archive written by backup_data into a
 migrated, empty database, all or nothing. See backup/archive.py."""
 
+import shutil
+import tempfile
 from pathlib import Path
 
+from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 
 from backup.archive import BackupError
@@ -21,8 +24,26 @@ class Command(BaseCommand):
         parser.add_argument(
             "--input", dest="archive", required=True, type=Path, help="archive to restore"
         )
+        parser.add_argument(
+            "--from-storage",
+            action="store_true",
+            help="INPUT is the name of an archive in the file storage (backups/NAME)",
+        )
 
-    def handle(self, *args, archive: Path, **options) -> None:
+    def handle(self, *args, archive: Path, from_storage: bool, **options) -> None:
+        if not from_storage:
+            self._restore(archive)
+            return
+        stored = str(archive) if str(archive).startswith("backups/") else f"backups/{archive}"
+        if not default_storage.exists(stored):
+            raise CommandError(f"restore failed, nothing was restored: no {stored} in storage")
+        with tempfile.TemporaryDirectory(prefix="coachdesk-restore-") as tmp:
+            local = Path(tmp) / Path(stored).name
+            with default_storage.open(stored, "rb") as source, open(local, "wb") as sink:
+                shutil.copyfileobj(source, sink, 1024 * 1024)
+            self._restore(local)
+
+    def _restore(self, archive: Path) -> None:
         try:
             result = backup_restore(archive=archive)
         except BackupError as exc:
