@@ -135,9 +135,11 @@ def replica_caught_up(lsn: str, *, timeout: float) -> bool:
 
 
 def primary_lsn() -> str:
-    """The primary's current WAL position (PostgreSQL): everything committed so far."""
+    """The primary's WAL insert position (PostgreSQL): past everything committed so far,
+    also commits made with synchronous_commit off, whose records may not be written out yet
+    (`pg_current_wal_lsn()`, the write position, can still be before them)."""
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         row = cursor.fetchone()
     assert row is not None
     return str(row[0])

@@ -9,6 +9,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from accounts.models import Role
 from accounts.permissions import RoleBearer
+from core.db import replica_view
 from core.limits import error_responses
 from retraining import selectors, services
 from retraining.formats import FEEDBACK_WRITERS, PAIR_WRITERS
@@ -173,7 +174,10 @@ def post_export(request: HttpRequest, body: ExportIn):
     auth=export_auth,
     response={200: ExportList, **error_responses(400, 401, 403)},
     summary="Recent batches",
+    description="Read from the replica when there is one: a batch just requested may take a "
+    "moment to appear; `GET /exports/{id}` always reads the primary.",
 )
+@replica_view
 def list_exports(
     request: HttpRequest,
     agent: str | None = Query(None),

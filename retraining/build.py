@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from core import db
 from retraining import formats, selectors
-from retraining.errors import LeaseLost, NothingToExport
+from retraining.errors import LeaseLost, NothingToExport, StaleRead
 from retraining.models import BatchPair, ExportBatch
 
 logger = logging.getLogger(__name__)
@@ -344,6 +344,8 @@ def _write(batch: ExportBatch, heartbeat: Heartbeat) -> Built:
                     heartbeat.check()
                     if delay:
                         time.sleep(delay)
+            if written != total:
+                raise StaleRead(f"{written} of the {total} selected rows were read; retrying")
             writer.close()
             sink.finish()
         except BaseException:

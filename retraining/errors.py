@@ -1,5 +1,7 @@
 """Domain errors of the retraining app; `str()` of each is a message for the user."""
 
+from django.db import OperationalError
+
 
 class ExportError(Exception):
     """Base of the domain errors; `str()` is a message for the user."""
@@ -34,3 +36,8 @@ class TooManyActive(ExportError):
 
 class NothingToExport(ExportError):
     """A build found no rows: it fails with this reason instead of a 0-row `ready` batch."""
+
+
+class StaleRead(OperationalError):
+    """The rows streamed for a build were fewer than it selected: read from a replica that
+    had not replayed the selection yet. Transient: the build is put back and retried."""

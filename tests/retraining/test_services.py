@@ -299,6 +299,35 @@ def test_it_releases_the_batch_and_reraises_a_transient_error(agent, decide, ml,
     assert services.batch_build(batch_id=batch.pk) == Status.READY
 
 
+def test_a_stream_shorter_than_the_selection_is_retried_not_made_ready(
+    agent, decide, ml, monkeypatch
+):
+    """A replica that has not replayed the selection yet streams fewer rows than were
+    selected: the build is put back in the queue, never finished as a short batch."""
+    from retraining import selectors
+    from retraining.errors import StaleRead
+
+    decide(agent, "Q1", "A1")
+    decide(agent, "Q2", "A2")
+    batch = services.batch_request(agent=agent, format="jsonl", actor=ml, enqueue=False)
+    full = selectors.batch_pair_chunks
+
+    def behind(*args, **kwargs):
+        for chunk in full(*args, **kwargs):
+            yield chunk[:-1]
+
+    monkeypatch.setattr(selectors, "batch_pair_chunks", behind)
+    with pytest.raises(StaleRead, match="1 of the 2 selected rows were read"):
+        services.batch_build(batch_id=batch.pk)
+
+    batch.refresh_from_db()
+    assert batch.status == Status.QUEUED and not batch.file
+    monkeypatch.undo()
+    assert services.batch_build(batch_id=batch.pk) == Status.READY
+    batch.refresh_from_db()
+    assert batch.row_count == 2
+
+
 def test_it_builds_once_when_run_twice(agent, decide, ml):
     decide(agent, "Q", "A")
     batch = services.batch_request(agent=agent, format="jsonl", actor=ml, enqueue=False)
