@@ -63,6 +63,7 @@ bench: install
 	$(PY) bench/kpis.py
 	$(PY) bench/export.py
 	$(PY) bench/diff.py
+	$(PY) bench/capacity.py
 
 bench-smoke: install
 	$(PY) bench/ingest.py --n 2000
@@ -72,6 +73,7 @@ bench-smoke: install
 	$(PY) bench/kpis.py --n 3000 --days 7
 	$(PY) bench/export.py --n 2000
 	$(PY) bench/diff.py --n 2000 --before-timeout 2 --repeat 1
+	$(PY) bench/capacity.py --smoke
 
 # Load test (issue 7): 50 reviewers on the real pages + 500 interactions/s for 120 s against
 # gunicorn, PostgreSQL, Redis and Celery (database coachdesk_load, Redis DB 7); ARGS to resize.

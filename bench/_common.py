@@ -202,6 +202,7 @@ class Measured:
     peak_rss_mb: float
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0  # the child's user + system CPU (all its threads)
 
 
 def run_measured(cmd: Sequence[str], *, env: Mapping[str, str], workdir: Path) -> Measured:
@@ -229,6 +230,7 @@ def run_measured(cmd: Sequence[str], *, env: Mapping[str, str], workdir: Path) -
         peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
     )
 
 
@@ -241,19 +243,30 @@ def free_port() -> int:
 @contextmanager
 def gunicorn(url: str, *, workers: int = 2, workdir: Path) -> Iterator[int]:
     """Serves the project with gunicorn on a free local port (yielded) until the block ends."""
+    with gunicorn_server(url, workers=workers, workdir=workdir) as (port, _):
+        yield port
+
+
+@contextmanager
+def gunicorn_server(
+    url: str, *, workers: int = 2, workdir: Path, extra: Sequence[str] = ()
+) -> Iterator[tuple[int, int]]:
+    """`gunicorn` yielding (port, pid of the master) for a bench that reads the CPU of the
+    master's workers (its children) in /proc; `extra` is added to gunicorn's arguments."""
     port = free_port()
     log = (workdir / "gunicorn.log").open("wb")
     proc = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"],
+        [PYTHON, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         *extra],
         cwd=ROOT,
         env=project_env(url, ALLOWED_HOSTS="127.0.0.1"),
         stdout=log,
         stderr=log,
         start_new_session=True,
-    )
+    )  # fmt: skip
     try:
         _wait_healthy(port, proc, workdir / "gunicorn.log")
-        yield port
+        yield port, proc.pid
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers

@@ -59,3 +59,25 @@ def test_it_prints_the_otlp_figures_as_its_last_line():
     assert figures["ratio"] > 0
     assert figures["low_confidence"] == figures["low_confidence_expected"] > 0
     assert figures["checks_ok"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_it_prints_the_capacity_figures_as_its_last_line():
+    figures = _run_bench("capacity.py", "--smoke")
+
+    assert figures["bench"] == "capacity" and figures["smoke"] is True
+    ops = figures["ops"]
+    assert set(ops) >= {"healthz", "ingest", "claim", "review", "approve", "correct",
+                        "console", "kpis", "export_jsonl"}  # fmt: skip
+    for name, op in ops.items():
+        assert op["app_cpu_ms"] > 0 and op["db_cpu_ms"] > 0, name
+        assert op["cpu_ms"] == pytest.approx(op["app_cpu_ms"] + op["db_cpu_ms"], abs=0.01), name
+        if name != "healthz":
+            assert op["raw_db_cpu_ms"] > 0 and op["ratio"] > 0, name
+    assert ops["kpis"]["scaled_linearly"] is True  # measured below a million rows
+    plan = figures["capacity"]
+    assert {row["tier"] for row in plan["rows"]} == {"web", "worker"}
+    for tier in ("web", "worker", "db"):
+        assert plan[tier]["cpu_s_per_s"] > 0 and plan[tier]["cores"] >= 1, tier
+    assert figures["checks_ok"] is True
