@@ -77,3 +77,25 @@ def test_the_role_is_checked_before_any_address_is_made(
 
     assert response.status_code == 403
     assert "Location" not in response
+
+
+def test_a_big_file_is_uploaded_in_parts(object_storage, tmp_path):
+    """What `build.store` does with a finished file above boto3's 8 MB threshold: a
+    multipart upload (the object's ETag then ends in -<parts>), read back byte for byte."""
+    from django.core.files.storage import default_storage
+
+    from retraining.build import _LocalFile
+
+    path = tmp_path / "big.jsonl"
+    block = hashlib.sha256(b"seed").hexdigest().encode() * 2048  # 128 KiB
+    path.write_bytes(block * 80)  # 10 MiB
+    with open(path, "rb") as local:
+        name = default_storage.save("exports/t/big.jsonl", _LocalFile(local))
+
+    stored = object_storage.Object(name)
+    assert stored.e_tag.strip('"').endswith("-2")  # two parts of 8 MiB at most
+    assert stored.content_length == path.stat().st_size
+    assert (
+        hashlib.sha256(stored.get()["Body"].read()).hexdigest()
+        == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
