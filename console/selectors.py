@@ -189,7 +189,9 @@ def reviewer_workload(*, sort: str = "username", days: int = 7) -> list[dict]:
                 "user": user,
                 "username": user.username,
                 "domains": getattr(getattr(user, "reviewer_profile", None), "domains", []),
-                "active": getattr(getattr(user, "reviewer_profile", None), "active", False),
+                # Without a profile (a superuser who reviewed): in no pool, not "away".
+                "pooled": hasattr(user, "reviewer_profile"),
+                "active": getattr(getattr(user, "reviewer_profile", None), "active", True),
                 "open": user.open,
                 "today": d.get("today", 0),
                 "week": week,

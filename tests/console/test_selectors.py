@@ -41,3 +41,21 @@ def test_it_offers_the_active_reviewers_outside_a_pool(reviewer):
     assert [u.username for u in candidates] == ["rita"]
     empty, everyone = selectors.pool_detail("nowhere")
     assert (empty.members, [u.username for u in everyone]) == ([], ["lena", "rita"])
+
+
+def test_the_workload_shows_a_superuser_who_reviewed_as_in_no_pool_not_away(reviewer):
+    from django.contrib.auth import get_user_model
+
+    from tests.factories import ReviewFactory
+
+    boss = get_user_model().objects.create_superuser("boss", "boss@example.com", "x" * 20)
+    ReviewFactory(reviewer=boss)
+    away = ReviewerFactory(username="abe", domains=["legal"])
+    away.reviewer_profile.active = False
+    away.reviewer_profile.save()
+
+    rows = {r["username"]: r for r in selectors.reviewer_workload()}
+
+    assert (rows["boss"]["pooled"], rows["boss"]["active"]) == (False, True)
+    assert (rows["abe"]["pooled"], rows["abe"]["active"]) == (True, False)
+    assert (rows[reviewer.username]["pooled"], rows[reviewer.username]["active"]) == (True, True)

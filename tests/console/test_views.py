@@ -524,3 +524,24 @@ def test_it_keeps_the_item_page_queries_flat(admin_client, lead, django_assert_n
     with django_assert_num_queries(len(one)):
         response = admin_client.get(f"/console/items/{busy.pk}/")
     assert response.content.decode().count("<code>item.priority</code>") == 30
+
+
+@pytest.mark.django_db
+def test_the_workload_page_badges_no_pool_and_away_apart(client, lead, reviewer):
+    from django.contrib.auth import get_user_model
+
+    from tests.factories import ReviewerFactory, ReviewFactory
+
+    boss = get_user_model().objects.create_superuser("boss", "boss@example.com", "x" * 20)
+    ReviewFactory(reviewer=boss)
+    away = ReviewerFactory(username="abe", domains=["legal"])
+    away.reviewer_profile.active = False
+    away.reviewer_profile.save()
+    client.force_login(lead)
+
+    page = client.get("/console/workload/").content.decode()
+
+    boss_row = page[page.index("<td>boss") :].split("</td>", 1)[0]
+    abe_row = page[page.index("<td>abe") :].split("</td>", 1)[0]
+    assert "no pool" in boss_row and "away" not in boss_row
+    assert "away" in abe_row and "no pool" not in abe_row
