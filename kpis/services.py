@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -141,20 +140,6 @@ def plan_range(
 # --- recomputing --------------------------------------------------------------------------------
 
 
-@contextmanager
-def _agents_locked(agent_ids):
-    """PostgreSQL advisory locks on the agents, taken in id order (two runs never wait on
-    each other in a cycle) and released at the end, also on errors. They are held by a
-    transaction on a connection of their own (core.db.advisory_xact_locks), which stays
-    correct behind a pooler in transaction mode; a run whose process dies loses that
-    connection and with it its locks."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with advisory_xact_locks(LOCK_SPACE, agent_ids):
-        yield
-
-
 def _store(agent_id: int, days: set[date], rows: dict) -> int:
     """Upserts one agent's rows of `days` and deletes the rows of those days that the new
     statistics no longer have (a version without data any more). In the caller's
@@ -198,7 +183,14 @@ def scope_recompute(
     scope = {agent_id: days for agent_id, days in scope.items() if days}
     if not scope:
         return 0
-    guard = _agents_locked(scope) if connection.vendor == "postgresql" else transaction.atomic()
+    # PostgreSQL: advisory locks on the agents, in id order (two runs never wait on each other
+    # in a cycle), held by a transaction on a connection of their own, which stays correct
+    # behind a pooler in transaction mode and ends with the process.
+    guard = (
+        advisory_xact_locks(LOCK_SPACE, scope)
+        if connection.vendor == "postgresql"
+        else transaction.atomic()
+    )
     with guard:
         stats = scope_stats(scope, now=now, on_step=on_step)
         with transaction.atomic():

@@ -262,13 +262,11 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
 def s3_endpoint():
     """An S3-compatible server on loopback (moto in server mode, in a thread): the address
     of a real HTTP S3 API, as MinIO or AWS would give."""
-    import socket
-
     from moto.server import ThreadedMotoServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from tests.support import free_port
+
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

@@ -36,17 +36,23 @@ def manage(*args, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def free_port() -> int:
+    """A TCP port free on loopback right now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Gunicorn:
     """gunicorn serving the app on a free loopback port, against the test database (start it
     from a test with a transactional database, so it sees committed rows)."""
 
     def __init__(self, *, env: dict[str, str] | None = None, workers: int = 1) -> None:
-        import socket
         import tempfile
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **subprocess_env(),

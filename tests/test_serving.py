@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -22,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from config.env import database_from_url
-from tests.support import ROOT, subprocess_env
+from tests.support import ROOT, free_port, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -157,12 +156,6 @@ def test_make_run_on_postgres_serves_16_api_reviewers_without_connection_errors(
     # At most one connection per request in flight (16) and the periodic loop's own.
     assert peak[0] <= REVIEWERS + 4, peak[0]
     assert after <= 3, after  # none kept once the requests are done
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.redis

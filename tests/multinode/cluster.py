@@ -43,12 +43,12 @@ from tests.multinode.processes import (
     PG_USER,
     Postgres,
     Proc,
-    free_port,
     http_get,
     postgres_owned,
     scratch_dir,
     wait_until,
 )
+from tests.support import free_port
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")

@@ -8,7 +8,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,12 +22,6 @@ SETPRIV = shutil.which("setpriv")
 # Connections of the harness itself (and of migrate and the seed) carry a name that starts
 # with this, so the pool check can tell them from the app's.
 HARNESS_APP_PREFIX = "multinode-"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
