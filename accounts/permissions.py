@@ -14,26 +14,10 @@ from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
-from accounts.models import Role
+from accounts.roles import ALL_ROLES, user_roles
 from accounts.services import token_lookup
 
-ALL_ROLES = frozenset(Role.values)
-
-
-def user_roles(user) -> frozenset[str]:
-    """The roles of a user, cached on the instance for the request."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return frozenset()
-    cached = getattr(user, "_coachdesk_roles", None)
-    if cached is None:
-        if user.is_superuser:
-            cached = ALL_ROLES
-        else:
-            cached = frozenset(
-                user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True)
-            )
-        user._coachdesk_roles = cached
-    return cached
+__all__ = ["ALL_ROLES", "RoleBearer", "has_role", "role_required", "user_roles"]
 
 
 def has_role(user, roles: Iterable[str]) -> bool:

@@ -15,6 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from accounts.roles import remember_roles, with_roles
+from core import statements
 from core.audit import audit_record
 from core.slugs import SLUG_RE
 
@@ -32,6 +34,16 @@ MAX_TOKEN_AGENTS = 100
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
+# One statement, compiled once per process: the token, its user, the user's pool and roles
+# (`accounts.roles`). Every API request runs it.
+_LIVE_TOKEN = statements.Reused(
+    lambda key_hash: with_roles(
+        ApiToken.objects.select_related("user", "user__reviewer_profile"), "user_id"
+    ).filter(key_hash=key_hash, revoked_at__isnull=True)[:1],
+    "\x00key-hash",  # no hash looks like this: where the real one goes
+)
+
+
 def token_authenticate(*, secret: str) -> User | None:
     """The active user behind a live token, or None. Records the use (coarsely)."""
     token = token_lookup(secret=secret)
@@ -43,13 +55,10 @@ def token_lookup(*, secret: str) -> ApiToken | None:
     the use (coarsely)."""
     if not secret or len(secret) > 200:
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=ApiToken.hash_key(secret), revoked_at__isnull=True)
-        .first()
-    )
+    token = _LIVE_TOKEN.one(ApiToken.hash_key(secret))
     if token is None or not token.user.is_active:
         return None
+    remember_roles(token.user, getattr(token, "role_names", None))
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

@@ -124,6 +124,19 @@ _STEPS_UPGRADE = {
     "retraining": ("0004_trainingpair_steps",),
 }
 _STEPS_ADDED = {"agents.interaction": {"steps": []}, "retraining.trainingpair": {"steps": []}}
+# reviews/0007 and 0008: indexes only, so archived rows are as they were: every earlier
+# layout takes them.
+_INDEX_UPGRADE = {"reviews": ("0007_console_sort_indexes", "0008_claim_plan_indexes")}
+
+
+def _merged(*states: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Migration states (or upgrades) joined app by app, in order."""
+    merged: dict[str, tuple[str, ...]] = {}
+    for state in states:
+        for app, names in state.items():
+            merged[app] = (*merged.get(app, ()), *names)
+    return merged
+
 
 LEGACY_LAYOUTS = {
     # Before the one-app-per-concern reorganisation: the reviews app held the agents, their
@@ -158,18 +171,21 @@ LEGACY_LAYOUTS = {
         },
         # Model state only (tables kept), except reviews/0006, which moves the content types
         # (`moved` maps the permissions' natural keys), and core/0002 (`values`).
-        upgrade={
-            "core": ("0001_initial", "0002_outbox_task_names"),
-            # 0002 adds the API token's agent scope: archived tokens get its default (below).
-            "accounts": ("0001_initial", "0002_apitoken_agent_slugs"),
-            "agents": ("0001_initial", *_STEPS_UPGRADE["agents"]),
-            "reviews": ("0006_models_moved_to_their_apps",),
-            "retraining": (
-                "0003_agent_and_interaction_moved_to_agents",
-                *_STEPS_UPGRADE["retraining"],
-            ),
-            "kpis": ("0003_agent_moved_to_agents",),
-        },
+        upgrade=_merged(
+            {
+                "core": ("0001_initial", "0002_outbox_task_names"),
+                # 0002 adds the API token's agent scope: archived tokens get its default (below).
+                "accounts": ("0001_initial", "0002_apitoken_agent_slugs"),
+                "agents": ("0001_initial", *_STEPS_UPGRADE["agents"]),
+                "reviews": ("0006_models_moved_to_their_apps",),
+                "retraining": (
+                    "0003_agent_and_interaction_moved_to_agents",
+                    *_STEPS_UPGRADE["retraining"],
+                ),
+                "kpis": ("0003_agent_moved_to_agents",),
+            },
+            _INDEX_UPGRADE,
+        ),
         moved={
             "reviews.agent": "agents.agent",
             "reviews.interaction": "agents.interaction",
@@ -220,9 +236,16 @@ LEGACY_LAYOUTS["layout-2"] = Layout(
             "0003_agent_moved_to_agents",
         ),
     },
-    upgrade=_STEPS_UPGRADE,
+    upgrade=_merged(_STEPS_UPGRADE, _INDEX_UPGRADE),
     moved={},
     added=_STEPS_ADDED,
+)
+# After `steps`, before the claim's and the queue browser's indexes (issue 18).
+LEGACY_LAYOUTS["layout-3"] = Layout(
+    name="layout-3",
+    applied=_merged(LEGACY_LAYOUTS["layout-2"].applied, _STEPS_UPGRADE),
+    upgrade=_INDEX_UPGRADE,
+    moved={},
 )
 
 

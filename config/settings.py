@@ -200,7 +200,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # every login form (ours and the admin's) before the password is checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.roles.RoleAwareBackend",  # ModelBackend, loading roles with the user
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -262,6 +262,9 @@ INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 5000)
 
 # --- Production hardening (DEBUG off) -------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# Sessions are read from the cache (Redis, else this process) and written through to the
+# database: no session query on a request whose session did not change.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -286,6 +289,9 @@ LOGGING = {
 REVIEW_LEASE_SECONDS = env_int("REVIEW_LEASE_SECONDS", 15 * 60)
 # How often the periodic sweep returns expired leases to the queue (Celery beat).
 LEASE_SWEEP_SECONDS = env_int("LEASE_SWEEP_SECONDS", 60)
+# "My queue" counts a domain's open items once per this many seconds for all its reviewers
+# (each reviewer's own reviews and assignments are applied exactly on every view); 0: always.
+QUEUE_COUNTS_SECONDS = env_int("QUEUE_COUNTS_SECONDS", 5)
 CELERY_BEAT_SCHEDULE["reviews.expire-leases"] = {
     "task": "reviews.tasks.expire_leases",
     "schedule": float(LEASE_SWEEP_SECONDS),

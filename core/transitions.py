@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connections
 from django.db.models import F, Model
 from django.utils import timezone
 
-from core.audit import audit_record, plain
+from core import statements
+from core.audit import audit_event, plain
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,37 @@ def transition(
     rows = machine.model._base_manager.filter(
         pk=obj.pk, **{f"{machine.status_field}__in": expect}, **(guard or {})
     )
-    if not rows.update(**values):
-        raise machine.conflict(machine.conflict_message)
     before = {machine.status_field: current}
     before.update({name: getattr(obj, attr) for name, attr in machine.audited_fields.items()})
+    after = {machine.status_field: to}
+    if machine.audit_changes:
+        after.update({k: plain(v) for k, v in changes.items()})
+    after.update(note or {})
+    event = audit_event(
+        actor=actor,
+        action=action,
+        target_type=machine.target_type,
+        target_id=obj.pk,
+        before=before,
+        after=after,
+    )
+    if statements.supported(rows.db):
+        # The move and its event in one round trip: the event is inserted once per row
+        # the guarded UPDATE moved, that is once or (a lost race) not at all.
+        update, update_params = statements.update_sql(rows, values)
+        insert, insert_params = statements.insert_from(event, "moved")
+        with connections[rows.db].cursor() as cursor:
+            cursor.execute(
+                f"WITH moved AS ({update} RETURNING 1) {insert} RETURNING 1",
+                (*update_params, *insert_params),
+            )
+            moved = cursor.rowcount
+    else:
+        moved = rows.update(**values)
+        if moved:
+            event.save(force_insert=True)
+    if not moved:
+        raise machine.conflict(machine.conflict_message)
     setattr(obj, machine.status_field, to)
     if machine.version_field:
         setattr(obj, machine.version_field, getattr(obj, machine.version_field) + 1)
@@ -95,16 +124,4 @@ def transition(
     for name, value in changes.items():
         if not hasattr(value, "resolve_expression"):
             setattr(obj, name, value)
-    after = {machine.status_field: to}
-    if machine.audit_changes:
-        after.update({k: plain(v) for k, v in changes.items()})
-    after.update(note or {})
-    audit_record(
-        actor=actor,
-        action=action,
-        target_type=machine.target_type,
-        target_id=obj.pk,
-        before=before,
-        after=after,
-    )
     return action

@@ -3,6 +3,9 @@ and an undone decision takes its pair away again unless it was exported."""
 
 import hashlib
 
+from django.db import connection
+
+from core import statements
 from retraining import build
 from retraining.models import BatchPair, TrainingPair
 from reviews.models import Review, ReviewItem
@@ -22,7 +25,7 @@ def training_pair_from_decision(
     interaction = item.interaction
     corrected = final.verdict == Verdict.CORRECT
     output = final.corrected_output if corrected else interaction.output
-    pair = TrainingPair.objects.create(
+    pair = TrainingPair(
         item=item,
         interaction=interaction,
         agent_id=item.agent_id,
@@ -37,9 +40,39 @@ def training_pair_from_decision(
         or next((r.error_category for r in reviews if r.error_category), None),
         content_hash=hashlib.sha256(f"{interaction.input}\x1f{output}".encode()).hexdigest(),
     )
-    pair.reviews.set(reviews)
-    pair.reviewers.set({r.reviewer_id for r in reviews})
+    _save_with_links(pair, [r.pk for r in reviews], sorted({r.reviewer_id for r in reviews}))
     return pair
+
+
+def _save_with_links(pair: TrainingPair, review_ids: list[int], reviewer_ids: list[int]) -> None:
+    """Inserts a new pair with its links to the reviews and reviewers: on PostgreSQL in one
+    statement (the links take the pair's id from the INSERT's RETURNING)."""
+    reviews_link, reviewers_link = TrainingPair.reviews.through, TrainingPair.reviewers.through
+    if not statements.supported():
+        pair.save(force_insert=True)
+        reviews_link.objects.bulk_create(
+            reviews_link(trainingpair_id=pair.pk, review_id=pk) for pk in review_ids
+        )
+        reviewers_link.objects.bulk_create(
+            reviewers_link(trainingpair_id=pair.pk, user_id=pk) for pk in reviewer_ids
+        )
+        return
+    insert, params = statements.insert_returning_pk(pair)
+    sql = f"""
+        WITH pair AS ({insert}),
+        reviews AS (
+            INSERT INTO {reviews_link._meta.db_table} (trainingpair_id, review_id)
+            SELECT pair.id, review_id FROM pair, unnest(%s::bigint[]) AS review_id
+        ),
+        reviewers AS (
+            INSERT INTO {reviewers_link._meta.db_table} (trainingpair_id, user_id)
+            SELECT pair.id, user_id FROM pair, unnest(%s::integer[]) AS user_id
+        )
+        SELECT id FROM pair
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, review_ids, reviewer_ids))
+        statements.mark_saved(pair, cursor.fetchone()[0])
 
 
 def training_pair_undo(sender, *, item: ReviewItem, review: Review, **kwargs) -> dict | None:

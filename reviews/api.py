@@ -79,24 +79,19 @@ def decision(request: HttpRequest, item_id: int, body: DecisionIn):
     """approve / correct / reject / escalate / skip an item whose lease the caller holds.
     409 when the caller does not hold the lease (or `version` is stale); 400 with field
     errors when the decision is invalid (e.g. `correct` without `corrected_output`)."""
-    item = selectors.item_for_review(item_id)
-    if item is None:
-        return Status(404, {"detail": "no such item"})
-    if item.claimed_by_id != request.auth.pk:
-        # Not yours: do not reveal anything about the item beyond that.
-        return Status(409, {"detail": "you do not hold this item's lease; claim it first"})
     try:
-        choice = services.decision_validate(
-            item=item,
+        outcome = services.decision_submit(
+            item_id=item_id,
+            reviewer=request.auth,
+            expected_version=body.version,
             verdict=body.verdict,
             corrected_output=body.corrected_output or "",
             error_category=body.error_category,
             notes=body.notes or "",
             seconds_spent=body.seconds_spent,
         )
-        outcome = services.review_submit(
-            item=item, reviewer=request.auth, decision=choice, expected_version=body.version
-        )
+    except services.ItemNotFound:
+        return Status(404, {"detail": "no such item"})
     except services.InvalidDecision as exc:
         return Status(400, {"detail": "invalid decision", "errors": exc.errors})
     except services.Conflict as exc:

@@ -96,13 +96,16 @@ class ReviewItem(models.Model):
     class Meta:
         indexes = [
             # The claim: open items of some domains in priority order. Partial, so decided
-            # items (the vast majority over time) cost nothing.
+            # items (the vast majority over time) cost nothing. It ends with the id, the
+            # claim's last sort key, so a claim reads its first rows in order and stops,
+            # with no sort of the domain's whole queue whatever the statistics say.
             models.Index(
                 "domain",
                 models.F("priority").desc(),
                 "confidence",
                 "source_created_at",
-                name="reviewitem_claim_order",
+                "id",
+                name="reviewitem_claim_queue",
                 condition=Q(status__in=["pending", "needs_second_review"]),
             ),
             # The admin's queue browser: open and claimed items in queue order, any domain.
@@ -111,6 +114,19 @@ class ReviewItem(models.Model):
                 "confidence",
                 "source_created_at",
                 name="reviewitem_browse_order",
+                condition=Q(status__in=["pending", "needs_second_review", "claimed"]),
+            ),
+            # The queue browser's other orders (console.selectors.SORTS): "oldest" and
+            # "newest" (read backwards), and "confidence". Without them a page top-N sorted
+            # every open item.
+            models.Index(
+                fields=["source_created_at", "id"],
+                name="reviewitem_console_oldest",
+                condition=Q(status__in=["pending", "needs_second_review", "claimed"]),
+            ),
+            models.Index(
+                fields=["confidence", "id"],
+                name="reviewitem_console_confidence",
                 condition=Q(status__in=["pending", "needs_second_review", "claimed"]),
             ),
             models.Index(
@@ -147,7 +163,10 @@ class Review(models.Model):
         ESCALATE = "escalate"
         SKIP = "skip"
 
-    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="reviews")
+    # Indexed with the reviewer (`review_item_reviewer`), for the claim's "not reviewed by me".
+    item = models.ForeignKey(
+        ReviewItem, on_delete=models.CASCADE, related_name="reviews", db_index=False
+    )
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
     )
@@ -164,6 +183,8 @@ class Review(models.Model):
     class Meta:
         ordering = ["created_at", "pk"]
         indexes = [
+            # The claim asks, for each candidate it visits, "did I review it?": one probe.
+            models.Index(fields=["item", "reviewer"], name="review_item_reviewer"),
             models.Index(fields=["reviewer", "created_at"], name="review_reviewer_time"),
             models.Index(fields=["created_at"], name="review_time"),
         ]

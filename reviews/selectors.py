@@ -6,11 +6,13 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 from agents.models import Agent
+from core import statements
 from core.models import AuditEvent
 from reviews import metrics
 from reviews.models import ErrorCategory, Review, ReviewItem
@@ -39,24 +41,32 @@ def queue_overview() -> dict:
     return {"agents": agents, "by_reason": by_reason, "total_open": sum(a["open"] for a in agents)}
 
 
+_MARKER = -7_654_321  # an id no row has: where `statements.Reused` puts the real one
+_ITEM = statements.Reused(
+    lambda pk: ReviewItem.objects.select_related(
+        "interaction", "agent", "claimed_by", "assigned_to"
+    ).filter(pk=pk)[:1],
+    _MARKER,
+)
+_ITEM_REVIEWS = statements.Reused(
+    lambda pk: (
+        Review.objects.select_related("reviewer", "error_category")
+        .filter(item_id=pk)
+        .order_by("created_at", "pk")
+    ),
+    _MARKER,
+)
+
+
 def item_for_review(item_id: int):
     """An item with everything the review screen and the API show, in a fixed number of
-    queries: the item with its interaction and agent (one join), and its reviews with their
-    reviewers and categories (one more)."""
-
-    return (
-        ReviewItem.objects.select_related("interaction", "agent", "claimed_by", "assigned_to")
-        .prefetch_related(
-            Prefetch(
-                "reviews",
-                queryset=Review.objects.select_related("reviewer", "error_category").order_by(
-                    "created_at", "pk"
-                ),
-            )
-        )
-        .filter(pk=item_id)
-        .first()
-    )
+    queries: the item with its interaction, agent and people (one join), and its reviews
+    with their reviewers and categories (one more). Both statements are compiled once per
+    process (`core.statements.Reused`): this runs on every claim and review screen."""
+    item = _ITEM.one(item_id)
+    if item is not None:
+        statements.prefetched(item, "reviews", list(_ITEM_REVIEWS.queryset(item.pk)))
+    return item
 
 
 def interaction_payload(interaction) -> dict:
@@ -150,33 +160,101 @@ def claimable_items(user, *, agent_id: int | None = None, domain: str | None = N
     return qs
 
 
-def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | None = None) -> dict:
-    """Counts of the items `user` may claim: total, by agent, by reason and by age bucket,
-    and when the oldest of them was queued (`oldest`; ages as defined in reviews/metrics.py).
+_GROUP = ("agent__slug", "agent__name", "reason")
 
-    One grouped query (agent × reason, with the age buckets as conditional counts): its row
-    count is bounded by agents × reasons, never by the queue size.
-    """
 
-    now = timezone.now()
+def _grouped_counts(qs, now) -> list[dict]:
+    """`qs` counted by agent and reason, with the oldest and the age buckets as conditional
+    counts: one grouped query, its rows bounded by agents × reasons."""
     cumulative = {
         key: Count("pk", filter=Q(**{f"{metrics.QUEUED_AT}__gt": now - bound}))
         for key, _, bound in AGE_BUCKETS
         if bound is not None
     }
-    rows = (
-        claimable_items(user, agent_id=agent_id, domain=domain)
-        .values("agent__slug", "agent__name", "reason")
+    return list(
+        qs.values(*_GROUP)
         .annotate(n=Count("pk"), oldest=Min(metrics.QUEUED_AT), **cumulative)
         .order_by()
     )
+
+
+def _domain_counts(domain: str, agent_id: int | None, now) -> list[dict]:
+    """The grouped counts of a domain's open unassigned items: the same for every reviewer
+    of the domain, so counted once per QUEUE_COUNTS_SECONDS for all of them (the cache)."""
+    seconds = settings.QUEUE_COUNTS_SECONDS
+    key = f"reviews:queue-counts:{domain}:{agent_id or ''}"
+    rows = cache.get(key) if seconds else None
+    if rows is None:
+        qs = ReviewItem.objects.filter(
+            status__in=ReviewItem.OPEN_STATUSES, assigned_to__isnull=True, domain=domain
+        )
+        rows = _grouped_counts(qs.filter(agent_id=agent_id) if agent_id else qs, now)
+        if seconds:
+            cache.set(key, rows, seconds)
+    return rows
+
+
+def _combined(added: list[dict], removed: list[dict]) -> list[dict]:
+    """Grouped count rows summed by group, less `removed`'s counts."""
+    counts = ("n", *(key for key, _, bound in AGE_BUCKETS if bound is not None))
+    merged: dict[tuple, dict] = {}
+    for sign, rows in ((1, added), (-1, removed)):
+        for row in rows:
+            into = merged.setdefault(
+                tuple(row[g] for g in _GROUP),
+                {**{g: row[g] for g in _GROUP}, **dict.fromkeys(counts, 0)},
+            )
+            for key in counts:
+                into[key] += sign * row[key]
+    return list(merged.values())
+
+
+def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | None = None) -> dict:
+    """Counts of the items `user` may claim: total, by agent, by reason and by age bucket,
+    and when the oldest of them was queued (`oldest`; ages as defined in reviews/metrics.py).
+
+    What `claimable_items` holds, counted without walking a large queue per view: the open
+    unassigned items of each of the user's domains (counted once for all of the domain's
+    reviewers, at most QUEUE_COUNTS_SECONDS old), less those of them the user already
+    reviewed (a skip, a first four-eyes review: found from the user's reviews), plus the
+    open items assigned to the user. Each part is one grouped query bounded by agents ×
+    reasons, never by the queue size.
+    """
+
+    now = timezone.now()
+    domains = reviewer_domains(user)
+    if domain:
+        domains = [d for d in domains if d == domain]
+    scoped = {"agent_id": agent_id} if agent_id else {}
+    reviewed = Review.objects.filter(reviewer=user).values("item_id")
+    open_items = ReviewItem.objects.filter(status__in=ReviewItem.OPEN_STATUSES, **scoped)
+    mine = _grouped_counts(
+        open_items.filter(assigned_to=user, **({"domain": domain} if domain else {})).exclude(
+            pk__in=reviewed
+        ),
+        now,
+    )
+    done_by_me = (
+        _grouped_counts(
+            open_items.filter(assigned_to__isnull=True, domain__in=domains, pk__in=reviewed),
+            now,
+        )
+        if domains
+        else []
+    )
+    shared = [row for d in domains for row in _domain_counts(d, agent_id, now)]
+    rows = _combined(shared + mine, done_by_me)
+    oldest = min((r["oldest"] for r in shared + mine if r["n"]), default=None)
+    if done_by_me and oldest is not None and min(r["oldest"] for r in done_by_me) <= oldest:
+        # The oldest open item is one the user reviewed: ask which one is oldest for them.
+        oldest = claimable_items(user, agent_id=agent_id, domain=domain).aggregate(
+            oldest=Min(metrics.QUEUED_AT)
+        )["oldest"]
     by_agent: dict[str, dict] = {}
     by_reason: dict[str, int] = {}
-    within = dict.fromkeys(cumulative, 0)
-    total, oldest = 0, None
+    within = {key: 0 for key, _, bound in AGE_BUCKETS if bound is not None}
+    total = 0
     for row in rows:
-        if oldest is None or row["oldest"] < oldest:
-            oldest = row["oldest"]
         agent = by_agent.setdefault(
             row["agent__slug"], {"slug": row["agent__slug"], "name": row["agent__name"], "n": 0}
         )
@@ -194,10 +272,13 @@ def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | N
     labels = dict(ReviewItem.Reason.choices)
     return {
         "total": total,
-        "by_agent": sorted(by_agent.values(), key=lambda a: (-a["n"], a["slug"])),
+        "by_agent": sorted(
+            (a for a in by_agent.values() if a["n"]), key=lambda a: (-a["n"], a["slug"])
+        ),
         "by_reason": [
             {"reason": reason, "label": str(labels.get(reason, reason)).capitalize(), "n": n}
             for reason, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+            if n
         ],
         "by_age": ages,
         "oldest": oldest,

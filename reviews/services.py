@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from core import statements
 from core.audit import audit_record
 from core.models import AuditEvent
 from core.transitions import StateMachine, transition
@@ -64,6 +66,14 @@ class Conflict(ReviewError):
 
 class LeaseLost(Conflict):
     """The caller does not hold the item's lease (expired, released or never held)."""
+
+
+class NotHeld(Conflict):
+    """The caller does not hold the item (the API says no more than that)."""
+
+
+class ItemNotFound(ReviewError):
+    """No item has that id."""
 
 
 class StalePage(Conflict):
@@ -151,8 +161,11 @@ def _review_note(review: Review) -> dict[str, Any]:
 
 def _open_status(item: ReviewItem) -> str:
     """Where an item goes when a claim ends without a decision: back to the first queue, or
-    to the second-review queue if one deciding review is already in."""
-    has_review = item.reviews.filter(verdict__in=DECIDING, is_adjudication=False).exists()
+    to the second-review queue if one deciding review is already in (`has_deciding`, when
+    the caller's read of the item brought it)."""
+    has_review = getattr(item, "has_deciding", None)
+    if has_review is None:
+        has_review = item.reviews.filter(verdict__in=DECIDING, is_adjudication=False).exists()
     return Status.NEEDS_SECOND_REVIEW if has_review else Status.PENDING
 
 
@@ -160,11 +173,18 @@ def _open_status(item: ReviewItem) -> str:
 
 
 _CLAIM_ORDER = "priority DESC, confidence, source_created_at, id"
+# A candidate query reads its queue in index order (`reviewitem_claim_queue` for a domain)
+# and stops at the first item it can lock that the reviewer has not reviewed. That check
+# is one probe of `review_item_reviewer` per candidate visited: `OFFSET 0` keeps the
+# NOT EXISTS a per-row subplan, which PostgreSQL may not turn into an anti-join. As a join,
+# on tables without statistics (right after a bulk load) it was planned against all of the
+# reviewer's earlier reviews for every pending item: quadratic, 0.9 s at 2,000 x 1,000.
 _CLAIM_CANDIDATE = f"""
     SELECT id, status, priority, confidence, source_created_at FROM reviews_reviewitem ri
     WHERE ri.status IN ('pending', 'needs_second_review') AND {{where}}
       AND NOT EXISTS (
-          SELECT 1 FROM reviews_review r WHERE r.item_id = ri.id AND r.reviewer_id = %(me)s)
+          SELECT 1 FROM reviews_review r WHERE r.item_id = ri.id AND r.reviewer_id = %(me)s
+          OFFSET 0)
     ORDER BY {_CLAIM_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 
@@ -329,7 +349,7 @@ def item_claim(
     Returns the claimed item with its own fields set (its relations load lazily when used).
 
     Locks: on PostgreSQL this is one statement whose candidate queries are
-    `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` (each walks the `reviewitem_claim_order` index
+    `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` (each walks the `reviewitem_claim_queue` index
     of one domain), so concurrent claimers never wait for or take the same row; the claim is
     a compare-and-swap. Expired leases are swept lazily here (at most every few seconds per
     process, and whenever the queue looks empty) besides the periodic task.
@@ -464,6 +484,30 @@ def decision_validate(
     return Decision(verdict, corrected_output, category, notes or "", seconds_spent)
 
 
+_LOCKED_FOR_DECISION = statements.Reused(
+    lambda pk: (
+        ReviewItem.objects.select_for_update(of=("self",))
+        .select_related("interaction")
+        .annotate(
+            has_deciding=Exists(
+                Review.objects.filter(
+                    item=OuterRef("pk"), verdict__in=DECIDING, is_adjudication=False
+                )
+            )
+        )
+        .filter(pk=pk)[:1]
+    ),
+    -7_654_321,  # an id no row has: where the real one goes
+)
+
+
+def _locked_for_decision(item_id: int) -> ReviewItem | None:
+    """The item row locked (SELECT … FOR UPDATE) with its interaction and whether a deciding
+    review is already in (`has_deciding`), in one statement compiled once per process; None
+    when there is no such item. Call it inside a transaction."""
+    return _LOCKED_FOR_DECISION.one(item_id)
+
+
 @transaction.atomic
 def review_submit(
     *, item: ReviewItem, reviewer: User, decision: Decision, expected_version: int | None = None
@@ -479,11 +523,32 @@ def review_submit(
     disputes it (admin adjudication) when they do not. escalate sends it to adjudication;
     skip puts it back in the queue for someone else.
     """
-    locked = (
-        ReviewItem.objects.select_for_update(of=("self",))
-        .select_related("interaction")
-        .get(pk=item.pk)
-    )
+    locked = _locked_for_decision(item.pk)
+    if locked is None:
+        raise Conflict("This item no longer exists; your decision was not saved.")
+    return _submit(locked, reviewer, decision, expected_version)
+
+
+@transaction.atomic
+def decision_submit(
+    *, item_id: int, reviewer: User, expected_version: int | None = None, **fields: Any
+) -> Outcome:
+    """`decision_validate` + `review_submit` for a caller that has only the item's id (the
+    API): the item is read once, locked, and checked there. Raises ItemNotFound, NotHeld
+    (the caller does not hold the item: nothing more is said about it), InvalidDecision and
+    the errors of `review_submit`."""
+    locked = _locked_for_decision(item_id)
+    if locked is None:
+        raise ItemNotFound("no such item")
+    if locked.claimed_by_id != reviewer.pk:
+        raise NotHeld("you do not hold this item's lease; claim it first")
+    decision = decision_validate(item=locked, **fields)
+    return _submit(locked, reviewer, decision, expected_version)
+
+
+def _submit(
+    locked: ReviewItem, reviewer: User, decision: Decision, expected_version: int | None
+) -> Outcome:
     now = timezone.now()
     if locked.status in (Status.DONE, Status.DISPUTED):
         raise Conflict(
@@ -521,10 +586,15 @@ def review_submit(
         _transition(locked, Status.DISPUTED, actor=reviewer, review=review, **release)
         outcome.messages.append("Escalated to a review lead.")
     else:
-        earlier = list(
-            locked.reviews.filter(verdict__in=DECIDING, is_adjudication=False)
-            .exclude(pk=review.pk)
-            .select_related("error_category")
+        # Read only when there is one: a first (or only) review needs no second look.
+        earlier = (
+            list(
+                locked.reviews.filter(verdict__in=DECIDING, is_adjudication=False)
+                .exclude(pk=review.pk)
+                .select_related("error_category")
+            )
+            if locked.has_deciding
+            else []
         )
         if len(earlier) + 1 < locked.required_reviews:
             _transition(

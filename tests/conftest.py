@@ -52,6 +52,13 @@ def pytest_terminal_summary(terminalreporter):
         )
 
 
+@pytest.fixture(autouse=True)
+def _queue_counts_uncached(settings):
+    """ "My queue" counts live, so a test sees its own rows (the shared count is cached for a
+    few seconds in production; tests/reviews/test_queue_counts.py covers that)."""
+    settings.QUEUE_COUNTS_SECONDS = 0
+
+
 @pytest.fixture
 def reviewer(db):
     return factories.UserFactory(username="rita", roles=["reviewer"], domains=["support"])

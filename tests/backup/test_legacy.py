@@ -286,15 +286,36 @@ STEPS_MEMBERS = ("data/agents.interaction.jsonl", "data/retraining.trainingpair.
 STEPS_MIGRATIONS = {"agents": "0002_interaction_steps", "retraining": "0004_trainingpair_steps"}
 
 
-def before_steps(path: Path, out: Path) -> Path:
-    """The archive at `path` as the code before tool steps wrote it: its migration state
-    without the two migrations, its interactions and pairs without the `steps` column."""
+# The indexes of issue 18 (no column changed), added after tool steps.
+INDEX_MIGRATIONS = {"reviews": ("0007_console_sort_indexes", "0008_claim_plan_indexes")}
+
+
+def without_migrations(manifest: dict, migrations: dict) -> None:
+    for app, names in migrations.items():
+        state = manifest["migrations"][app]
+        for name in [names] if isinstance(names, str) else names:
+            state["applied"].remove(name)
+        state["latest"] = state["applied"][-1]
+
+
+def before_indexes(path: Path, out: Path) -> Path:
+    """The archive at `path` as the code before issue 18's indexes wrote it: the same rows,
+    a migration state without them."""
     members = members_of(path)
     manifest = json.loads(members[0][1])
-    for app, migration in STEPS_MIGRATIONS.items():
-        state = manifest["migrations"][app]
-        state["applied"].remove(migration)
-        state["latest"] = state["applied"][-1]
+    without_migrations(manifest, INDEX_MIGRATIONS)
+    write_archive(out, [("manifest.json", json.dumps(manifest).encode()), *members[1:]])
+    return out
+
+
+def before_steps(path: Path, out: Path) -> Path:
+    """The archive at `path` as the code before tool steps wrote it: its migration state
+    without the two migrations (nor the later ones), its interactions and pairs without the
+    `steps` column."""
+    members = members_of(path)
+    manifest = json.loads(members[0][1])
+    without_migrations(manifest, {**STEPS_MIGRATIONS})
+    without_migrations(manifest, INDEX_MIGRATIONS)
     for member in manifest["members"]:
         if member["name"] in STEPS_MEMBERS:
             assert member["fields"][-1] == "steps"
@@ -342,3 +363,17 @@ def test_it_maps_layout2_onto_this_databases_migration_state(saved, tmp_path):
         "it to the `upgrade` of LEGACY_LAYOUTS (layouts 1 and 2); else say in `added` what "
         "older rows get"
     )
+
+
+# --- layout 3: after tool steps, before the indexes of issue 18 --------------------------------
+
+
+def test_it_restores_an_archive_from_before_the_claim_indexes_as_it_was(saved, tmp_path, media):
+    restore(saved.path)
+    before = snapshot()
+    wipe(media)
+
+    restore(before_indexes(saved.path, tmp_path / "layout3.tar.gz"))
+
+    assert snapshot() == before
+    assert AuditEvent.objects.get(action="data.restored").after["layout"] == "layout-3"
