@@ -3,9 +3,10 @@ N interactions in the database, beside the raw SQL of the same page in the same 
 
     python bench/console.py [--n 1000000] [--pending 200000] [--assign 10000]
 
-Targets (issue 4): filtered page server time p95 under 100 ms (query count flat, asserted
-in tests/reviews/test_console.py), bulk-assign of 10,000 items under 2 s. The last line is
-one JSON object of the figures.
+Targets (issues 4 and 18): filtered page server time p95 under 100 ms (query count flat,
+asserted in tests/console/test_views.py), bulk-assign of 10,000 items under 2 s. The page
+p95 is also given against the raw SQL's (the machine may be busy: the ratio says how much
+of the time is the page's own). The last line is one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -67,14 +68,22 @@ def main() -> None:
     client = Client()
     client.force_login(lead)
 
-    page_times, raw_times = [], []
+    # Wall time, and this process's CPU time (the web side without the database, and what a
+    # busy machine disturbs least).
+    page_times, cpu_times, raw_times, by_filter = [], [], [], {}
     for query in FILTERS:
         client.get(f"/console/{query}")  # warm
+        times = by_filter[query or "(none)"] = []
         for _ in range(args.rounds):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             response = client.get(f"/console/{query}")
-            page_times.append(time.perf_counter() - start)
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
             assert response.status_code == 200, (query, response.status_code)
+        page_times += times
+    for query, times in by_filter.items():
+        p50, p95 = _pct(times, 0.5) * 1000, _pct(times, 0.95) * 1000
+        say(f"  {query}: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     with connection.cursor() as cursor:
         for _ in range(args.rounds * len(FILTERS)):
             start = time.perf_counter()
@@ -83,7 +92,8 @@ def main() -> None:
             raw_times.append(time.perf_counter() - start)
     say(
         f"browser page p50 {_pct(page_times, 0.5) * 1000:.1f} ms, "
-        f"p95 {_pct(page_times, 0.95) * 1000:.1f} ms; "
+        f"p95 {_pct(page_times, 0.95) * 1000:.1f} ms (web CPU p95 "
+        f"{_pct(cpu_times, 0.95) * 1000:.1f} ms); "
         f"raw SQL page p95 {_pct(raw_times, 0.95) * 1000:.1f} ms"
     )
 
@@ -101,6 +111,8 @@ def main() -> None:
     say(f"bulk assign of {len(ids):,} items: {assign_s:.2f} s ({result.message('Assigned')})")
     say(machine_load())
     p95 = _pct(page_times, 0.95) * 1000
+    raw_p95 = _pct(raw_times, 0.95) * 1000
+    slowest = max(by_filter, key=lambda query: _pct(by_filter[query], 0.95))
     emit_figures(
         {
             "bench": "console",
@@ -108,7 +120,12 @@ def main() -> None:
             "pending": args.pending,
             "page_p50_ms": round(_pct(page_times, 0.5) * 1000, 1),
             "page_p95_ms": round(p95, 1),
-            "raw_page_p95_ms": round(_pct(raw_times, 0.95) * 1000, 2),
+            "page_cpu_p50_ms": round(_pct(cpu_times, 0.5) * 1000, 1),
+            "page_cpu_p95_ms": round(_pct(cpu_times, 0.95) * 1000, 1),
+            "raw_page_p95_ms": round(raw_p95, 2),
+            "page_to_raw_p95": round(p95 / raw_p95, 1) if raw_p95 else None,
+            "slowest_filter": slowest,
+            "slowest_filter_p95_ms": round(_pct(by_filter[slowest], 0.95) * 1000, 1),
             "bulk_assign_n": len(ids),
             "bulk_assign_s": round(assign_s, 3),
             "meets_targets": p95 < 100 and assign_s < 2,

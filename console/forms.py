@@ -63,12 +63,16 @@ class QueueFilterForm(forms.Form):
     assigned = forms.ChoiceField(required=False)
     sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS])
 
-    def __init__(self, *args, agents: list[Agent], **kwargs):
+    def __init__(
+        self, *args, agents: list[Agent], reviewers: list[tuple[str, str]] | None = None, **kwargs
+    ):
+        """`reviewers`: `reviewer_choices()` when the caller has them already (a query)."""
         super().__init__(*args, **kwargs)
         # Agents are named by slug, as in every other URL and the admin API.
         self.agents = {a.slug: a for a in agents}
         self.fields["agent"].choices = [("", "All agents"), *((a.slug, a.slug) for a in agents)]
-        self.fields["assigned"].choices = [*ASSIGNED_CHOICES, *reviewer_choices()]
+        reviewers = reviewer_choices() if reviewers is None else reviewers
+        self.fields["assigned"].choices = [*ASSIGNED_CHOICES, *reviewers]
 
     def queue_filter(self) -> QueueFilter | None:
         """The filter to browse with: the default (open items) when no filter was sent, and
@@ -123,9 +127,11 @@ class BulkActionForm(forms.Form):
     confirm = forms.ChoiceField(required=False, choices=[("", "—"), ("yes", "yes")])
     selection = forms.CharField(required=False, max_length=64)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, reviewers: list[tuple[str, str]] | None = None, **kwargs):
+        """`reviewers`: `reviewer_choices()` when the caller has them already (a query)."""
         super().__init__(*args, **kwargs)
-        self.fields["reviewer"].choices = [("", "—"), *reviewer_choices()]
+        reviewers = reviewer_choices() if reviewers is None else reviewers
+        self.fields["reviewer"].choices = [("", "—"), *reviewers]
 
     def describe(self) -> str:
         """What the action does, in words, e.g. "Assign to reviewer rita"."""

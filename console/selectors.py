@@ -7,12 +7,16 @@ Every function here is a fixed number of aggregate queries, whatever the data si
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
+from typing import TypedDict
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Left
+from django.template.defaultfilters import floatformat, timesince_filter, timeuntil_filter
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from accounts.models import Role
 from agents.models import Agent, Interaction
@@ -48,27 +52,39 @@ SORTS = {
 
 
 def queue_browse(f: QueueFilter | None) -> QuerySet[ReviewItem]:
-    """Review items matching the admin's filters, in the chosen order, with what a row of
-    the browser shows joined in (one query per page). `None` (filters that could not be
-    read) matches nothing: dropping a bad filter would widen the selection."""
+    """Review items matching the admin's filters, in the chosen order, with their agent and
+    users joined in (one query per page; the admin API's list, the browser reads
+    `browser_rows`). `None` (filters that could not be read) matches nothing: dropping a
+    bad filter would widen the selection."""
     if f is None:
         return ReviewItem.objects.none()
-    qs = ReviewItem.objects.select_related("agent", "assigned_to", "claimed_by").only(
-        "pk",
-        "interaction",  # the key only: `browser_rows` fetches the page's questions
-        "status",
-        "reason",
-        "priority",
-        "domain",
-        "confidence",
-        "source_created_at",
-        "required_reviews",
-        "lease_expires_at",
-        "agent__slug",
-        "agent__name",
-        "assigned_to__username",
-        "claimed_by__username",
+    return (
+        _matching(f)
+        .select_related("agent", "assigned_to", "claimed_by")
+        .only(
+            "pk",
+            "interaction",  # the key only
+            "status",
+            "reason",
+            "priority",
+            "domain",
+            "confidence",
+            "source_created_at",
+            "required_reviews",
+            "lease_expires_at",
+            "agent__slug",
+            "agent__name",
+            "assigned_to__username",
+            "claimed_by__username",
+        )
     )
+
+
+def _matching(f: QueueFilter) -> QuerySet[ReviewItem]:
+    """The items matching `f`, in its order. Open and claimed items are read in that order
+    from an index (reviewitem_browse_order for "priority", reviewitem_console_* for the
+    others), so a page stops after its rows instead of sorting every open item."""
+    qs = ReviewItem.objects.all()
     if f.status:
         qs = qs.filter(status=f.status)
     else:
@@ -100,14 +116,97 @@ def queue_browse(f: QueueFilter | None) -> QuerySet[ReviewItem]:
 # What a row of the browser shows of the user's question: a prefix, never the whole text
 # (an input may be megabytes); the cell truncates it further and carries it as its title.
 PREVIEW_CHARS = 200
+BROWSER_COLUMNS = (
+    "pk",
+    "interaction_id",
+    "status",
+    "reason",
+    "priority",
+    "domain",
+    "confidence",
+    "source_created_at",
+    "required_reviews",
+    "lease_expires_at",
+    "agent__slug",
+    "assigned_to__username",
+    "claimed_by__username",
+)
 
 
 def browser_rows(f: QueueFilter | None) -> QuerySet[ReviewItem]:
-    """`queue_browse` with the start of each item's question (`item.interaction.preview`),
-    fetched for the page's rows only: one more query per page, and the count (capped over
-    up to COUNT_CAP rows) does not join the interactions."""
-    preview = Interaction.objects.only("pk").annotate(preview=Left("input", PREVIEW_CHARS))
-    return queue_browse(f).prefetch_related(Prefetch("interaction", queryset=preview))
+    """The items of `queue_browse` with no columns chosen, for paginating (the count joins
+    nothing); `browser_page` reads a page of it. `None` matches nothing, as there."""
+    return ReviewItem.objects.none() if f is None else _matching(f)
+
+
+_URL_PLACEHOLDER = 987654321  # an id, to reverse an item's URL once per page
+
+
+class BrowserRow(TypedDict):
+    """A row of the queue browser, every cell worked out (the template only places them)."""
+
+    pk: str
+    url: str
+    agent: str
+    domain: str
+    preview: str
+    reason: str
+    status: str
+    status_label: str
+    four_eyes: bool
+    priority: str
+    confidence: str
+    age: str
+    assigned: str
+    claimed_by: str | None
+    lease: str
+
+
+def browser_page(items: QuerySet[ReviewItem]) -> list[BrowserRow]:
+    """A page (a slice) of `browser_rows` as rows to show: the values of BROWSER_COLUMNS
+    (one query; values, not models: four model instances per row cost more than the SQL),
+    then the start of each item's question (one query, for the page's rows only).
+
+    The cells are what the template filters made of them (`floatformat:2`, `timesince`,
+    `timeuntil`, `capfirst`, the choice labels), worked out here once per row: per-cell
+    filters, lookups and a `{% url %}` per row were most of the page's time. Text is left
+    unescaped here: the template escapes it (agent text is untrusted)."""
+    values = list(items.values(*BROWSER_COLUMNS))
+    previews = dict(
+        Interaction.objects.filter(pk__in=[v["interaction_id"] for v in values])
+        .annotate(preview=Left("input", PREVIEW_CHARS))
+        .values_list("pk", "preview")
+    )
+    # One reverse per page: the item URL with a placeholder for the id.
+    head, _, tail = reverse("console:item", args=[_URL_PLACEHOLDER]).partition(
+        str(_URL_PLACEHOLDER)
+    )
+    reasons = dict(ReviewItem.Reason.choices)
+    statuses = dict(ReviewItem.Status.choices)
+    now = timezone.now()
+    rows = []
+    for v in values:
+        pk, status, claimed_by = str(v["pk"]), v["status"], v["claimed_by__username"]
+        rows.append(
+            BrowserRow(
+                pk=pk,
+                url=f"{head}{pk}{tail}",
+                agent=v["agent__slug"],
+                domain=v["domain"],
+                preview=previews.get(v["interaction_id"], ""),
+                reason=capfirst(str(reasons.get(v["reason"], v["reason"]))),
+                status=status,
+                status_label=str(statuses.get(status, status)),
+                four_eyes=v["required_reviews"] == 2,
+                priority=str(v["priority"]),
+                confidence=floatformat(v["confidence"], 2),
+                age=timesince_filter(v["source_created_at"], now),
+                assigned=v["assigned_to__username"] or "",
+                claimed_by=claimed_by,
+                lease=timeuntil_filter(v["lease_expires_at"], now) if claimed_by else "",
+            )
+        )
+    return rows
 
 
 def bulk_selection(*, ids: list[int] | None, f: QueueFilter | None) -> list[int]:

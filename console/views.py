@@ -25,6 +25,7 @@ from console.forms import (
     AuditFilterForm,
     BulkActionForm,
     QueueFilterForm,
+    reviewer_choices,
 )
 from console.templatetags.console_tags import compact_json
 from core.db import chunked, replica_view
@@ -62,15 +63,16 @@ def _agents() -> list[Agent]:
 @require_GET
 def browser(request):
     """The queue browser: filter, select, act."""
-    form = QueueFilterForm(request.GET or None, agents=_agents())
-    qs = selectors.browser_rows(form.queue_filter())
-    paginator = CappedPaginator(qs, PAGE_SIZE)
+    reviewers = reviewer_choices()  # one query for both forms
+    form = QueueFilterForm(request.GET or None, agents=_agents(), reviewers=reviewers)
+    paginator = CappedPaginator(selectors.browser_rows(form.queue_filter()), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     context = {
         "form": form,
         "page": page,
+        "rows": selectors.browser_page(page.object_list),
         "paginator": paginator,
-        "bulk": BulkActionForm(),
+        "bulk": BulkActionForm(reviewers=reviewers),
         "filter_errors": form.error_list() if form.is_bound else [],
         # No backlog strip here: it aggregates every open item (the workload page has it).
         "alerts": kpi_selectors.alerts_for(None),  # the admin's home shows the KPI alerts
@@ -89,8 +91,9 @@ def bulk(request):
     `confirm=yes` brings a token that matches the selection found then (so it never acts on
     items other than those confirmed). Filters that cannot be read change nothing.
     """
-    form = BulkActionForm(request.POST)
-    filters = QueueFilterForm(request.POST, agents=_agents())
+    reviewers = reviewer_choices()
+    form = BulkActionForm(request.POST, reviewers=reviewers)
+    filters = QueueFilterForm(request.POST, agents=_agents(), reviewers=reviewers)
     back = redirect_back(request)
     if not form.is_valid():
         for field, errors in form.errors.items():

@@ -80,14 +80,27 @@ def test_it_renders_the_results_fragment_for_htmx(admin_client, queued):
     assert b'id="results"' in response.content and b"<html" not in response.content
 
 
-def test_it_keeps_browser_queries_flat(admin_client, queued):
+def test_it_keeps_browser_queries_flat(admin_client, reviewer, queued):
     queued(3)
     with CaptureQueriesContext(connection) as small:
         admin_client.get("/console/")
     queued(40, domain="legal")
+    queued(5, claimed=True, assigned_to=reviewer)
     with CaptureQueriesContext(connection) as large:
         admin_client.get("/console/")
     assert len(small) == len(large)
+
+
+def test_it_reads_the_browser_page_once_per_purpose(admin_client, reviewer, queued):
+    """The capped count, the page's rows and their questions: one query each. The reviewers
+    offered by the filters and by the bulk form are read once, as nothing else is twice."""
+    queued(3, claimed=True, assigned_to=reviewer)
+    with CaptureQueriesContext(connection) as page:
+        admin_client.get("/console/")
+    sql = [q["sql"] for q in page.captured_queries]
+    assert len(sql) == len(set(sql))
+    assert sum('FROM "reviews_reviewitem"' in s for s in sql) == 2
+    assert sum('FROM "reviews_interaction"' in s for s in sql) == 1
 
 
 def test_it_assigns_all_matching_items_in_bulk(admin_client, reviewer, queued):
@@ -468,6 +481,24 @@ def test_it_links_every_browser_row_to_its_item(admin_client, queued):
     for item in items:
         assert f'<tr id="item-{item.pk}" class="row-link">' in html
         assert f'<a href="/console/items/{item.pk}/" data-row-link>#{item.pk}</a>' in html
+
+
+def test_it_escapes_the_agents_text_in_the_browser(admin_client):
+    ReviewItemFactory(interaction__domain='<b>"legal"</b>&')
+    html = admin_client.get("/console/").content.decode()
+    cell = "&lt;b&gt;&quot;legal&quot;&lt;/b&gt;&amp;"
+    assert f'<td class="slug clip" title="{cell}" dir="auto">{cell}</td>' in html
+    assert "<b>" not in html
+
+
+def test_it_shows_a_claimed_four_eyes_row(admin_client, reviewer, other_reviewer, queued):
+    queued(1, claimed=True, claimed_by=other_reviewer, assigned_to=reviewer, four_eyes=True)
+    html = admin_client.get("/console/").content.decode()
+    status = '<span class="status status-claimed">Claimed</span>'
+    assert f'{status} <span class="badge four-eyes"' in html
+    assert '<td class="slug clip" title="rita">rita</td>' in html
+    claim = r'<td class="nowrap">oscar<br><small>lease 1[45]\xa0minutes</small></td>'
+    assert re.search(claim, html)
 
 
 def test_it_shows_the_start_of_the_question_in_the_browser(admin_client, queued):
