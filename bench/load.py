@@ -4,8 +4,11 @@ PostgreSQL, Redis, a Celery worker and celery beat), then a count of what went w
 
     python bench/load.py [--duration 120] [--reviewers 50] [--ingest-rate 500]
     python bench/load.py --duration 15 --reviewers 5 --ingest-rate 50 --backlog 300  # smoke
+    python bench/load.py --find-max-rate [--p95-limit-ms 300] [--step-seconds 30]
 
 Targets (issue 7): zero 5xx, zero double claims, zero lost reviews; p95 page time printed.
+Each run uses `--database-url` (a name starting with `coachdesk_load`) and `--redis-url` (a
+DB index of its own): give two runs on one machine different ones.
 
 What runs, in order:
 1. a fresh database (`coachdesk_load` by default: dropped and created), `migrate`, the
@@ -28,11 +31,36 @@ What runs, in order:
      who certainly held the same item at the same instant);
    - lost reviews: acknowledged decisions without their Review row;
    - ingest: interactions acknowledged as created against rows stored;
-   - page times (exact percentiles per page type), requests/s, CPU seconds per component.
+   - page times (exact percentiles per page type), requests/s;
+   - CPU (issue 18: on a small machine the load generator competes with the server, so the
+     run reports its own share): CPU seconds in the measured window and their share of the
+     machine (every core for the whole window) for the generator (locust and this
+     orchestrator), the server (gunicorn, the Celery worker and beat, the PostgreSQL
+     backends of the load database, found by their process title, PostgreSQL's shared
+     processes, Redis) and other (the machine's busy time less both: other jobs, the
+     kernel), the idle share and the cores busy. Keys `cpu_generator_s`, `cpu_server_s`,
+     `cpu_other_s`, `cpu_share_generator` / `_server` / `_other` / `_idle`, `cpu_s` (by
+     component), `cores_busy`, `cores`, `cpu_window_s`. Read a result with a large
+     generator or other share as a lower bound on what the server alone could do.
 The last line printed is one JSON object of the figures; the exit code is 1 when any 5xx,
 connection error (a request dropped with its kept-alive connection is resent once, as a
 browser does; it is counted in `dropped_and_resent`), double claim or lost review was
 counted, or when no work was done. Logs stay in a temp folder whose path is printed.
+
+--find-max-rate: the highest ingest rate at which the reviewer pages' p95 (every page a
+reviewer opens or posts, the API aside) stays under --p95-limit-ms (300) with --reviewers
+working. One stack, one set of logins, then steps on the same running load: each streams at
+its rate for --settle-seconds (5), then measures --step-seconds (30). A step holds when the
+page p95 is under the limit, no request got a 5xx or no answer, and the server took at least
+95% of the rate. The first step is at --ingest-rate; rates double while they hold (up to
+--max-rate, 2000, which also sizes the ingest senders), halve while they do not, then bisect
+between the highest that held and the lowest that did not until those are within
+--rate-resolution (50/s), for at most --max-steps (8). Printed per step (and under `steps`
+in the JSON): target and achieved rate, page and review-screen p95, 5xx, connection errors,
+the CPU breakdown; then `max_rate_held` (with its achieved rate and p95). The counts of 1-4
+cover the whole run; 5xx and connection errors there fail their step, not the run; the exit
+code is 1 on a correctness count (double claims, lost reviews, ingest) or when no rate held.
+The database grows from step to step, so a later step runs on more rows than an earlier one.
 
 The orchestrator never imports Django or gevent: the project runs as subprocesses.
 """
@@ -298,6 +326,88 @@ def access_log_statuses(lines: Iterable[str]) -> Counter[tuple[str, int]]:
     return found
 
 
+def window_figures(
+    events: Sequence[Mapping[str, Any]],
+    requests: Sequence[Mapping[str, Any]],
+    start: float,
+    end: float,
+) -> dict[str, Any]:
+    """What the load saw in [start, end): reviewer page times (every page but the API), 5xx
+    and requests left unanswered after a resend, and the ingest rate the server took (the
+    interactions created by batches sent in the window, per second)."""
+    in_window = [r for r in requests if start <= r["t"] < end]
+    page_ms = [r["ms"] for r in in_window if not r["name"].startswith("POST /api/")]
+    review_ms = [r["ms"] for r in in_window if r["name"] == "GET /review/[id]/"]
+    resent = sum(
+        1 for e in events if e["ev"] == "resend" and e["status"] != 0 and start <= e["t"] < end
+    )
+    batches = [e for e in events if e["ev"] == "ingest" and start <= e["t0"] < end]
+    seconds = max(end - start, 1e-9)
+    return {
+        "measured_s": round(end - start, 1),
+        "requests": len(in_window),
+        "pages": len(page_ms),
+        "page_p95_ms": round(percentile(page_ms, 0.95), 1),
+        "review_p95_ms": round(percentile(review_ms, 0.95), 1),
+        "http_5xx": sum(1 for r in in_window if r["status"] >= 500),
+        "connection_errors": max(0, sum(1 for r in in_window if r["status"] == 0) - resent),
+        "ingest_rate_achieved": round(
+            sum(e["created"] for e in batches if e["status"] == 200) / seconds, 1
+        ),
+        "ingest_requests_failed": sum(1 for e in batches if e["status"] != 200),
+        "decisions_acked": sum(
+            1 for e in events if e["ev"] == "decision" and e["acked"] and start <= e["t0"] < end
+        ),
+    }
+
+
+# A step holds its rate only if the server took nearly all of it: a sender waits for its
+# answer, so a server that cannot keep up shows as an achieved rate below the target.
+SUSTAINED_SHARE = 0.95
+
+
+def step_misses(step: Mapping[str, Any], *, limit_ms: float) -> list[str]:
+    """Why a step of --find-max-rate did not hold its rate (empty: it held)."""
+    missed = []
+    if not step["pages"]:
+        missed.append("no reviewer pages")
+    if step["page_p95_ms"] >= limit_ms:
+        missed.append(f"page p95 {step['page_p95_ms']} ms >= {limit_ms:g} ms")
+    if step["http_5xx"]:
+        missed.append(f"{step['http_5xx']} 5xx")
+    if step["connection_errors"]:
+        missed.append(f"{step['connection_errors']} connection errors")
+    if step["ingest_rate_achieved"] < SUSTAINED_SHARE * step["rate"]:
+        missed.append(f"ingest {step['ingest_rate_achieved']:g}/s of {step['rate']:g}/s")
+    return missed
+
+
+def next_rate(
+    steps: Sequence[tuple[float, bool]], *, start: float, ceiling: float, resolution: float
+) -> float | None:
+    """The next ingest rate to try after `steps` ((rate, held) so far), or None when done.
+
+    Doubles from `start` while rates hold (up to `ceiling`), halves while they do not (down
+    to `resolution`), then bisects between the highest rate that held below the lowest that
+    did not until they are within `resolution` of each other. Rates are multiples of 5."""
+    if not steps:
+        return start
+    failed = min((rate for rate, held in steps if not held), default=None)
+    held = max(
+        (rate for rate, ok in steps if ok and (failed is None or rate < failed)), default=None
+    )
+    if failed is None:
+        rate = min(held * 2, ceiling)
+        return None if held >= ceiling else rate
+    if held is None:
+        rate = 5 * round(failed / 2 / 5)
+        return None if rate < resolution else rate
+    if failed - held <= resolution:
+        return None
+    rate = 5 * round((held + failed) / 2 / 5)
+    return rate if held < rate < failed else None
+
+
 # --- Processes ----------------------------------------------------------------------------------
 
 
@@ -361,56 +471,106 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+# Who the CPU seconds of a window belong to. The generator is the load itself; the server is
+# what serves it (PostgreSQL's shared processes, the WAL writer, checkpointer and postmaster,
+# and Redis work for every database on the machine, but on a machine of its own they would
+# work only for this one); "other" is the rest of the machine: /proc/stat's busy time less
+# both, so a process the sweep missed, the kernel or another engineer's job lands there.
+GENERATOR = ("locust", "orchestrator")
+SERVER = ("gunicorn", "celery-worker", "celery-beat", "postgres", "postgres-shared", "redis")
+_PG_CLIENT = re.compile(r"\(\d+\)|\[local\]|autovacuum worker")  # a backend's peer, or a db
+
+
+def postgres_component(title: str, dbname: str) -> str:
+    """The component of a PostgreSQL process from its title (`/proc/<pid>/cmdline`): the
+    server calls a backend `postgres: [cluster: ]user dbname host(port) activity`.
+
+    Backends of `dbname` (and autovacuum on it) are "postgres"; backends of other databases
+    belong to other work ("postgres-other-dbs"); the postmaster and its shared helpers
+    (checkpointer, WAL writer, ...) are "postgres-shared". A backend not yet authenticated
+    still has the postmaster's title: the next sweep reads it again."""
+    words = title.replace("\0", " ").split()
+    if not words or words[0] != "postgres:":
+        return "postgres-shared"
+    if dbname in words[1:]:
+        return "postgres"
+    if _PG_CLIENT.search(title):
+        return "postgres-other-dbs"
+    return "postgres-shared"
+
+
+def cpu_breakdown(
+    used: Mapping[str, float], *, busy: float, capacity: float, seconds: float, cores: int
+) -> dict[str, Any]:
+    """CPU seconds of a window by component (`used`) as generator / server / other, each
+    also as a share of the machine (`capacity`: every core for the whole window, from
+    /proc/stat). `busy` is the machine's busy time in the window; whatever of it neither
+    the generator nor the server used is "other"."""
+    generator = sum(used.get(c, 0.0) for c in GENERATOR)
+    server = sum(used.get(c, 0.0) for c in SERVER)
+    other = max(0.0, busy - generator - server)
+    idle = max(0.0, capacity - max(busy, generator + server))
+
+    def share(value: float) -> float:
+        return round(value / capacity, 3) if capacity > 0 else 0.0
+
+    return {
+        "cpu_window_s": round(seconds, 1),
+        "cpu_s": {c: round(used[c], 2) for c in (*GENERATOR, *SERVER) if used.get(c, 0) >= 0.01},
+        "cpu_generator_s": round(generator, 2),
+        "cpu_server_s": round(server, 2),
+        "cpu_other_s": round(other, 2),
+        "cpu_share_generator": share(generator),
+        "cpu_share_server": share(server),
+        "cpu_share_other": share(other),
+        "cpu_share_idle": share(idle),
+        "cores_busy": round(busy / seconds, 2) if seconds > 0 else None,
+        "cores": cores,
+    }
+
+
 class CpuSampler(threading.Thread):
-    """CPU seconds used in the measured window by each of our process sessions, by the
-    PostgreSQL backends of our database, by the rest of PostgreSQL, Redis and everything else
-    on the machine, and the machine's busy cores (/proc, sampled every second). The window
-    opens and closes when the locustfile writes its `measure_start` / `measure_end` files."""
+    """CPU seconds in each measured window of the run, split as `cpu_breakdown` says.
 
-    def __init__(self, database_url: str, results: Path) -> None:
+    Every second it reads every process's CPU time in /proc and files it under a component:
+    our services by their session (each runs in one of its own, so a gunicorn worker or a
+    Celery child counts with its master), this orchestrator by its pid, PostgreSQL processes
+    by their title (`postgres_component`: backends are children of the postmaster, in no
+    session of ours) and Redis by its name. A process that starts and ends between two
+    sweeps is missed (its CPU lands in "other"); the load's own processes live for the run.
+
+    The locustfile opens and closes window k by writing `window-<k>.start` / `.end` in the
+    results folder; the sampler marks each edge (a fresh sweep and /proc/stat) within 0.2 s
+    of the file appearing, and `between` gives the breakdown of the time between two marks.
+    """
+
+    def __init__(self, dbname: str, results: Path, sessions: Mapping[int, str]) -> None:
         super().__init__(daemon=True)
-        self.sessions: dict[int, str] = {}
-        self.database_url, self.dbname = database_url, database_name(database_url)
-        self.opens, self.closes = results / "measure_start", results / "measure_end"
+        self.dbname, self.results, self.sessions = dbname, results, dict(sessions)
+        self.me = os.getpid()
         self.tick = os.sysconf("SC_CLK_TCK")
-        self.first: dict[int, float] = {}
-        self.last: dict[int, tuple[str, float]] = {}
-        self.backends: set[int] = set()
+        self.component: dict[tuple[int, str], str] = {}  # (pid, start time) -> component
+        self.latest: dict[tuple[int, str], float] = {}  # its CPU seconds when last seen
+        self.marks: dict[str, tuple[float, float, float, dict]] = {}
+        self.lock = threading.Lock()
         self.stopped = threading.Event()
-        self.window: list[tuple[float, tuple[float, float]]] = []  # (monotonic, machine) x2
 
-    def _machine(self) -> tuple[float, float]:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        values = [float(v) for v in fields[:8]]
-        return (sum(values) - values[3] - values[4]) / self.tick, sum(values) / self.tick
-
-    def _backends(self) -> None:
-        import psycopg
-
-        try:
-            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=3) as conn:
-                rows = conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
-                    "pg_backend_pid()",
-                    (self.dbname,),
-                ).fetchall()
-            self.backends |= {r[0] for r in rows}
-        except Exception:  # sampling is best effort
-            pass
-
-    def _group(self, pid: int, comm: str, session: int) -> str:
+    def _component(self, pid: int, comm: str, session: int) -> str | None:
+        if pid == self.me:
+            return "orchestrator"
         if session in self.sessions:
             return self.sessions[session]
-        if pid in self.backends:
-            return "postgres_backends"
         if comm.startswith("postgres"):
-            return "postgres_other"
-        if comm.startswith("redis"):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                return None
+            return postgres_component(title, self.dbname)
+        if comm.startswith("redis-server"):
             return "redis"
-        return "other"
+        return None  # "other": counted from /proc/stat, not process by process
 
-    def _sweep(self) -> dict[int, tuple[str, float]]:
-        found = {}
+    def _sweep(self) -> None:
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -420,45 +580,75 @@ class CpuSampler(threading.Thread):
                 continue
             comm = raw[raw.index("(") + 1 : raw.rindex(")")]
             rest = raw[raw.rindex(")") + 2 :].split()
-            cpu = (int(rest[11]) + int(rest[12])) / self.tick
-            found[int(entry.name)] = (self._group(int(entry.name), comm, int(rest[3])), cpu)
-        return found
+            component = self._component(int(entry.name), comm, int(rest[3]))
+            if component is None:
+                continue
+            key = (int(entry.name), rest[19])  # the start time tells a reused pid apart
+            self.component[key] = component
+            self.latest[key] = (int(rest[11]) + int(rest[12])) / self.tick
+
+    def _machine(self) -> tuple[float, float]:
+        """(busy, total) CPU seconds of the machine since boot: busy is all but idle and
+        iowait; total is every core's time, so a window's total is cores x its length."""
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        values = [float(v) for v in fields[:8]]
+        return (sum(values) - values[3] - values[4]) / self.tick, sum(values) / self.tick
+
+    def _mark(self, name: str) -> None:
+        with self.lock:
+            self._sweep()
+            self.marks[name] = (time.monotonic(), *self._machine(), dict(self.latest))
 
     def run(self) -> None:
-        n = 0
-        while not self.stopped.is_set() and len(self.window) < 2:
-            if n % 3 == 0:
-                self._backends()
-            n += 1
-            if not self.window and self.opens.exists():
-                self._backends()
-                snapshot = self._sweep()
-                self.first = {pid: cpu for pid, (_, cpu) in snapshot.items()}
-                self.last = snapshot
-                self.window.append((time.monotonic(), self._machine()))
-            elif self.window:
-                self.last.update(self._sweep())
-                if self.closes.exists():
-                    self.window.append((time.monotonic(), self._machine()))
-            self.stopped.wait(1.0)
-        if len(self.window) == 1:  # stopped before the window closed
-            self.last.update(self._sweep())
-            self.window.append((time.monotonic(), self._machine()))
+        last_sweep, window = 0.0, 0
+        while not self.stopped.is_set():
+            if f"{window}.start" not in self.marks:
+                if (self.results / f"window-{window}.start").exists():
+                    self._mark(f"{window}.start")
+            elif (self.results / f"window-{window}.end").exists():
+                self._mark(f"{window}.end")
+                window += 1
+            if time.monotonic() - last_sweep >= 1.0:  # processes that end between marks
+                with self.lock:
+                    self._sweep()
+                last_sweep = time.monotonic()
+            self.stopped.wait(0.2)
+        if f"{window}.start" in self.marks:  # stopped before the window closed
+            self._mark(f"{window}.end")
 
-    def stop(self) -> dict[str, Any]:
+    def has(self, name: str) -> bool:
+        with self.lock:
+            return name in self.marks
+
+    def last_window(self) -> int | None:
+        with self.lock:
+            ended = [int(name.split(".")[0]) for name in self.marks if name.endswith(".end")]
+        return max(ended, default=None)
+
+    def between(self, start: str, end: str) -> dict[str, Any]:
+        """The breakdown between two marks (`"<k>.start"`, `"<k>.end"`); a process first seen
+        after the start mark started after it (the mark's sweep saw every live process)."""
+        with self.lock:
+            t0, busy0, total0, cpu0 = self.marks[start]
+            t1, busy1, total1, cpu1 = self.marks[end]
+            components = dict(self.component)
+        used: Counter[str] = Counter()
+        for key, cpu in cpu1.items():
+            used[components[key]] += cpu - cpu0.get(key, 0.0)
+        return cpu_breakdown(
+            used,
+            busy=busy1 - busy0,
+            capacity=total1 - total0,
+            seconds=t1 - t0,
+            cores=os.cpu_count() or 1,
+        )
+
+    def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=15)
-        if len(self.window) < 2:
-            return {"cpu_s": {}, "cores_busy": None, "cores": os.cpu_count()}
-        used: Counter[str] = Counter()
-        for pid, (group, cpu) in self.last.items():
-            used[group] += cpu - self.first.get(pid, 0.0)
-        (t0, (busy0, _)), (t1, (busy1, _)) = self.window
-        return {
-            "cpu_s": {k: round(v, 1) for k, v in used.most_common() if v >= 0.05},
-            "cores_busy": round((busy1 - busy0) / max(t1 - t0, 1e-9), 2),
-            "cores": os.cpu_count(),
-        }
+
+    def no_window(self) -> dict[str, Any]:
+        return {"cpu_s": {}, "cores_busy": None, "cores": os.cpu_count()}
 
 
 # --- Setup --------------------------------------------------------------------------------------
@@ -725,11 +915,12 @@ def analyse(args, workdir: Path, run: dict) -> dict[str, Any]:
     ingests = [e for e in events if e["ev"] == "ingest"]
     logins = [e for e in events if e["ev"] == "login"]
     acked = [d for d in decisions if d["acked"]]
-    # The measured window: from the last login to DURATION seconds later (see locustfile).
+    # The measured window: from the last login to DURATION seconds later (see locustfile);
+    # with --find-max-rate, from the first step's window to the end of the last one.
     opened = [e["t"] for e in events if e["ev"] == "measure_start"]
     closed = [e["t"] for e in events if e["ev"] == "measure_end"]
     window_start = opened[0] if opened else run["locust_start"]
-    window_end = closed[0] if closed else run["locust_end"]
+    window_end = closed[-1] if closed else run["locust_end"]
     measured = max(window_end - window_start, 1e-9)
     in_window = [r for r in requests if window_start <= r["t"] < window_end]
 
@@ -768,7 +959,9 @@ def analyse(args, workdir: Path, run: dict) -> dict[str, Any]:
     created = sum(e["created"] for e in ok_batches)
     item_errors = sum(e["errors"] for e in ok_batches)
     duplicates = sum(e["duplicates"] for e in ok_batches)
-    created_in_window = sum(e["created"] for e in ok_batches if e["t0"] < window_end)
+    created_in_window = sum(
+        e["created"] for e in ok_batches if window_start <= e["t0"] < window_end
+    )
     achieved = round(created_in_window / measured, 1)
     lag = max((e.get("lag", 0.0) for e in ingests), default=0.0)
 
@@ -800,6 +993,7 @@ def analyse(args, workdir: Path, run: dict) -> dict[str, Any]:
 
     return {
         "bench": "load",
+        "mode": "find_max_rate" if args.find_max_rate else "fixed_rate",
         "duration_s": args.duration,
         "reviewers": args.reviewers,
         "reviewers_logged_in": len(logins),
@@ -889,7 +1083,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=120, help="seconds of load")
     parser.add_argument("--reviewers", type=int, default=50)
-    parser.add_argument("--ingest-rate", type=float, default=500, help="interactions per second")
+    parser.add_argument(
+        "--ingest-rate",
+        type=float,
+        default=500,
+        help="interactions per second (with --find-max-rate: the first step's rate)",
+    )
     parser.add_argument("--ingest-batch", type=int, default=50, help="interactions per request")
     parser.add_argument(
         "--ingest-users", type=int, default=0, help="parallel ingest senders (0: one per 2 req/s)"
@@ -916,13 +1115,101 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--seed", type=int, default=20261127)
     parser.add_argument("--drop-db", action="store_true", help="drop the database afterwards")
+    search = parser.add_argument_group("--find-max-rate: steps of ingest rates on one stack")
+    search.add_argument(
+        "--find-max-rate",
+        action="store_true",
+        help="find the highest ingest rate that keeps the reviewer pages' p95 under the limit",
+    )
+    search.add_argument("--p95-limit-ms", type=float, default=300, help="page p95 limit")
+    search.add_argument("--step-seconds", type=int, default=30, help="measured seconds a step")
+    search.add_argument(
+        "--settle-seconds", type=int, default=5, help="seconds at a step's rate before measuring"
+    )
+    search.add_argument("--max-steps", type=int, default=8)
+    search.add_argument(
+        "--max-rate", type=float, default=2000, help="highest rate tried (sizes the senders)"
+    )
+    search.add_argument(
+        "--rate-resolution", type=float, default=50, help="stop when held and missed are closer"
+    )
     args = parser.parse_args(argv)
     if not database_name(args.database_url).startswith(DB_PREFIX):
         parser.error(f"the database name must start with {DB_PREFIX!r} (it is dropped)")
+    if args.ingest_rate <= 0:
+        parser.error("--ingest-rate must be above 0")
+    if args.find_max_rate:
+        args.duration = args.step_seconds
     if args.ingest_users <= 0:
-        requests_per_s = args.ingest_rate / args.ingest_batch
-        args.ingest_users = max(1, math.ceil(requests_per_s / 2))
+        top = max(args.ingest_rate, args.max_rate) if args.find_max_rate else args.ingest_rate
+        args.ingest_users = max(1, math.ceil(top / args.ingest_batch / 2))
     return args
+
+
+class RateSearch:
+    """--find-max-rate on one running stack: the locustfile measures step k at the rate in
+    `step-<k>.rate` (after --settle-seconds at it) and writes `window-<k>.logged` once the
+    window's requests are all logged; this then reads the step's figures from the logs and
+    gives the next rate (`next_rate`) or writes `steps.stop`. Reviewers stay logged in and
+    keep working between steps, and the stream keeps its rate until given the next one."""
+
+    def __init__(self, args: argparse.Namespace, results: Path) -> None:
+        self.args, self.results = args, results
+        self.steps: list[dict[str, Any]] = []
+        self.done = False
+        self._give(args.ingest_rate)
+
+    def _give(self, rate: float) -> None:
+        path = self.results / f"step-{len(self.steps)}.rate"
+        path.with_suffix(".tmp").write_text(f"{rate:g}")
+        path.with_suffix(".tmp").replace(path)  # never read half-written
+
+    def poll(self, sampler: CpuSampler) -> None:
+        k = len(self.steps)
+        logged = (self.results / f"window-{k}.logged").exists()
+        if self.done or not logged or not sampler.has(f"{k}.end"):
+            return
+        self.steps.append(self.figures(k, sampler))
+        say(step_line(self.steps[-1]))
+        rate = next_rate(
+            [(s["rate"], s["held"]) for s in self.steps],
+            start=self.args.ingest_rate,
+            ceiling=self.args.max_rate,
+            resolution=self.args.rate_resolution,
+        )
+        if rate is None or len(self.steps) >= self.args.max_steps:
+            self.done = True
+            (self.results / "steps.stop").write_text("")
+        else:
+            self._give(rate)
+
+    def figures(self, k: int, sampler: CpuSampler) -> dict[str, Any]:
+        events = read_jsonl(self.results / "events.jsonl")
+        requests = read_jsonl(self.results / "requests.jsonl")
+        opened = next(e for e in events if e["ev"] == "measure_start" and e["step"] == k)
+        closed = next(e for e in events if e["ev"] == "measure_end" and e["step"] == k)
+        step = {"step": k, "rate": opened["rate"]}
+        step.update(window_figures(events, requests, opened["t"], closed["t"]))
+        step["missed"] = step_misses(step, limit_ms=self.args.p95_limit_ms)
+        step["held"] = not step["missed"]
+        step.update(sampler.between(f"{k}.start", f"{k}.end"))
+        return step
+
+    def final(self, sampler: CpuSampler) -> dict[str, Any]:
+        """Every step again from the final logs (the same figures, unless a request outlived
+        the locustfile's wait for it), and the highest rate that held."""
+        steps = [self.figures(k, sampler) for k in range(len(self.steps))]
+        best = max((s for s in steps if s["held"]), key=lambda s: s["rate"], default=None)
+        return {
+            "p95_limit_ms": self.args.p95_limit_ms,
+            "step_seconds": self.args.step_seconds,
+            "settle_seconds": self.args.settle_seconds,
+            "max_rate_held": best["rate"] if best else None,
+            "max_rate_held_achieved": best["ingest_rate_achieved"] if best else None,
+            "max_rate_held_page_p95_ms": best["page_p95_ms"] if best else None,
+            "lowest_rate_missed": min((s["rate"] for s in steps if not s["held"]), default=None),
+            "steps": steps,
+        }
 
 
 def run_locust(args, workdir: Path, port: int, token: str, services: Services) -> dict[str, Any]:
@@ -944,8 +1231,15 @@ def run_locust(args, workdir: Path, port: int, token: str, services: Services) -
         LOAD_MIX=args.mix,
         LOAD_HTMX_SHARE=str(args.htmx_share),
         LOAD_SEED=str(args.seed),
+        LOAD_STEPPED="1" if args.find_max_rate else "0",
+        LOAD_SETTLE=str(args.settle_seconds if args.find_max_rate else 0),
         PYTHONUNBUFFERED="1",
     )
+    # The time after the logins: the window, or per step its settling, its window, the wait
+    # for its slowest requests (the client's timeout is 60 s) and the choice of the next rate.
+    load_s = args.duration
+    if args.find_max_rate:
+        load_s = args.max_steps * (args.settle_seconds + args.duration + 90)
     cmd = [
         PYTHON,
         "-m",
@@ -959,9 +1253,9 @@ def run_locust(args, workdir: Path, port: int, token: str, services: Services) -
         str(args.reviewers + args.ingest_users),
         "--spawn-rate",
         str(args.spawn_rate),
-        # A backstop only: the locustfile ends the run DURATION seconds after the last login.
+        # A backstop only: the locustfile ends the run when the last window has closed.
         "--run-time",
-        f"{args.duration + args.login_timeout + 60:.0f}s",
+        f"{load_s + args.login_timeout + 60:.0f}s",
         "--stop-timeout",
         "30",
         "--csv",
@@ -970,14 +1264,14 @@ def run_locust(args, workdir: Path, port: int, token: str, services: Services) -
         "--loglevel",
         "WARNING",
     ]
-    sampler = CpuSampler(args.database_url, results)
+    search = RateSearch(args, results) if args.find_max_rate else None
     access_log = workdir / "access.log"
     access_offset = access_log.stat().st_size if access_log.exists() else 0
     started = time.time()
     proc = services.start("locust", cmd, env)
-    sampler.sessions = services.sessions()
+    sampler = CpuSampler(database_name(args.database_url), results, services.sessions())
     sampler.start()
-    deadline = time.monotonic() + args.duration + args.login_timeout + 240
+    deadline = time.monotonic() + load_s + args.login_timeout + 240
     last_report = time.monotonic()
     while proc.poll() is None:
         if time.monotonic() > deadline:
@@ -986,13 +1280,18 @@ def run_locust(args, workdir: Path, port: int, token: str, services: Services) -
         for name in ("gunicorn", "celery-worker", "celery-beat"):
             if services.procs[name][0].poll() is not None:
                 say(f"{name} died during the run")
+        if search:
+            search.poll(sampler)
         if time.monotonic() - last_report > 30:
             last_report = time.monotonic()
             say(f"  t+{time.time() - started:.0f}s  {machine_load()}")
         time.sleep(0.5)
     ended = time.time()
     services.stop("locust")
-    cpu = sampler.stop()
+    sampler.stop()
+    last = sampler.last_window()
+    # The whole run's CPU: from the first window's start to the last one's end.
+    cpu = sampler.between("0.start", f"{last}.end") if last is not None else sampler.no_window()
     return {
         "locust_start": started,
         "locust_end": ended,
@@ -1000,17 +1299,63 @@ def run_locust(args, workdir: Path, port: int, token: str, services: Services) -
         "locust_rc": proc.returncode,
         "access_offset": access_offset,
         "cpu": cpu,
+        "search": search.final(sampler) if search else None,
     }
 
 
+def _pct(share: float) -> str:
+    return f"{100 * share:.0f}%"
+
+
+def cpu_line(f: Mapping[str, Any]) -> str:
+    """CPU seconds and shares of the machine: generator vs server vs the rest."""
+    if f.get("cores_busy") is None:
+        return "CPU: no measured window"
+    parts = f["cpu_s"]
+
+    def of(names: Sequence[str]) -> str:
+        return ", ".join(f"{n} {parts[n]:g}" for n in names if n in parts)
+
+    return (
+        f"CPU over {f['cpu_window_s']:g} s on {f['cores']} cores: generator "
+        f"{f['cpu_generator_s']:g} s ({_pct(f['cpu_share_generator'])} of the machine: "
+        f"{of(GENERATOR)}), server {f['cpu_server_s']:g} s ({_pct(f['cpu_share_server'])}: "
+        f"{of(SERVER)}), other {f['cpu_other_s']:g} s ({_pct(f['cpu_share_other'])}), idle "
+        f"{_pct(f['cpu_share_idle'])}; {f['cores_busy']:g} of {f['cores']} cores busy"
+    )
+
+
+def step_line(s: Mapping[str, Any]) -> str:
+    verdict = "held" if s["held"] else "missed: " + "; ".join(s["missed"])
+    return (
+        f"step {s['step']}: ingest {s['rate']:g}/s target, {s['ingest_rate_achieved']:g}/s "
+        f"achieved; page p95 {s['page_p95_ms']:g} ms (review screen {s['review_p95_ms']:g} "
+        f"ms, {s['pages']} pages); 5xx {s['http_5xx']}, connection errors "
+        f"{s['connection_errors']}; CPU generator {_pct(s['cpu_share_generator'])}, server "
+        f"{_pct(s['cpu_share_server'])}, other {_pct(s['cpu_share_other'])}, "
+        f"{s['cores_busy']} cores busy -> {verdict}"
+    )
+
+
 def summary_lines(f: dict[str, Any]) -> list[str]:
+    if f["mode"] == "find_max_rate":
+        ingest = (
+            f"ingest over the steps: {f['ingest_rate_achieved']:,}/s on average; "
+            f"{f['interactions_created']:,} created, {f['interactions_stored']:,} stored, "
+            f"{f['ingest_requests_failed']} failed requests, {f['ingest_item_errors']} item errors"
+        )
+    else:
+        ingest = (
+            f"ingest: {f['ingest_rate_achieved']:,}/s achieved of {f['ingest_rate_target']:,}/s "
+            f"target; {f['interactions_created']:,} created, {f['interactions_stored']:,} "
+            f"stored, {f['ingest_requests_failed']} failed requests, {f['ingest_item_errors']} "
+            "item errors"
+        )
     lines = [
         f"measured {f['measured_s']}s after {f['reviewers_logged_in']}/{f['reviewers']} logins "
         f"(login p50 {f['login_p50_ms']} ms, p95 {f['login_p95_ms']} ms); gunicorn "
         f"{f['gunicorn']}; {f['requests']:,} requests in the window ({f['requests_per_s']}/s)",
-        f"ingest: {f['ingest_rate_achieved']:,}/s achieved of {f['ingest_rate_target']:,}/s "
-        f"target; {f['interactions_created']:,} created, {f['interactions_stored']:,} stored, "
-        f"{f['ingest_requests_failed']} failed requests, {f['ingest_item_errors']} item errors",
+        ingest,
         f"reviews: {f['decisions_acked']:,} acknowledged, {f['reviews_made']:,} rows "
         f"{f['reviews_by_verdict']}; lost {f['lost_reviews']}, unacknowledged rows "
         f"{f['unacked_reviews']}, refused {f['decisions_refused']}",
@@ -1029,7 +1374,22 @@ def summary_lines(f: dict[str, Any]) -> list[str]:
             f"  {name:42} n={p['n']:6}  p50 {p['p50']:7.1f}  p95 {p['p95']:7.1f}  "
             f"p99 {p['p99']:7.1f} ms"
         )
-    lines.append(f"CPU seconds: {f['cpu_s']}; {f['cores_busy']} of {f['cores']} cores busy")
+    lines.append(cpu_line(f))
+    if f["mode"] == "find_max_rate":
+        lines.extend(step_line(s) for s in f["steps"])
+        held = f["max_rate_held"]
+        lines.append(
+            f"highest ingest rate held with {f['reviewers']} reviewers (page p95 < "
+            f"{f['p95_limit_ms']:g} ms, no 5xx or connection errors, >= "
+            f"{SUSTAINED_SHARE:.0%} of the target taken): "
+            + (
+                f"{held:g}/s ({f['max_rate_held_achieved']:g}/s achieved, page p95 "
+                f"{f['max_rate_held_page_p95_ms']:g} ms)"
+                if held is not None
+                else "none"
+            )
+            + (f"; {f['lowest_rate_missed']:g}/s missed" if f["lowest_rate_missed"] else "")
+        )
     for trace in f["server_errors"]:
         lines.append("server error:\n" + trace)
     lines.append("OK" if f["ok"] else f"FAILED: {', '.join(f['failed_checks'])}")
@@ -1037,13 +1397,31 @@ def summary_lines(f: dict[str, Any]) -> list[str]:
     return lines
 
 
+def finish_search(figures: dict[str, Any], search: Mapping[str, Any]) -> dict[str, Any]:
+    """--find-max-rate: the steps join the whole run's figures. 5xx and connection errors
+    under overload are what a step finds, so they fail that step, not the run; the run fails
+    on a correctness count (double claims, lost reviews, ingest) or when no rate held."""
+    failed = [c for c in figures["failed_checks"] if c not in ("5xx", "connection errors")]
+    if search["max_rate_held"] is None:
+        failed.append("no rate held")
+    return {**figures, **search, "ok": not failed, "failed_checks": failed}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="coachdesk-load-"))
+    if args.find_max_rate:
+        plan = (
+            f"steps of {args.settle_seconds}+{args.step_seconds}s from {args.ingest_rate:g}/s "
+            f"(at most {args.max_steps}, up to {args.max_rate:g}/s) for a page p95 under "
+            f"{args.p95_limit_ms:g} ms"
+        )
+    else:
+        plan = f"ingest {args.ingest_rate:g}/s, {args.duration}s"
     say(
-        f"load test: {args.reviewers} reviewers, ingest {args.ingest_rate:g}/s in batches of "
-        f"{args.ingest_batch} from {args.ingest_users} senders, {args.duration}s; "
-        f"database {database_name(args.database_url)}, redis {args.redis_url}"
+        f"load test: {args.reviewers} reviewers, {plan}; batches of {args.ingest_batch} from "
+        f"{args.ingest_users} senders; database {database_name(args.database_url)}, redis "
+        f"{args.redis_url}"
     )
     say(f"logs in {workdir}")
     say(machine_load())
@@ -1132,6 +1510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("gunicorn", "celery-beat", "celery-worker"):
             services.stop(name)
         figures = analyse(args, workdir, run)
+        if run["search"]:
+            figures = finish_search(figures, run["search"])
         for line in summary_lines(figures):
             say(line)
         say(machine_load())

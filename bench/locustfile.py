@@ -9,6 +9,13 @@ acknowledged or refused (`decision`); every ingest request logs what the API ans
 orchestrator computes exact percentiles and counts instead of relying on locust's rounded
 statistics.
 
+The measured window opens once every reviewer is logged in; its edges are written as files
+(`window-<k>.start` / `.end`) for the orchestrator's CPU sampler, and `window-<k>.logged`
+once every request started in the window has been answered and logged. With LOAD_STEPPED=1
+(the orchestrator's --find-max-rate) there is one window per step: step k waits for the file
+`step-<k>.rate` from the orchestrator, streams at that rate for LOAD_SETTLE seconds, then
+measures LOAD_DURATION seconds; `steps.stop` ends the run.
+
 A reviewer is what a browser does with the pages:
 - log in: GET /accounts/login/, POST it with the CSRF token of the form;
 - "My queue": GET /queue/, then "Start reviewing" (POST /queue/claim) → 302 to the item;
@@ -56,6 +63,8 @@ THINK = (
 )
 HTMX_SHARE = float(os.environ.get("LOAD_HTMX_SHARE", "0.5"))
 SEED = int(os.environ.get("LOAD_SEED", "1"))
+STEPPED = os.environ.get("LOAD_STEPPED") == "1"
+SETTLE = float(os.environ.get("LOAD_SETTLE", "0"))
 MIX = [
     (verdict, float(share))
     for verdict, share in (
@@ -101,25 +110,51 @@ RECORD = Recorder(RESULTS)
 
 # The measured window: it opens once every reviewer has logged in (50 password hashes are a
 # burst of CPU that is not "working the queue") and closes DURATION seconds later. Reviewers
-# and the ingest stream wait for it; the files `measure_start` / `measure_end` tell the
+# and the ingest stream wait for it; the files `window-<k>.start` / `.end` tell the
 # orchestrator's CPU sampler when it opened and closed.
 GO = Event()
 _logins = {"done": 0, "failed": 0}
+STREAM = {"rate": INGEST_RATE, "step": 0}  # what the ingest senders follow
+
+
+def _step_rate(step: int) -> float | None:
+    """The ingest rate of window `step`, or None when the run is over."""
+    if not STEPPED:
+        return INGEST_RATE if step == 0 else None
+    given = RESULTS / f"step-{step}.rate"
+    while not given.exists():
+        if (RESULTS / "steps.stop").exists():
+            return None
+        gevent.sleep(0.2)
+    return float(given.read_text())
 
 
 def _clock(environment) -> None:
     deadline = time.time() + LOGIN_TIMEOUT
     while sum(_logins.values()) < REVIEWERS and time.time() < deadline:
         gevent.sleep(0.1)
-    started = time.time()
-    RECORD.event("measure_start", t=started, logged_in=_logins["done"])
-    (RESULTS / "measure_start").write_text(str(started))
-    GO.set()
-    gevent.sleep(max(0.0, started + DURATION - time.time()))
-    ended = time.time()
-    RECORD.event("measure_end", t=ended)
-    (RESULTS / "measure_end").write_text(str(ended))
-    RECORD.flush()
+    for step in itertools.count():
+        rate = _step_rate(step)
+        if rate is None:
+            break
+        STREAM.update(rate=rate, step=step)
+        if SETTLE:  # the load runs at the step's rate for a while before the window opens
+            GO.set()
+            gevent.sleep(SETTLE)
+        started = time.time()
+        RECORD.event("measure_start", t=started, logged_in=_logins["done"], step=step, rate=rate)
+        (RESULTS / f"window-{step}.start").write_text(str(started))
+        GO.set()
+        gevent.sleep(max(0.0, started + DURATION - time.time()))
+        ended = time.time()
+        RECORD.event("measure_end", t=ended, step=step)
+        (RESULTS / f"window-{step}.end").write_text(str(ended))
+        # The window's slowest requests are still in flight: its figures wait for them (the
+        # client gives up on a request after 60 s anyway).
+        while any(t < ended for t in _in_flight.values()) and time.time() < ended + 70:
+            gevent.sleep(0.1)
+        RECORD.flush()
+        (RESULTS / f"window-{step}.logged").write_text(str(time.time()))
     environment.runner.quit()  # stops the users, each at the end of its current step
 
 
@@ -166,8 +201,21 @@ def _problem(text: str) -> str:
 _DROPPED = ("HTTPConnectionClosed", "ConnectionResetError", "BrokenPipeError")
 
 
+_in_flight: dict[int, float] = {}  # start time of every request not yet answered
+_request_numbers = itertools.count()
+
+
 def send(user, method: str, url: str, **kwargs):
     """`user.client.request` with a browser's single resend of a dropped request."""
+    number = next(_request_numbers)
+    _in_flight[number] = time.time()
+    try:
+        return _send(user, method, url, **kwargs)
+    finally:
+        del _in_flight[number]
+
+
+def _send(user, method: str, url: str, **kwargs):
     response = user.client.request(method, url, **kwargs)
     error = getattr(response, "error", None)
     if response.status_code == 0 and type(error).__name__ in _DROPPED:
@@ -403,7 +451,7 @@ class Reviewer(FastHttpUser):
 
 class Ingest(FastHttpUser):
     """The agent pipeline: INGEST_USERS senders POST batches of INGEST_BATCH interactions,
-    together INGEST_RATE interactions/s, each on a fixed schedule. A sender waits for its
+    together STREAM["rate"] interactions/s, each on a fixed schedule. A sender waits for its
     answer, so at most INGEST_USERS requests are in flight: a batch answered late is followed
     at once by the next one due (catching up), and when the server cannot keep up the
     achieved rate drops (and is measured) instead of requests piling up without bound."""
@@ -414,17 +462,30 @@ class Ingest(FastHttpUser):
         GO.wait()
         self.number = next(_ingest_numbers)
         self.rng = random.Random(SEED * 7919 + self.number)
-        self.period = INGEST_BATCH * INGEST_USERS / INGEST_RATE
-        # Senders spread over one period, so requests arrive evenly.
-        self.due = time.time() + self.period * self.number / INGEST_USERS
+        self.step: int | None = None
+        self.follow_rate()
         self.sequence = itertools.count()
         self.headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
+    def follow_rate(self) -> None:
+        """A new schedule when the rate changes (a step of --find-max-rate): what a slower
+        step left unsent is not caught up at the next step's rate."""
+        if self.step == STREAM["step"]:
+            return
+        self.step = STREAM["step"]
+        self.period = INGEST_BATCH * INGEST_USERS / STREAM["rate"]
+        # Senders spread over one period, so requests arrive evenly.
+        self.due = time.time() + self.period * self.number / INGEST_USERS
+
     def wait_time(self) -> float:
-        return max(0.0, self.due - time.time())
+        # Naps of at most half a second, so a new rate is taken up at once, not a period late.
+        return min(0.5, max(0.0, self.due - time.time()))
 
     @task
     def post_batch(self) -> None:
+        self.follow_rate()
+        if time.time() < self.due:
+            return
         lag = max(0.0, time.time() - self.due)
         self.due += self.period
         batch = [
