@@ -64,6 +64,7 @@ bench: install
 	$(PY) bench/export.py
 	$(PY) bench/diff.py
 	$(PY) bench/capacity.py
+	$(PY) bench/reviewer_loop.py
 
 bench-smoke: install
 	$(PY) bench/ingest.py --n 2000
@@ -74,9 +75,11 @@ bench-smoke: install
 	$(PY) bench/export.py --n 2000
 	$(PY) bench/diff.py --n 2000 --before-timeout 2 --repeat 1
 	$(PY) bench/capacity.py --smoke
+	$(PY) bench/reviewer_loop.py --smoke
 
 # Load test (issue 7): 50 reviewers on the real pages + 500 interactions/s for 120 s against
 # gunicorn, PostgreSQL, Redis and Celery (database coachdesk_load, Redis DB 7); ARGS to resize.
+# The highest ingest rate with page p95 < 300 ms: make bench-load ARGS=--find-max-rate
 bench-load: install
 	$(PY) bench/load.py $(ARGS)
 

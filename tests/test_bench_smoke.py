@@ -81,3 +81,22 @@ def test_it_prints_the_capacity_figures_as_its_last_line():
     for tier in ("web", "worker", "db"):
         assert plan[tier]["cpu_s_per_s"] > 0 and plan[tier]["cores"] >= 1, tier
     assert figures["checks_ok"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_it_prints_the_reviewer_loop_figures_as_its_last_line():
+    figures = _run_bench("reviewer_loop.py", "--smoke")
+
+    assert figures["bench"] == "reviewer_loop" and figures["smoke"] is True
+    assert figures["items"] == 100 and figures["errors"] == 0
+    assert figures["claimed"] == figures["decided_in_db"] == figures["items"] + figures["warmup"]
+    assert figures["items_per_s"] > 0 and figures["raw_items_per_s"] > 0 and figures["ratio"] > 0
+    for name in ("pair", "claim", "decision"):
+        assert 0 < figures[f"{name}_p50_ms"] <= figures[f"{name}_p95_ms"], name
+    assert figures["pair_p50_ms"] > figures["claim_p50_ms"]
+    cpu = figures["server_cpu_ms_per_pair"]
+    assert cpu["web"] > 0 and cpu["db"] > 0 and figures["raw_db_cpu_ms_per_pair"] > 0
+    assert figures["raw_errors"] == 0 and figures["raw_decided_in_db"] == figures["raw_items"]
+    assert figures["label_studio_items_per_s"] == {"100k": 4.9, "10k": 7.7}
+    assert figures["checks_ok"] is True
