@@ -61,6 +61,18 @@ def insert_from(obj: Model, source: str, using: str = DEFAULT_DB_ALIAS) -> tuple
     return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {placeholders} FROM {source}", values
 
 
+def insert(obj: Model, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Saves a new `obj` (no signals: for models nobody listens to) with the INSERT built
+    here from its fields, not compiled by the ORM."""
+    if not supported(using):
+        obj.save(force_insert=True, using=using)
+        return
+    sql, params = insert_returning_pk(obj, using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        mark_saved(obj, cursor.fetchone()[0], using)
+
+
 def update_sql(rows: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """The `UPDATE … SET … WHERE …` that `rows.update(**values)` would send (filters on the
     model's own columns only: a filter across a relation makes Django select first)."""
