@@ -67,8 +67,13 @@ def database_from_url(url: str, *, pooled: bool = False, conn_max_age: int = 60)
                     "set them on the role instead (ALTER ROLE ... SET ...)"
                 )
             options["prepare_threshold"] = None  # psycopg: never prepare (Django's default)
-        elif "jit=" not in options.get("options", "").replace(" ", ""):
-            options["options"] = " ".join(filter(None, [options.get("options"), "-c jit=off"]))
+        else:
+            # A statement run this many times on a connection through a psycopg cursor is
+            # prepared (core.statements.preparing_cursor: the claim). Django's own cursors
+            # bind on the client and never prepare, whatever this says.
+            options.setdefault("prepare_threshold", 5)
+            if "jit=" not in options.get("options", "").replace(" ", ""):
+                options["options"] = " ".join(filter(None, [options.get("options"), "-c jit=off"]))
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")) or "coachdesk",

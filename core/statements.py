@@ -154,3 +154,24 @@ def prefetched(obj: Model, relation: str, related: list[Model]) -> None:
         manager.field.set_cached_value(other, obj)
     cache = getattr(obj, "_prefetched_objects_cache", {})
     obj._prefetched_objects_cache = {**cache, relation: queryset}
+
+
+def preparing_cursor(using: str = DEFAULT_DB_ALIAS):
+    """A cursor of `using` whose statements PostgreSQL may keep prepared: psycopg's own
+    cursor (server-side binding), on which a text executed `prepare_threshold` times (5 by
+    default) on one connection is prepared and from then on not planned again. For a long
+    hand-written statement run on every request (the claim), planning is most of its cost.
+
+    Behind a pooler in transaction mode the connection never prepares (`prepare_threshold`
+    None, config/env.py), so this is a plain cursor there. Django's query log and counts
+    see it as any cursor. Only for hand-written SQL with `%(name)s` placeholders: the ORM's
+    SQL is written for the client-side binding of Django's own cursors."""
+    connection = connections[using]
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from psycopg import Cursor  # the connection's own factory is Django's ClientCursor
+
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(Cursor(connection.connection))

@@ -274,7 +274,9 @@ def _claim_pg(
     sql = _claim_sql(
         len(domains), agent=agent_id is not None, domain=bool(domain), item=item_id is not None
     )
-    with connection.cursor() as cursor:
+    # Prepared by PostgreSQL after a few runs on a connection: planning this statement costs
+    # more than running it (0.8 of 1.2 ms at 200,000 pending).
+    with statements.preparing_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:

@@ -14,7 +14,7 @@ def test_a_pooled_url_keeps_no_session_state():
     assert db["CONN_HEALTH_CHECKS"] is False
     direct = database_from_url("postgres://app@db:5432/coachdesk", conn_max_age=0)
     assert direct["CONN_MAX_AGE"] == 0
-    assert direct["OPTIONS"] == {"options": "-c jit=off"}
+    assert direct["OPTIONS"] == {"prepare_threshold": 5, "options": "-c jit=off"}
 
 
 def test_a_pooled_url_refuses_startup_options_it_could_not_forward():

@@ -39,7 +39,7 @@ def test_it_reads_a_postgres_url():
         "6543",
         "coach",
     )
-    assert db["OPTIONS"] == {"sslmode": "require", "options": "-c jit=off"}
+    assert db["OPTIONS"] == {"sslmode": "require", "prepare_threshold": 5, "options": "-c jit=off"}
 
 
 def test_it_keeps_the_urls_startup_options_beside_jit_off():

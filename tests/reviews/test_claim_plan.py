@@ -124,3 +124,23 @@ def test_the_claim_takes_the_first_item_not_reviewed_after_a_bulk_load(reviewer)
     forget_statistics()
     item = services.item_claim(reviewer=reviewer)
     assert item.interaction.external_id == "bulk-1101"
+
+
+def test_the_claim_statement_is_prepared_after_a_few_claims(reviewer):
+    """Planning the claim costs more than running it: on a connection that may prepare
+    (not behind a transaction-mode pooler), PostgreSQL keeps it prepared."""
+    agent = AgentFactory(slug="support-bot", domain="support")
+    load(agent, reviewer, reviewed=0, skipped=0, fresh=10)
+    for _ in range(7):
+        assert services.item_claim(reviewer=reviewer) is not None
+        services.ReviewItem.objects.filter(claimed_by=reviewer).update(
+            status="pending", claimed_by=None, lease_expires_at=None
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE %s",
+            ["%WITH mine AS%"],
+        )
+        [(runs,)] = cursor.fetchall()
+    assert runs >= 2  # prepared at the fifth run, then run from it
