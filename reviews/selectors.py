@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count, Exists, Min, OuterRef, Prefetch, Q
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -405,10 +406,33 @@ def agent_id_for(slug: str | None) -> int | None:
     return Agent.objects.filter(slug=slug).values_list("pk", flat=True).first()
 
 
+# The taxonomy changes rarely and is read by every review screen and decision: it is kept in
+# the cache (shared by all processes), dropped when a category is saved or deleted (and again
+# when that transaction commits: reviews.apps connects `taxonomy_changed`), and in any case
+# read again after TAXONOMY_SECONDS (a restore or a data migration sends no model signal).
+TAXONOMY_KEY = "reviews:taxonomy:active"
+TAXONOMY_SECONDS = 60
+
+
+def active_categories() -> list[ErrorCategory]:
+    """The active error categories, in taxonomy order."""
+    categories = cache.get(TAXONOMY_KEY)
+    if categories is None:
+        categories = list(ErrorCategory.objects.filter(active=True))
+        cache.set(TAXONOMY_KEY, categories, TAXONOMY_SECONDS)
+    return categories
+
+
+def taxonomy_changed(**kwargs) -> None:
+    """post_save / post_delete of ErrorCategory: the cached taxonomy is dropped now and once
+    the change commits (a read in between would cache the old list again)."""
+    cache.delete(TAXONOMY_KEY)
+    transaction.on_commit(lambda: cache.delete(TAXONOMY_KEY))
+
+
 def category_choices() -> list[tuple[str, str]]:
     """(slug, name) of the active error categories, in taxonomy order."""
-
-    return list(ErrorCategory.objects.filter(active=True).values_list("slug", "name"))
+    return [(c.slug, c.name) for c in active_categories()]
 
 
 def item_holds(item, user) -> bool:

@@ -476,7 +476,9 @@ def decision_validate(
         corrected_output = ""  # a stale edit under another verdict is not a correction
     category = None
     if error_category:
-        category = ErrorCategory.objects.filter(slug=error_category, active=True).first()
+        category = next(
+            (c for c in selectors.active_categories() if c.slug == error_category), None
+        )
         if category is None:
             errors["error_category"] = f"unknown error category {error_category!r}"
     if notes and len(notes) > MAX_NOTES:

@@ -53,6 +53,16 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(autouse=True)
+def _taxonomy_uncached():
+    """Each test starts without a cached taxonomy (a test's rows roll back without signals)."""
+    from django.core.cache import cache
+
+    from reviews.selectors import TAXONOMY_KEY
+
+    cache.delete(TAXONOMY_KEY)
+
+
+@pytest.fixture(autouse=True)
 def _queue_counts_uncached(settings):
     """ "My queue" counts live, so a test sees its own rows (the shared count is cached for a
     few seconds in production; tests/reviews/test_queue_counts.py covers that)."""

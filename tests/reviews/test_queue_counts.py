@@ -93,3 +93,25 @@ def test_the_counts_take_a_fixed_number_of_queries(reviewer, queue, django_asser
     ReviewFactory(item=queue[0], reviewer=reviewer, skipped=True)
     with django_assert_max_num_queries(3):  # mine, my reviewed open items, the domain
         selectors.reviewer_queue_summary(reviewer)
+
+
+# --- the taxonomy, cached (issue 18) ---------------------------------------------------------
+
+
+def test_the_taxonomy_is_read_once_and_dropped_when_a_category_changes(
+    django_assert_num_queries,
+):
+    from reviews.models import ErrorCategory
+
+    selectors.category_choices()
+    with django_assert_num_queries(0):
+        choices = selectors.category_choices()
+    assert ("tone", "Tone") in choices
+    tone = ErrorCategory.objects.get(slug="tone")
+    tone.active = False
+    tone.save()
+    assert ("tone", "Tone") not in selectors.category_choices()
+    ErrorCategory.objects.create(slug="made-up", name="Made up")
+    assert ("made-up", "Made up") in selectors.category_choices()
+    ErrorCategory.objects.filter(slug="made-up").delete()
+    assert "made-up" not in dict(selectors.category_choices())
