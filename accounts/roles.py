@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet
 
 from accounts.models import Role
+from core import statements
 
 ALL_ROLES = frozenset(Role.values)
 ROLES_ATTR = "_coachdesk_roles"
@@ -54,13 +55,21 @@ def user_roles(user) -> frozenset[str]:
     return cached
 
 
+# Every page request reads its user: compiled once per process (core.statements.Reused).
+_SESSION_USER = statements.Reused(
+    lambda pk: with_roles(UserModel._default_manager.select_related("reviewer_profile")).filter(
+        pk=pk
+    )[:1],
+    -7_654_321,  # an id no user has: where the real one goes
+)
+
+
 class RoleAwareBackend(ModelBackend):
     """Django's ModelBackend, whose per-request `get_user` also brings the user's roles and
     reviewer profile in its one query."""
 
     def get_user(self, user_id):
-        qs = with_roles(UserModel._default_manager.select_related("reviewer_profile"))
-        user = qs.filter(pk=user_id).first()
+        user = _SESSION_USER.one(UserModel._meta.pk.to_python(user_id))
         if user is None or not self.user_can_authenticate(user):
             return None
         remember_roles(user, getattr(user, "role_names", None))

@@ -15,6 +15,7 @@ Only for PostgreSQL (`supported()`); callers keep the ORM path for the embedded 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -89,6 +90,10 @@ def mark_saved(obj: Model, pk: Any, using: str = DEFAULT_DB_ALIAS) -> None:
     obj.pk = pk
     obj._state.adding = False
     obj._state.db = using
+
+
+# A moment no query asks about: a marker for a datetime parameter of `Reused`.
+MARKER_TIME = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
 
 
 class Reused:

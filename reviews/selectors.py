@@ -310,14 +310,23 @@ def item_held_by(user, *, agent_id: int | None = None, domain: str | None = None
     """The item `user` holds with a live lease (matching the filters), or None. The queue's
     "Start reviewing" resumes it rather than claiming a second item while one is held."""
 
+    if not agent_id and not domain:  # the usual case, on every decision: compiled once
+        return _HELD.one(user.pk, timezone.now())
+    return _held(user, timezone.now(), agent_id=agent_id, domain=domain).first()
+
+
+def _held(user, now, *, agent_id: int | None = None, domain: str | None = None):
     qs = ReviewItem.objects.filter(
-        status=ReviewItem.Status.CLAIMED, claimed_by=user, lease_expires_at__gt=timezone.now()
+        status=ReviewItem.Status.CLAIMED, claimed_by=user, lease_expires_at__gt=now
     )
     if agent_id:
         qs = qs.filter(agent_id=agent_id)
     if domain:
         qs = qs.filter(domain=domain)
-    return qs.order_by("lease_expires_at").first()
+    return qs.order_by("lease_expires_at")
+
+
+_HELD = statements.Reused(lambda user, now: _held(user, now)[:1], _MARKER, statements.MARKER_TIME)
 
 
 def reviews_today(user) -> int:
@@ -348,6 +357,11 @@ def _my_reviews(user):
     )
 
 
+_LATEST_REVIEW = statements.Reused(
+    lambda user: _my_reviews(user).select_related("item")[:1], _MARKER
+)
+
+
 def _undoable(review, now) -> bool:
     """What `services.undo_check` will say, as far as the row shows (the service also checks
     that nobody else acted on the item since, from the audit log, under a lock)."""
@@ -363,7 +377,7 @@ def _undoable(review, now) -> bool:
 def undoable_decision(user):
     """`user`'s latest decision while they may still undo it, with `undo_until` (when the
     window closes); else None. One query (the reviews' time index, newest first)."""
-    review = _my_reviews(user).select_related("item").first()
+    review = _LATEST_REVIEW.one(user.pk)
     if review is None or not _undoable(review, timezone.now()):
         return None
     review.undo_until = review.created_at + UNDO_WINDOW
