@@ -6,6 +6,7 @@ prepared in a forked reader.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,15 @@ from core.audit import audit_record
 from core.outbox import outbox_enqueue
 from ingest.readers import RecordError
 from ingest.validation import validate_interaction
-from ingest.writers import to_copy_text, write_interactions_generic, write_interactions_pg
+from ingest.writers import (
+    StoredKey,
+    copy_interactions_pg,
+    copy_lines,
+    join_copy_text,
+    merge_interactions_pg,
+    reserve_interaction_ids,
+    write_interactions_generic,
+)
 from reviews.routing import Policy, route
 
 ErrorSink = Callable[[RecordError], None]
@@ -33,6 +42,8 @@ class IngestResult:
     rejected: int = 0
     routed: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    # The tables ANALYZEd after the load (ingest.analyze), when it changed them enough.
+    analyzed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return f"imported {self.created}, duplicates {self.duplicates}, rejected {self.rejected}"
@@ -145,7 +156,8 @@ def chunks(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
 @dataclass
 class PreparedBatch:
     """One batch, validated, de-duplicated and routed, ready to write: `rows` for the portable
-    writer or `copy_data` (COPY text) for PostgreSQL, plus the errors found on the way."""
+    writer or, for PostgreSQL, COPY text of the interactions (ids included) and of their
+    review items; plus the errors found on the way."""
 
     n_rows: int
     dupes: int
@@ -154,6 +166,8 @@ class PreparedBatch:
     now: datetime
     rows: list[tuple] = field(default_factory=list)
     copy_data: bytes = b""
+    item_data: bytes = b""
+    n_items: int = 0
     bytes_read: int = 0
 
 
@@ -165,17 +179,29 @@ def prepare_stream(
     copy_text: bool,
     agent_scope: frozenset[str] | None = None,
 ) -> Iterator[PreparedBatch]:
-    """Validates, de-duplicates and routes `records` batch by batch. Pure CPU work apart from
-    agent lookups, so it can run in another process than the writer (see ingest_file)."""
+    """Validates, de-duplicates and routes `records` batch by batch. CPU work apart from
+    agent lookups and, with `copy_text` (PostgreSQL), reserving the batch's interaction ids,
+    so it can run in another process than the writer (see interactions_ingest_file).
+
+    With `copy_text` each record becomes its COPY text as soon as it is validated, while it
+    is still in the processor's cache; a batch of decoded records is never held whole."""
     counts = IngestResult()  # only its `rejected` is used, as the validation tally
     errors: list[RecordError] = []
     clean = validated(records, scoped(validate_interaction, agent_scope), counts, errors.append)
     rejected_before = 0
-    for batch in chunks(clean, size):
+    while True:
         now = timezone.now()
-        rows, dupes = prepare_interactions(batch, agents, now)
+        batch = islice(clean, size)
+        if copy_text:
+            lines, dupes = copy_lines_of(batch, agents, now)
+            n_rows = len(lines)
+        else:
+            rows, dupes = prepare_interactions(batch, agents, now)
+            n_rows = len(rows)
+        if not n_rows + dupes:  # the input is exhausted
+            break
         prepared = PreparedBatch(
-            n_rows=len(rows),
+            n_rows=n_rows,
             dupes=dupes,
             rejected=counts.rejected - rejected_before,
             errors=errors[:],
@@ -184,7 +210,8 @@ def prepare_stream(
         rejected_before = counts.rejected
         errors.clear()
         if copy_text:
-            prepared.copy_data = to_copy_text(rows)
+            ids = reserve_interaction_ids(n_rows)
+            prepared.copy_data, prepared.item_data, prepared.n_items = join_copy_text(lines, ids)
         else:
             prepared.rows = rows
         yield prepared
@@ -192,35 +219,90 @@ def prepare_stream(
         yield PreparedBatch(0, 0, counts.rejected - rejected_before, errors[:], timezone.now())
 
 
-def batch_commit(
-    prepared: PreparedBatch,
-    result: IngestResult,
-    sink: ErrorSink,
-    *,
-    actor_id: int | None,
-    source: str,
-) -> None:
-    """Writes one prepared batch in one transaction: interactions, review items, audit."""
-    for error in prepared.errors:
-        sink(error)
-    result.rejected += prepared.rejected
-    if not prepared.n_rows:
-        return
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            created, routed = write_interactions_pg(
-                prepared.copy_data or to_copy_text(prepared.rows)
-            )
+class BatchWriter:
+    """Commits prepared batches, each in one transaction with its review items and audit
+    event, adding them up in `result`.
+
+    On PostgreSQL a batch is COPied straight into its tables. When it meets a stored key
+    (a re-run, a retried API call, a concurrent import of the same rows) that transaction
+    is rolled back and the batch is merged through the staging table instead, which skips
+    stored keys; so are the batches after it (a re-run meets stored keys batch after batch)
+    until one of them stores every row.
+
+    `write` may run on several threads at once (each on its own connection, see
+    ingest.pipeline); `take_errors` runs on the caller's, in input order.
+    """
+
+    def __init__(
+        self, result: IngestResult, sink: ErrorSink, *, actor_id: int | None, source: str
+    ) -> None:
+        self.result, self.sink = result, sink
+        self.actor_id, self.source = actor_id, source
+        self.postgresql = connection.vendor == "postgresql"
+        self.copy_directly = True
+        self._lock = threading.Lock()
+
+    def commit(self, prepared: PreparedBatch) -> None:
+        self.take_errors(prepared)
+        self.write(prepared)
+
+    def take_errors(self, prepared: PreparedBatch) -> None:
+        """Reports the batch's rejected records."""
+        for error in prepared.errors:
+            self.sink(error)
+        with self._lock:
+            self.result.rejected += prepared.rejected
+
+    def write(self, prepared: PreparedBatch) -> None:
+        """Writes the batch's rows in one transaction and adds them up once it committed."""
+        if not prepared.n_rows:
+            return
+        batch = IngestResult()
+        if not self.postgresql:
+            with transaction.atomic():
+                created, routed = write_interactions_generic(prepared.rows, prepared.now)
+                self._tally(batch, prepared, created, routed)
         else:
-            created, routed = write_interactions_generic(prepared.rows, prepared.now)
+            self._write_pg(batch, prepared)
+        with self._lock:
+            self.result.created += batch.created
+            self.result.duplicates += batch.duplicates
+            self.result.routed += batch.routed
+
+    def _write_pg(self, batch: IngestResult, prepared: PreparedBatch) -> None:
+        if self.copy_directly:
+            try:
+                with transaction.atomic():
+                    copy_interactions_pg(prepared.copy_data, prepared.item_data)
+                    self._tally(batch, prepared, prepared.n_rows, prepared.n_items)
+                return
+            except StoredKey:
+                pass
+        with transaction.atomic():
+            created, routed = merge_interactions_pg(prepared.copy_data, prepared.item_data)
+            self._tally(batch, prepared, created, routed)
+        self.copy_directly = created == prepared.n_rows
+
+    def _tally(
+        self, batch: IngestResult, prepared: PreparedBatch, created: int, routed: int
+    ) -> None:
         duplicates = prepared.dupes + prepared.n_rows - created
-        tally(result, "interactions", created, duplicates, routed, actor_id=actor_id, source=source)
+        tally(
+            batch,
+            "interactions",
+            created,
+            duplicates,
+            routed,
+            actor_id=self.actor_id,
+            source=self.source,
+        )
 
 
 def prepare_interactions(
-    batch: list[dict], agents: AgentPolicies, now: datetime
+    batch: Iterable[dict], agents: AgentPolicies, now: datetime
 ) -> tuple[list[tuple], int]:
-    """Drops repeats within the batch, resolves agents, routes; returns rows in key order."""
+    """Drops repeats within the batch, resolves agents, routes; returns rows in key order
+    and how many repeats were dropped."""
     seen: dict[tuple[int, str], tuple] = {}
     dupes = 0
     for rec in batch:
@@ -229,35 +311,60 @@ def prepare_interactions(
         if key in seen:
             dupes += 1
             continue
-        routing = route(
-            policy,
-            external_id=rec["external_id"],
-            confidence=rec["confidence"],
-            intent=rec["intent"],
-            domain=rec["domain"],
-        )
-        reason, detail = routing if routing else (None, None)
-        seen[key] = (
-            policy.agent_id,
-            rec["external_id"],
-            rec["agent_version"],
-            rec["conversation_id"],
-            rec["input"],
-            rec["context"],
-            rec["steps"],
-            rec["output"],
-            rec["confidence"],
-            rec["intent"],
-            rec["domain"],
-            rec["resolved"],
-            rec["escalated"],
-            rec["sentiment"],
-            rec["turns"],
-            rec["metadata"],
-            rec["created_at"] or now,
-            reason,
-            detail,
-            policy.item_domain(rec["domain"]),
-            policy.required_reviews,
-        )
+        seen[key] = _row(rec, policy, now)
     return [seen[key] for key in sorted(seen)], dupes
+
+
+def copy_lines_of(
+    batch: Iterable[dict], agents: AgentPolicies, now: datetime
+) -> tuple[list[tuple[bytes, bytes | None]], int]:
+    """`prepare_interactions` for PostgreSQL: the rows as COPY text lines (`copy_lines`),
+    each formatted as soon as its record comes in."""
+    seen: dict[tuple[int, str], tuple[bytes, bytes | None]] = {}
+    dupes = 0
+    stamp = now.isoformat()
+    for rec in batch:
+        policy = agents.get(rec["agent"])
+        key = (policy.agent_id, rec["external_id"])
+        if key in seen:
+            dupes += 1
+            continue
+        seen[key] = copy_lines(_row(rec, policy, now), stamp)
+    return [seen[key] for key in sorted(seen)], dupes
+
+
+def _row(rec: dict, policy: Policy, now: datetime) -> tuple:
+    """A validated record as a row: the interaction's columns (INTERACTION_COLUMNS), then its
+    routing (reason and detail, None when it needs no review), the item's domain and the
+    reviews it requires."""
+    routing = route(
+        policy,
+        external_id=rec["external_id"],
+        confidence=rec["confidence"],
+        intent=rec["intent"],
+        domain=rec["domain"],
+    )
+    reason, detail = routing if routing else (None, None)
+    return (
+        policy.agent_id,
+        rec["external_id"],
+        rec["agent_version"],
+        rec["conversation_id"],
+        rec["input"],
+        rec["context"],
+        rec["steps"],
+        rec["output"],
+        rec["confidence"],
+        rec["intent"],
+        rec["domain"],
+        rec["resolved"],
+        rec["escalated"],
+        rec["sentiment"],
+        rec["turns"],
+        rec["metadata"],
+        rec["created_at"] or now,
+        reason,
+        detail,
+        policy.item_domain(rec["domain"]),
+        policy.required_reviews,
+    )

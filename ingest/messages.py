@@ -31,6 +31,9 @@ import orjson
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 STEP_ROLES = frozenset({"assistant", "tool"})
+# A plain turn ({"role", "content"} alone) is complete in these roles; a tool message in
+# `steps` must also name the call it answers.
+_PLAIN_STEP_ROLES = frozenset({"assistant"})
 MAX_CONTEXT_TURNS = 200
 # An agent loop of 100 tool rounds (a call and its result each).
 MAX_STEPS = 200
@@ -83,10 +86,21 @@ def messages_json(value: Any, name: str, errors: FieldErrors, *, limit: int) -> 
         errors.append((name, f"has {len(value)} {noun}; the limit is {most}"))
         return "[]"
     roles = STEP_ROLES if steps else ROLES
+    plain = _PLAIN_STEP_ROLES if steps else ROLES
     call_ids: set[str] = set()
     try:
         clean = [
-            _message(turn, f"{name}[{i}]", name, roles, call_ids, limit=limit, steps=steps)
+            # Most messages are a plain {"role", "content"} turn with a valid text, which
+            # `_message` would return as it is: accepted here without the full walk.
+            turn
+            if type(turn) is dict
+            and len(turn) == 2
+            and type(role := turn.get("role")) is str
+            and role in plain
+            and type(content := turn.get("content")) is str
+            and len(content) <= limit
+            and "\x00" not in content
+            else _message(turn, f"{name}[{i}]", name, roles, call_ids, limit=limit, steps=steps)
             for i, turn in enumerate(value)
         ]
     except _Invalid as exc:

@@ -138,7 +138,7 @@ def _iter_jsonl(
                 ),
             )
             continue
-        if not line.strip():
+        if line.isspace():  # (not empty: the end of input returned above)
             continue
         try:
             yield lineno, parse_record(line)

@@ -6,10 +6,13 @@ records are written in batches, each batch in one transaction together with its 
 (ReviewItems), so an interaction is never stored without the review it needs.
 
 Idempotency: (agent, external_id) is unique. A repeat inside the input is dropped before
-writing; a repeat of a stored row is dropped by `ON CONFLICT DO NOTHING`, which is also
-what makes two concurrent imports of the same file safe: the second waits on the first's
-row locks and then inserts nothing. Rows are written in key order so two importers never
-wait on each other in a cycle (no deadlock).
+writing. On PostgreSQL a batch is COPied straight into its tables; a batch that meets a
+stored key is rolled back and merged with `ON CONFLICT DO NOTHING` instead, which drops the
+repeats (ingest.batches.BatchWriter). That is also what makes two concurrent imports of the
+same file safe: the second waits on the first's row locks, then stores nothing. Rows are
+written in key order so two importers never wait on each other in a cycle (no deadlock).
+
+A load that changed the tables substantially ends with ANALYZE (ingest.analyze).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import io
 import multiprocessing
 import os
 import queue
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -29,11 +31,13 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from agents.models import Agent, FeedbackEvent, Interaction
+from ingest.analyze import loaded_tables_analyze
 from ingest.batches import (
     AgentPolicies,
+    BatchWriter,
     ErrorSink,
     IngestResult,
-    batch_commit,
+    PreparedBatch,
     chunks,
     prepare_stream,
     scoped,
@@ -42,6 +46,7 @@ from ingest.batches import (
 )
 from ingest.genai import span_agents, span_record
 from ingest.otlp import Span
+from ingest.pipeline import IngestAborted, WriterThreads, produce
 from ingest.readers import ProgressTracker, RecordError, iter_records
 from ingest.validation import validate_feedback
 from reviews.models import ReviewItem
@@ -64,22 +69,30 @@ def interactions_ingest(
     `result.errors`. Each batch commits on its own: a failure later in a long import keeps
     the batches before it, and re-running the import is safe (idempotent). With
     `agent_scope` (an API token's agents), records for other agents are refused per record.
+    A load that changed the tables substantially ANALYZEs them before returning
+    (ingest.analyze: `result.analyzed`).
     """
     result = IngestResult()
     sink = on_error or result.errors.append
     size = batch_size or settings.INGEST_BATCH_SIZE
     copy_text = connection.vendor == "postgresql"
+    writer = BatchWriter(result, sink, actor_id=actor_id, source=source)
     for prepared in prepare_stream(
         records, AgentPolicies(actor_id), size, copy_text=copy_text, agent_scope=agent_scope
     ):
-        batch_commit(prepared, result, sink, actor_id=actor_id, source=source)
+        writer.commit(prepared)
         if on_batch:
             on_batch(result)
+    _analyze_loaded(result, Interaction)
     return result
 
 
-class IngestAborted(Exception):
-    """The preparing process failed; batches committed before it stay committed."""
+def _analyze_loaded(result: IngestResult, model: type[Interaction | FeedbackEvent]) -> None:
+    """After the last commit: fresh planner statistics for the tables a big load wrote (the
+    `model`'s rows it created and the review items it routed)."""
+    result.analyzed = loaded_tables_analyze(
+        written={model._meta.db_table: result.created, ReviewItem._meta.db_table: result.routed}
+    )
 
 
 def interactions_ingest_file(
@@ -93,13 +106,16 @@ def interactions_ingest_file(
     progress: ProgressTracker | None = None,
     parallel: bool | None = None,
 ) -> IngestResult:
-    """`interactions_ingest` for a file, pipelined on PostgreSQL.
+    """`interactions_ingest` for a file, pipelined on PostgreSQL (ingest.pipeline).
 
     A forked child reads, parses, validates and routes the file and formats each batch as
-    COPY text; this process only streams those batches into the database and commits. The
-    two overlap, so the database is not idle while Python parses, nor the other way round.
-    The queue between them holds at most a few batches, so memory stays flat in file size.
-    Same results, same errors, same order as the in-process path (`parallel=False`).
+    COPY text; this process only hands those batches to writer threads, which stream them
+    into the database and commit, two transactions at a time. Parsing and writing overlap,
+    and the queues between them hold a few batches at most, so memory stays flat in file
+    size. Same results, same errors in the same order as the in-process path
+    (`parallel=False`), and the same ANALYZE after a big load; batches may commit out of
+    order, so when the import stops on an error, batches after the failed one may be stored
+    too (re-running the import is safe).
     """
     size = batch_size or settings.INGEST_BATCH_SIZE
     if parallel is None:
@@ -116,9 +132,11 @@ def interactions_ingest_file(
             on_batch=on_batch,
         )
     result = IngestResult()
-    sink = on_error or result.errors.append
+    writer = BatchWriter(result, on_error or result.errors.append, actor_id=actor_id, source=source)
     context = multiprocessing.get_context("fork")
-    channel = context.Queue(maxsize=3)
+    # Two batches ahead are enough to keep the writers busy; a deeper queue would only hold
+    # more of them in the child's memory whenever the database is the slower side.
+    channel = context.Queue(maxsize=2)
     connections.close_all()  # the child must not share this process's connection
     # multiprocessing closes standard input in its children: hand the child its own
     # descriptor of the stream (a duplicate) when it has one.
@@ -127,7 +145,7 @@ def interactions_ingest_file(
     except (AttributeError, OSError, io.UnsupportedOperation):
         source_fd = None
     child = context.Process(
-        target=_produce, args=(stream, source_fd, channel, actor_id, size), daemon=True
+        target=produce, args=(stream, source_fd, channel, actor_id, size), daemon=True
     )
     # Nothing inherited may be finalised by the child's garbage collector (an object holding
     # a database socket it shares with this process would close it for both).
@@ -136,57 +154,45 @@ def interactions_ingest_file(
         child.start()
     finally:
         gc.unfreeze()
+    writers = WriterThreads(writer)
     try:
-        while True:
-            try:
-                message = channel.get(timeout=1.0)
-            except queue.Empty:
-                if not child.is_alive():
-                    raise IngestAborted(
-                        f"the reading process died (exit code {child.exitcode})"
-                    ) from None
-                continue
-            if message is None:
-                break
-            if isinstance(message, str):
-                raise IngestAborted(message)
-            if progress:
-                progress.bytes_read = message.bytes_read
-            batch_commit(message, result, sink, actor_id=actor_id, source=source)
-            if on_batch:
-                on_batch(result)
+        try:
+            while (message := _receive(channel, child)) is not None:
+                if progress:
+                    progress.bytes_read = message.bytes_read
+                writer.take_errors(message)
+                writers.submit(message)
+                if on_batch:
+                    on_batch(result)
+        finally:
+            writers.join()
+        writers.raise_failure()
     finally:
         if child.is_alive():
             child.terminate()
         child.join(timeout=10)
         if source_fd is not None:
             os.close(source_fd)
+    if on_batch:
+        on_batch(result)
+    _analyze_loaded(result, Interaction)
     return result
 
 
-def _produce(
-    stream: BinaryIO, source_fd: int | None, channel, actor_id: int | None, size: int
-) -> None:
-    """The child of `interactions_ingest_file`: prepared batches into `channel`, then None
-    (or a traceback string when something failed)."""
-    tracker = ProgressTracker()
-    for conn in connections.all(initialized_only=True):
-        conn.connection = None  # never speak on a handle inherited from the parent
-    if source_fd is not None:
-        # Buffered exactly like the parent's stream, from the position it had reached.
-        stream = os.fdopen(os.dup(source_fd), "rb", buffering=1024 * 1024)
-    try:
-        agents = AgentPolicies(actor_id)
-        for prepared in prepare_stream(iter_records(stream, tracker), agents, size, copy_text=True):
-            prepared.bytes_read = tracker.bytes_read
-            channel.put(prepared)
-        channel.put(None)
-    except BaseException:
-        channel.put(traceback.format_exc())
-    finally:
-        connections.close_all()
-        channel.close()
-        channel.join_thread()
+def _receive(channel, child) -> PreparedBatch | None:
+    """The child's next batch, or None at the end; IngestAborted when it failed or died."""
+    while True:
+        try:
+            message = channel.get(timeout=1.0)
+        except queue.Empty:
+            if not child.is_alive():
+                raise IngestAborted(
+                    f"the reading process died (exit code {child.exitcode})"
+                ) from None
+            continue
+        if isinstance(message, str):
+            raise IngestAborted(message)
+        return message
 
 
 # --- Feedback ---------------------------------------------------------------------------------
@@ -223,6 +229,7 @@ def feedback_ingest(
             tally(result, "feedback", created, dupes, routed, actor_id=actor_id, source=source)
         if on_batch:
             on_batch(result)
+    _analyze_loaded(result, FeedbackEvent)
     return result
 
 

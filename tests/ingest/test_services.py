@@ -146,6 +146,48 @@ def test_it_does_not_route_a_duplicate_again():
     assert ReviewItem.objects.count() == 1
 
 
+def test_it_routes_only_the_new_rows_of_a_batch_that_meets_a_stored_key():
+    AgentFactory(slug="support-bot", audit_rate=0)
+    run(rec("t-2", confidence=0.2))
+    result = run(
+        rec("t-1", confidence=0.1),
+        rec("t-2", confidence=0.2),
+        rec("t-3", confidence=0.9),
+        rec("t-4", confidence=0.4),
+    )
+    assert (result.created, result.duplicates, result.routed) == (3, 1, 2)
+    items = dict(ReviewItem.objects.values_list("interaction__external_id", "confidence"))
+    assert items == {"t-1": 0.1, "t-2": 0.2, "t-4": 0.4}
+
+
+@pytest.mark.postgres
+def test_it_copies_batches_straight_in_again_once_one_meets_no_stored_key(monkeypatch):
+    import ingest.batches
+
+    run(rec("t-1"))
+    attempted = []
+    real_copy = ingest.batches.copy_interactions_pg
+
+    def copy(interactions, items):
+        attempted.append(interactions.split(b"\t")[2].decode())  # id, agent, external_id
+        real_copy(interactions, items)
+
+    monkeypatch.setattr(ingest.batches, "copy_interactions_pg", copy)
+    result = run(rec("t-1"), rec("t-2"), rec("t-3"), batch_size=1)
+    assert (result.created, result.duplicates) == (2, 1)
+    # t-1's COPY meets the stored key and is merged instead; so is the next batch (t-2),
+    # which stores every row, so t-3 is copied straight in again.
+    assert attempted == ["t-1", "t-3"]
+
+
+def test_it_stamps_when_an_interaction_and_its_review_item_were_ingested():
+    before = datetime.now(UTC)
+    run(rec("t-1", confidence=0.1))
+    stored = Interaction.objects.select_related("review_item").get()
+    assert before <= stored.ingested_at <= datetime.now(UTC)
+    assert before <= stored.review_item.created_at <= datetime.now(UTC)
+
+
 def test_it_queues_items_in_the_agent_domain_when_none_is_given():
     AgentFactory(slug="legal-bot", domain="legal", required_reviews=2)
     run(rec("t-1", agent="legal-bot", confidence=0.1))
@@ -248,10 +290,11 @@ def test_it_sets_outcome_flags_from_resolved_and_escalated_feedback():
 
 
 def test_it_escapes_copy_text_so_text_round_trips():
-    from ingest.writers import to_copy_text
+    from ingest.writers import copy_lines, join_copy_text
 
     tricky = "tab\there\nnew line\r\\backslash \\N not null"
     created = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
+    stamp = "2026-11-21T08:00:00+00:00"
     row = (
         1,
         "t-1",
@@ -270,15 +313,25 @@ def test_it_escapes_copy_text_so_text_round_trips():
         3,
         '{"a":"\\n"}',
         created,
-        None,
-        None,
-        "support",
-        1,
+        "low_confidence",
+        "detail\twith a tab",
+        "sup\\port",
+        2,
     )
-    assert to_copy_text([row]) == (
-        b"1\tt-1\t\tc\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t[]\t"
+    lines = [copy_lines(row, stamp), copy_lines(row[:17] + (None, None, "", 1), stamp)]
+    interactions, items, n_items = join_copy_text(lines, [7, 8])
+    line = (
+        b"\t1\tt-1\t\tc\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t[]\t"
         b'[{"role":"tool","tool_call_id":"c1","content":"a\\\\tb"}]\tout\t0.1\t\t\t'
-        b't\t\\N\t\\N\t3\t{"a":"\\\\n"}\t2026-11-20T10:15:00+00:00\t\\N\t\\N\tsupport\t1\n'
+        b't\t\\N\t\\N\t3\t{"a":"\\\\n"}\t2026-11-20T10:15:00+00:00\t2026-11-21T08:00:00+00:00\n'
+    )
+    assert interactions == b"7" + line + b"8" + line
+    # Only the routed row has a review item: pending, priority 0, version 0, no verdict.
+    assert n_items == 1
+    assert items == (
+        b"7\t1\tsup\\\\port\t0.1\t2026-11-20T10:15:00+00:00\tlow_confidence\t"
+        b"detail\\twith a tab\t0\tpending\t\t0\t2\t2026-11-21T08:00:00+00:00\t"
+        b"2026-11-21T08:00:00+00:00\n"
     )
 
 
@@ -311,3 +364,34 @@ def test_it_imports_a_file_in_a_pipelined_child_with_the_same_results(parallel, 
     assert Interaction.objects.get(external_id="t-5").input == tricky
     # Below the 0.7 threshold: confidence 0.0 … 0.6 but t-3 (rejected).
     assert ReviewItem.objects.filter(reason="low_confidence").count() == 6
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_it_stops_a_pipelined_import_on_a_write_error_and_keeps_the_batches_before(
+    monkeypatch,
+):
+    import io
+    import json
+
+    import ingest.batches
+    from ingest.services import interactions_ingest_file
+
+    real_copy = ingest.batches.copy_interactions_pg
+
+    def copy(interactions, items):
+        if b"\tt-2\t" in interactions:
+            raise DatabaseError("disk full")
+        real_copy(interactions, items)
+
+    monkeypatch.setattr(ingest.batches, "copy_interactions_pg", copy)
+    lines = [json.dumps(rec(f"t-{i}")) for i in range(8)]
+    with pytest.raises(DatabaseError, match="disk full"):
+        interactions_ingest_file(
+            stream=io.BytesIO("\n".join(lines).encode()), batch_size=2, parallel=True
+        )
+    stored = set(Interaction.objects.values_list("external_id", flat=True))
+    # The batch before the failed one is stored; batches after it may be (written by the
+    # other writer thread at the same time), the failed one is not.
+    assert {"t-0", "t-1"} <= stored
+    assert not stored & {"t-2", "t-3"}
