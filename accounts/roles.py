@@ -10,6 +10,7 @@ pool applies to the very next request, on every machine.
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend, UserModel
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -57,9 +58,9 @@ def user_roles(user) -> frozenset[str]:
 
 # Every page request reads its user: compiled once per process (core.statements.Reused).
 _SESSION_USER = statements.Reused(
-    lambda pk: with_roles(UserModel._default_manager.select_related("reviewer_profile")).filter(
-        pk=pk
-    )[:1],
+    lambda pk: with_roles(
+        get_user_model()._default_manager.select_related("reviewer_profile")
+    ).filter(pk=pk)[:1],
     -7_654_321,  # an id no user has: where the real one goes
 )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
@@ -38,7 +38,7 @@ def insert_parts(obj: Model, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[s
         if field.primary_key and getattr(obj, field.attname) is None:
             continue
         value = field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection)
-        columns.append(connection.ops.quote_name(field.column))
+        columns.append(connection.ops.quote_name(str(field.column)))
         values.append(value)
     return connection.ops.quote_name(meta.db_table), columns, values
 
@@ -46,7 +46,7 @@ def insert_parts(obj: Model, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[s
 def insert_returning_pk(obj: Model, using: str = DEFAULT_DB_ALIAS) -> tuple[str, list[Any]]:
     """`INSERT INTO table (…) VALUES (…) RETURNING pk` of `obj`."""
     table, columns, values = insert_parts(obj, using)
-    pk = connections[using].ops.quote_name(obj._meta.pk.column)
+    pk = connections[using].ops.quote_name(str(obj._meta.pk.column))
     placeholders = ", ".join(["%s"] * len(values))
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING {pk}",
@@ -77,7 +77,7 @@ def insert(obj: Model, using: str = DEFAULT_DB_ALIAS) -> None:
 def update_sql(rows: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """The `UPDATE … SET … WHERE …` that `rows.update(**values)` would send (filters on the
     model's own columns only: a filter across a relation makes Django select first)."""
-    query = rows.query.chain(UpdateQuery)
+    query = cast(UpdateQuery, rows.query.chain(UpdateQuery))
     query.add_update_values(values)
     compiler = query.get_compiler(rows.db)
     compiler.pre_sql_setup()
@@ -158,7 +158,7 @@ def prefetched(obj: Model, relation: str, related: list[Model]) -> None:
     for other in related:
         manager.field.set_cached_value(other, obj)
     cache = getattr(obj, "_prefetched_objects_cache", {})
-    obj._prefetched_objects_cache = {**cache, relation: queryset}
+    obj._prefetched_objects_cache = {**cache, relation: queryset}  # type: ignore[attr-defined]
 
 
 def preparing_cursor(using: str = DEFAULT_DB_ALIAS):
@@ -179,4 +179,4 @@ def preparing_cursor(using: str = DEFAULT_DB_ALIAS):
     from psycopg import Cursor  # the connection's own factory is Django's ClientCursor
 
     with connection.wrap_database_errors:
-        return connection._prepare_cursor(Cursor(connection.connection))
+        return connection._prepare_cursor(Cursor(connection.connection))  # type: ignore[attr-defined]

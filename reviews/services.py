@@ -592,14 +592,15 @@ def _submit(
         _transition(locked, Status.DISPUTED, actor=reviewer, review=review, **release)
         outcome.messages.append("Escalated to a review lead.")
     else:
-        # Read only when there is one: a first (or only) review needs no second look.
+        # Read only when there is one (`has_deciding`, from _locked_for_decision): a first (or
+        # only) review needs no second look.
         earlier = (
             list(
                 locked.reviews.filter(verdict__in=DECIDING, is_adjudication=False)
                 .exclude(pk=review.pk)
                 .select_related("error_category")
             )
-            if locked.has_deciding
+            if locked.has_deciding  # type: ignore[attr-defined]
             else []
         )
         if len(earlier) + 1 < locked.required_reviews:
