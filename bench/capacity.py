@@ -573,7 +573,7 @@ def session(user):
     # What a login stores (no password hashing: logins are not what is measured).
     store = Store()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = "accounts.roles.RoleAwareBackend"  # what a login stores
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return store.session_key
