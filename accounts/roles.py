@@ -61,7 +61,7 @@ _SESSION_USER = statements.Reused(
     lambda pk: with_roles(
         get_user_model()._default_manager.select_related("reviewer_profile")
     ).filter(pk=pk)[:1],
-    -7_654_321,  # an id no user has: where the real one goes
+    statements.MARKER_ID,
 )
 
 

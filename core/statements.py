@@ -92,7 +92,8 @@ def mark_saved(obj: Model, pk: Any, using: str = DEFAULT_DB_ALIAS) -> None:
     obj._state.db = using
 
 
-# A moment no query asks about: a marker for a datetime parameter of `Reused`.
+# Markers for `Reused`: an id no row has, and a moment no query asks about.
+MARKER_ID = -7_654_321
 MARKER_TIME = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
 
 

@@ -42,12 +42,11 @@ def queue_overview() -> dict:
     return {"agents": agents, "by_reason": by_reason, "total_open": sum(a["open"] for a in agents)}
 
 
-_MARKER = -7_654_321  # an id no row has: where `statements.Reused` puts the real one
 _ITEM = statements.Reused(
     lambda pk: ReviewItem.objects.select_related(
         "interaction", "agent", "claimed_by", "assigned_to"
     ).filter(pk=pk)[:1],
-    _MARKER,
+    statements.MARKER_ID,
 )
 _ITEM_REVIEWS = statements.Reused(
     lambda pk: (
@@ -55,7 +54,7 @@ _ITEM_REVIEWS = statements.Reused(
         .filter(item_id=pk)
         .order_by("created_at", "pk")
     ),
-    _MARKER,
+    statements.MARKER_ID,
 )
 
 
@@ -326,7 +325,9 @@ def _held(user, now, *, agent_id: int | None = None, domain: str | None = None):
     return qs.order_by("lease_expires_at")
 
 
-_HELD = statements.Reused(lambda user, now: _held(user, now)[:1], _MARKER, statements.MARKER_TIME)
+_HELD = statements.Reused(
+    lambda user, now: _held(user, now)[:1], statements.MARKER_ID, statements.MARKER_TIME
+)
 
 
 def reviews_today(user) -> int:
@@ -358,7 +359,7 @@ def _my_reviews(user):
 
 
 _LATEST_REVIEW = statements.Reused(
-    lambda user: _my_reviews(user).select_related("item")[:1], _MARKER
+    lambda user: _my_reviews(user).select_related("item")[:1], statements.MARKER_ID
 )
 
 

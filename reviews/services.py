@@ -503,7 +503,7 @@ _LOCKED_FOR_DECISION = statements.Reused(
         )
         .filter(pk=pk)[:1]
     ),
-    -7_654_321,  # an id no row has: where the real one goes
+    statements.MARKER_ID,
 )
 
 
