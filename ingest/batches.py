@@ -7,7 +7,7 @@ prepared in a forked reader.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -189,15 +189,20 @@ def prepare_stream(
     errors: list[RecordError] = []
     clean = validated(records, scoped(validate_interaction, agent_scope), counts, errors.append)
     rejected_before = 0
+    # The keys of the previous batch: a writer may store it while the next one is written
+    # (ingest.pipeline), so a repeat of one of its keys in the next batch is dropped here,
+    # as a repeat within one batch is; the first occurrence in the input is the one kept.
+    previous: Container[Key] = ()
     while True:
         now = timezone.now()
         batch = islice(clean, size)
+        by_key: dict[Key, Any]
         if copy_text:
-            lines, dupes = copy_lines_of(batch, agents, now)
-            n_rows = len(lines)
+            by_key, dupes = copy_lines_of(batch, agents, now, previous)
         else:
-            rows, dupes = prepare_interactions(batch, agents, now)
-            n_rows = len(rows)
+            by_key, dupes = prepare_interactions(batch, agents, now, previous)
+        n_rows = len(by_key)
+        previous = set(by_key)
         if not n_rows + dupes:  # the input is exhausted
             break
         prepared = PreparedBatch(
@@ -209,11 +214,14 @@ def prepare_stream(
         )
         rejected_before = counts.rejected
         errors.clear()
+        in_key_order = [by_key[key] for key in sorted(by_key)]
         if copy_text:
             ids = reserve_interaction_ids(n_rows)
-            prepared.copy_data, prepared.item_data, prepared.n_items = join_copy_text(lines, ids)
+            prepared.copy_data, prepared.item_data, prepared.n_items = join_copy_text(
+                in_key_order, ids
+            )
         else:
-            prepared.rows = rows
+            prepared.rows = in_key_order
         yield prepared
     if errors or counts.rejected > rejected_before:  # invalid records after the last batch
         yield PreparedBatch(0, 0, counts.rejected - rejected_before, errors[:], timezone.now())
@@ -298,39 +306,42 @@ class BatchWriter:
         )
 
 
+Key = tuple[int, str]
+
+
 def prepare_interactions(
-    batch: Iterable[dict], agents: AgentPolicies, now: datetime
-) -> tuple[list[tuple], int]:
-    """Drops repeats within the batch, resolves agents, routes; returns rows in key order
-    and how many repeats were dropped."""
-    seen: dict[tuple[int, str], tuple] = {}
+    batch: Iterable[dict], agents: AgentPolicies, now: datetime, before: Container[Key] = ()
+) -> tuple[dict[Key, tuple], int]:
+    """Drops repeats within the batch and of the keys `before` (the previous batch's),
+    resolves agents, routes; returns the rows by key and how many repeats were dropped."""
+    seen: dict[Key, tuple] = {}
     dupes = 0
     for rec in batch:
         policy = agents.get(rec["agent"])
         key = (policy.agent_id, rec["external_id"])
-        if key in seen:
+        if key in seen or key in before:
             dupes += 1
             continue
         seen[key] = _row(rec, policy, now)
-    return [seen[key] for key in sorted(seen)], dupes
+    return seen, dupes
 
 
 def copy_lines_of(
-    batch: Iterable[dict], agents: AgentPolicies, now: datetime
-) -> tuple[list[tuple[bytes, bytes | None]], int]:
+    batch: Iterable[dict], agents: AgentPolicies, now: datetime, before: Container[Key] = ()
+) -> tuple[dict[Key, tuple[bytes, bytes | None]], int]:
     """`prepare_interactions` for PostgreSQL: the rows as COPY text lines (`copy_lines`),
     each formatted as soon as its record comes in."""
-    seen: dict[tuple[int, str], tuple[bytes, bytes | None]] = {}
+    seen: dict[Key, tuple[bytes, bytes | None]] = {}
     dupes = 0
     stamp = now.isoformat()
     for rec in batch:
         policy = agents.get(rec["agent"])
         key = (policy.agent_id, rec["external_id"])
-        if key in seen:
+        if key in seen or key in before:
             dupes += 1
             continue
         seen[key] = copy_lines(_row(rec, policy, now), stamp)
-    return [seen[key] for key in sorted(seen)], dupes
+    return seen, dupes
 
 
 def _row(rec: dict, policy: Policy, now: datetime) -> tuple:

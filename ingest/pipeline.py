@@ -9,9 +9,12 @@ the child prepares the next batches. The queues between them hold a few batches 
 so memory stays flat in the size of the input.
 
 Two writers of one import never wait on each other in a cycle: like two concurrent imports,
-each writes its batch in key order (ingest.writers). Batches may commit out of input order;
-the errors of each are reported in input order by the receiving thread
-(`BatchWriter.take_errors`) before it hands the batch over.
+each writes its batch in key order (ingest.writers). A batch is started only once every
+batch two or more before it has ended, so only neighbours are ever written at once, and
+the child drops from each batch the keys of the one before (ingest.batches.prepare_stream):
+the first occurrence of a key in the input is the one stored, as in the sequential import.
+Neighbours may commit out of input order; the errors of each are reported in input order by
+the receiving thread (`BatchWriter.take_errors`) before it hands the batch over.
 """
 
 from __future__ import annotations
@@ -68,8 +71,12 @@ class WriterThreads:
 
     def __init__(self, writer: BatchWriter, count: int = WRITERS) -> None:
         self._writer = writer
-        self._jobs: queue.Queue[PreparedBatch | None] = queue.Queue(maxsize=1)
+        self._jobs: queue.Queue[tuple[int, PreparedBatch] | None] = queue.Queue(maxsize=1)
         self._failure: BaseException | None = None
+        self._submitted = 0
+        self._ended: set[int] = set()
+        self._all_ended_below = 0  # every batch numbered below it has ended
+        self._turns = threading.Condition()
         self._threads = [
             threading.Thread(target=self._work, name=f"ingest-writer-{i}", daemon=True)
             for i in range(count)
@@ -79,17 +86,35 @@ class WriterThreads:
 
     def _work(self) -> None:
         try:
-            while (prepared := self._jobs.get()) is not None:
+            while (job := self._jobs.get()) is not None:
+                number, prepared = job
+                self._wait_for_turn(number)
                 try:
                     self._writer.write(prepared)
                 except BaseException as exc:
                     self._failure = self._failure or exc
+                finally:
+                    self._end(number)
         finally:
             connection.close()
 
+    def _wait_for_turn(self, number: int) -> None:
+        """Until every batch numbered below `number - 1` has ended."""
+        with self._turns:
+            self._turns.wait_for(lambda: self._all_ended_below >= number - 1)
+
+    def _end(self, number: int) -> None:
+        with self._turns:
+            self._ended.add(number)
+            while self._all_ended_below in self._ended:
+                self._ended.remove(self._all_ended_below)
+                self._all_ended_below += 1
+            self._turns.notify_all()
+
     def submit(self, prepared: PreparedBatch) -> None:
         self.raise_failure()
-        self._jobs.put(prepared)
+        self._jobs.put((self._submitted, prepared))
+        self._submitted += 1
 
     def join(self) -> None:
         """Waits until the batches handed over so far are written (or dropped after a

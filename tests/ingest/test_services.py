@@ -1,6 +1,7 @@
 """The ingest service: storage, idempotency, routing in the same transaction, feedback."""
 
 import dataclasses
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -364,6 +365,51 @@ def test_it_imports_a_file_in_a_pipelined_child_with_the_same_results(parallel, 
     assert Interaction.objects.get(external_id="t-5").input == tricky
     # Below the 0.7 threshold: confidence 0.0 … 0.6 but t-3 (rejected).
     assert ReviewItem.objects.filter(reason="low_confidence").count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_it_keeps_the_first_occurrence_of_a_key_repeated_in_later_batches(parallel, monkeypatch):
+    """Each key comes first with output "first", then again in the next batch and five
+    batches later. Every even batch is slowed down, so the writer thread holding the odd
+    one after it would commit first if it were allowed to: the first occurrence is stored."""
+    import io
+    import json
+    import time
+
+    import ingest.batches
+
+    real_copy = ingest.batches.copy_interactions_pg
+
+    def slow_on_even_batches(interactions, items):
+        if re.search(rb"\tk-\d*[02468]-0\t", interactions):
+            time.sleep(0.05)
+        real_copy(interactions, items)
+
+    monkeypatch.setattr(ingest.batches, "copy_interactions_pg", slow_on_even_batches)
+
+    from django.db import connection
+
+    from ingest.services import interactions_ingest_file
+
+    if parallel and connection.vendor != "postgresql":
+        pytest.skip("the pipelined path is for PostgreSQL")
+    batches = 40
+    firsts = [[rec(f"k-{b}-{i}", output="first") for i in range(3)] for b in range(batches)]
+    records = []
+    for b in range(batches):
+        records += firsts[b]
+        if b >= 1:
+            records.append(rec(f"k-{b - 1}-0", output="repeat of the batch before"))
+        if b >= 5:
+            records.append(rec(f"k-{b - 5}-1", output="repeat of five batches before"))
+    stream = io.BytesIO("\n".join(json.dumps(r) for r in records).encode())
+
+    result = interactions_ingest_file(stream=stream, batch_size=4, parallel=parallel)
+
+    assert result.created == 3 * batches
+    assert result.duplicates == len(records) - 3 * batches
+    assert set(Interaction.objects.values_list("output", flat=True)) == {"first"}
 
 
 @pytest.mark.postgres
