@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "agents",
     "reviews",
     "retraining",
+    "evals",
     "kpis",
     "ingest",
     "console",
