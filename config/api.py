@@ -12,6 +12,8 @@ from ninja.errors import HttpError, Throttled, ValidationError
 
 from console.api import router as admin_router
 from core.limits import JsonRejected, LimitedJsonParser, retry_after_seconds
+from evals.api import router as evals_router
+from evals.queue_api import router as comparisons_router
 from ingest.api import router as ingest_router
 from kpis.api import router as kpis_router
 from retraining.api import router as exports_router
@@ -40,6 +42,8 @@ api.add_router("", queue_router)
 api.add_router("", admin_router)
 api.add_router("", exports_router)
 api.add_router("", kpis_router)
+api.add_router("", evals_router)
+api.add_router("", comparisons_router)
 
 
 def _loc(error: dict) -> str:

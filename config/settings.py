@@ -297,6 +297,11 @@ CELERY_BEAT_SCHEDULE["reviews.expire-leases"] = {
     "task": "reviews.tasks.expire_leases",
     "schedule": float(LEASE_SWEEP_SECONDS),
 }
+# Pairwise comparisons hold with the same lease and are swept at the same pace.
+CELERY_BEAT_SCHEDULE["evals.expire-comparison-leases"] = {
+    "task": "evals.tasks.expire_comparison_leases",
+    "schedule": float(LEASE_SWEEP_SECONDS),
+}
 
 # --- Content security policy (Django's built-in CSP) --------------------------------------
 # No inline scripts anywhere: every script is a static file. Inline *styles* are allowed
@@ -394,6 +399,11 @@ CELERY_BEAT_SCHEDULE["retraining.sweep-batches"] = {
 # rows in all (estimated at request; one batch alone may be larger). Over them: 429.
 EXPORT_MAX_ACTIVE_PER_USER = env_int("EXPORT_MAX_ACTIVE_PER_USER", 3)
 EXPORT_MAX_ACTIVE_ROWS_PER_USER = env_int("EXPORT_MAX_ACTIVE_ROWS_PER_USER", 5_000_000)
+
+# --- Evals ----------------------------------------------------------------------------------
+# Share of inputs (the same stable hash as the export split) held out of training as the
+# regression set: corrected and rejected items in it are what a new version is tested on.
+REGRESSION_HOLDOUT_SHARE = _env_float("REGRESSION_HOLDOUT_SHARE", 0.1, below=1)
 
 # --- KPIs -----------------------------------------------------------------------------------
 # The periodic recompute of the days touched since the last run (Celery beat), in seconds.

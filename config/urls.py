@@ -16,6 +16,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("", include("reviews.urls")),
     path("console/", include("console.urls")),
+    path("compare/", include("evals.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("favicon.ico", core_views.favicon, name="favicon"),
     path("accounts/login/", accounts.LoginView.as_view(), name="login"),

@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class EvalsConfig(AppConfig):
     name = "evals"
     verbose_name = "Evaluations"
+
+    def ready(self) -> None:
+        from evals import regression
+        from evals.signals import comparison_decided
+
+        # A decided regression comparison settles the answer it judges.
+        comparison_decided.connect(
+            regression.comparison_judged, dispatch_uid="evals.regression.comparison_judged"
+        )

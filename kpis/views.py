@@ -10,6 +10,7 @@ from django_htmx.http import trigger_client_event
 from accounts.models import Role
 from accounts.permissions import role_required
 from core.db import replica_view
+from evals import selectors as evals_selectors
 from kpis import selectors, services
 from kpis.forms import CalibrationForm, KpiFilterForm
 from kpis.models import KpiRun
@@ -38,6 +39,7 @@ def dashboard(request):
     context = {"form": form, "versions": versions, "filters": filters}
     if filters:
         context.update(selectors.dashboard(filters))
+        context["loop"] = evals_selectors.loop_by_version(filters.agent)
     context["alerts"] = selectors.alerts_for(filters.agent if filters else None)
     context["runs"] = selectors.last_runs()
     return render(request, _partial(request, "kpis/dashboard.html", "body"), context)

@@ -21,7 +21,7 @@ from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory,
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 EXAMPLES = 25
-INGEST = ["/api/v1/interactions", "/api/v1/feedback"]
+INGEST = ["/api/v1/interactions", "/api/v1/feedback", "/api/v1/comparisons"]
 
 # Valid data may still be refused with 400 where the schema cannot say why: a reference to
 # something that does not exist (an agent slug, a username), a cross-field rule (`from`
@@ -34,6 +34,8 @@ SEMANTIC_400 = [
     ("GET", "/api/v1/kpis"),
     ("POST", "/api/v1/exports"),
     ("POST", "/api/v1/exports/{batch_id}/trained"),
+    ("GET", "/api/v1/agents/{slug}/regression-set"),
+    ("POST", "/api/v1/agents/{slug}/regression-runs"),
 ]
 
 

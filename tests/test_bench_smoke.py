@@ -100,3 +100,15 @@ def test_it_prints_the_reviewer_loop_figures_as_its_last_line():
     assert figures["raw_errors"] == 0 and figures["raw_decided_in_db"] == figures["raw_items"]
     assert figures["label_studio_items_per_s"] == {"100k": 4.9, "10k": 7.7}
     assert figures["checks_ok"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_it_prints_the_regression_figures_as_its_last_line():
+    figures = _run_bench("regression.py", "--n", "300")
+
+    assert figures["bench"] == "regression" and figures["n"] == figures["stored"] == 300
+    assert (figures["matched"], figures["unchanged"], figures["routed"]) == (100, 100, 100)
+    assert figures["answers_per_s"] > 0 and figures["ingest_rows_per_s"] > 0
+    assert figures["ratio"] > 0 and figures["meets_target"] is True
+    assert figures["checks_ok"] is True

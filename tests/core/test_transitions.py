@@ -15,7 +15,7 @@ from tests.factories import ReviewItemFactory, UserFactory
 Status = ReviewItem.Status
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("config", "core", "accounts", "agents", "reviews", "retraining", "kpis", "ingest")
-APPS += ("console", "demo", "backup")
+APPS += ("console", "demo", "backup", "evals")
 STATE_FIELDS = {"status", "state"}
 
 

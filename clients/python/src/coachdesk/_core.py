@@ -749,6 +749,64 @@ def kpi_params(
     return params
 
 
+def regression_set_params(
+    *,
+    intent: str | None,
+    domain: str | None,
+    error_category: str | None,
+    agent_version: str | None,
+    date_from: date | str | None,
+    date_to: date | str | None,
+    page_size: int,
+) -> dict[str, Any]:
+    """Query parameters of GET /api/v1/agents/{slug}/regression-set (without the cursor)."""
+    params: dict[str, Any] = {"limit": page_size}
+    for name, value in (
+        ("intent", intent),
+        ("domain", domain),
+        ("error_category", error_category),
+        ("agent_version", agent_version),
+    ):
+        if value:
+            params[name] = value
+    if date_from is not None:
+        params["date_from"] = _day(date_from).isoformat()
+    if date_to is not None:
+        params["date_to"] = _day(date_to).isoformat()
+    return params
+
+
+def regression_answers(answers: Any) -> list[dict[str, Any]]:
+    """`{case_id: answer}`, or an iterable of `(case_id, answer)` pairs or
+    `{"case_id", "answer"}` objects, as the API's answer objects."""
+    if isinstance(answers, Mapping):
+        return [{"case_id": k, "answer": v} for k, v in answers.items()]
+    out: list[dict[str, Any]] = []
+    for row in answers:
+        if isinstance(row, Mapping):
+            out.append({"case_id": row["case_id"], "answer": row["answer"]})
+        else:
+            case_id, answer = row
+            out.append({"case_id": case_id, "answer": answer})
+    return out
+
+
+def merge_run_part(
+    total: dict[str, Any] | None, part: Mapping[str, Any], offset: int
+) -> dict[str, Any]:
+    """Adds one request's answer to a run posted in parts: counts summed, error indexes
+    shifted to the position in the whole list, the latest summary kept."""
+    errors = [{**e, "index": int(e["index"]) + offset} for e in part.get("errors", [])]
+    if total is None:
+        return {**part, "errors": errors}
+    merged = dict(total)
+    for key in ("created", "duplicates", "matched", "unchanged", "routed"):
+        merged[key] = int(total.get(key, 0)) + int(part.get(key, 0))
+    merged["errors"] = [*total.get("errors", []), *errors]
+    merged["summary"] = part.get("summary")
+    return merged
+
+
 def _day(value: date | str) -> date:
     if isinstance(value, datetime):
         return value.date()

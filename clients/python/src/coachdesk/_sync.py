@@ -32,8 +32,11 @@ from coachdesk._core import (
     download_name,
     kpi_params,
     log,
+    merge_run_part,
     normalize_base_url,
     read_retry_delay,
+    regression_answers,
+    regression_set_params,
     user_agent,
 )
 from coachdesk.errors import BatchNotReady, ChecksumMismatch, ConnectionFailed
@@ -461,6 +464,78 @@ class Coachdesk(LoggingMixin):
         if dataset is not None:
             body["dataset"] = dataset
         return parse_batch_request(self._request("POST", "/api/v1/exports", json=body).json())
+
+    def regression_set(
+        self,
+        agent: str,
+        *,
+        intent: str | None = None,
+        domain: str | None = None,
+        error_category: str | None = None,
+        agent_version: str | None = None,
+        date_from: date | str | None = None,
+        date_to: date | str | None = None,
+        page_size: int = 500,
+    ) -> list[dict[str, Any]]:
+        """The agent's regression set (held-out corrected and rejected items), every page:
+        case objects with `id` (the case id to answer), `input`, `context`, `old_answer`,
+        `reference` (empty for a rejected item), `error_category`, `intent`, `domain`,
+        `agent_version`. Needs a token of an `ml` or `admin` user."""
+        params = regression_set_params(
+            intent=intent,
+            domain=domain,
+            error_category=error_category,
+            agent_version=agent_version,
+            date_from=date_from,
+            date_to=date_to,
+            page_size=page_size,
+        )
+        path = f"/api/v1/agents/{agent}/regression-set"
+        cases: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = {**params, "cursor": cursor} if cursor else params
+            page = (self._request("GET", path, params=query)).json()
+            cases.extend(page.get("cases", []))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return cases
+
+    def regression_run(
+        self,
+        agent: str,
+        version: str,
+        answers: Any,
+        *,
+        label: str = "",
+        filters: Mapping[str, Any] | None = None,
+        chunk_size: int = 1000,
+    ) -> dict[str, Any]:
+        """Posts a version's answers to the regression set: `{case_id: answer}` or
+        `(case_id, answer)` pairs. Sent in requests of `chunk_size` to the same run (version +
+        label; idempotent, so calling it again stores nothing twice). Returns the summed
+        `created`, `duplicates`, `matched`, `unchanged`, `routed`, the `errors` (index in
+        `answers`, field, message) and the run's latest `summary`."""
+        rows = regression_answers(answers)
+        path = f"/api/v1/agents/{agent}/regression-runs"
+        total: dict[str, Any] | None = None
+        for start in range(0, max(len(rows), 1), max(1, chunk_size)):
+            body: dict[str, Any] = {
+                "version": version,
+                "label": label,
+                "answers": rows[start : start + chunk_size],
+            }
+            if filters is not None:
+                body["filters"] = dict(filters)
+            part = (self._request("POST", path, json=body)).json()
+            total = merge_run_part(total, part, start)
+        assert total is not None
+        return total
+
+    def regression_run_summary(self, run_id: int) -> dict[str, Any]:
+        """A run's summary: fixed, still_wrong, worse, pending, total, share_fixed (value,
+        low, high, n), sentence."""
+        return (self._request("GET", f"/api/v1/regression-runs/{int(run_id)}")).json()  # type: ignore[no-any-return]
 
     def download_batch(self, batch_id: int, path: str | os.PathLike[str]) -> Path:
         """Streams a ready batch's file to `path` (a file, or an existing directory to
