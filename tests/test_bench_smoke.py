@@ -111,4 +111,9 @@ def test_it_prints_the_regression_figures_as_its_last_line():
     assert (figures["matched"], figures["unchanged"], figures["routed"]) == (100, 100, 100)
     assert figures["answers_per_s"] > 0 and figures["ingest_rows_per_s"] > 0
     assert figures["ratio"] > 0 and figures["meets_target"] is True
+    assert figures["http"] is True and figures["target_judged_on"] == "http"
+    http_counts = (figures["http_matched"], figures["http_unchanged"], figures["http_routed"])
+    assert http_counts == (100, 100, 100)
+    assert figures["http_answers_per_s"] > 0 and figures["http_ingest_rows_per_s"] > 0
+    assert figures["http_ratio"] > 0
     assert figures["checks_ok"] is True
