@@ -20,8 +20,9 @@ any failure rolls the database back and deletes the files it wrote.
 
 An archive restores into a database at exactly the migration state it was written at, with
 one exception: archives of an earlier table layout (models that moved between apps keeping
-their tables and columns, e.g. before the one-app-per-concern reorganisation) are mapped to
-today's names by the explicit table in `backup/legacy.py`. The format itself (this
+their tables and columns, e.g. before the one-app-per-concern reorganisation; columns with a
+default and tables added since, e.g. before rubrics and the evals app) are mapped to today's
+names by the explicit table in `backup/legacy.py`. The format itself (this
 manifest, one JSON Lines member per table, the files) did not change with the layout, so
 FORMAT_VERSION stays 1 for old and new archives alike: the migration state in the manifest
 already says which layout an archive has, and a version bump would only make today's

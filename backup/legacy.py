@@ -2,10 +2,11 @@
 
 A layout change moves models between apps but keeps their tables and columns: its
 migrations only move Django's model state (SeparateDatabaseAndState), plus data migrations
-for what names an app label. Or it adds columns whose default every older row takes. An
-archive written before it names its members and counts by the old labels (or lacks the new
-columns) and is at a migration state this code has left behind, so the compatibility check
-alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what changed:
+for what names an app label. Or it adds columns whose default every older row takes, or
+tables that were not there to hold rows. An archive written before it names its members and
+counts by the old labels (or lacks the new columns, or the new tables' members) and is at a
+migration state this code has left behind, so the compatibility check alone would refuse
+it. Each entry of LEGACY_LAYOUTS says exactly what changed:
 
 `applied`     the migration state of that layout's archives, app by app (an app not listed
               had no migrations yet). Only an archive at exactly this state is mapped;
@@ -14,9 +15,10 @@ alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what changed:
               mapping below reproduces. The mapped archive claims `applied` + `upgrade`,
               which must then equal the database's state, as any archive's must. A
               migration added later that leaves archived rows as they are (an index, a
-              new table) may join `upgrade`; after one that changes them, a layout-1
-              archive restores only with the code version of the state right after the
-              change (restore it there, migrate, back up again).
+              new table: see `new_tables`) or gives them a default (see `added`) may join
+              `upgrade`; after one that changes them otherwise, a layout-1 archive
+              restores only with the code version of the state right after the change
+              (restore it there, migrate, back up again).
 `moved`       old model label → today's. Renames the members (data/<label>.jsonl) and the
               counts, and the app label in the natural keys of permissions (the content
               types moved with their models).
@@ -26,10 +28,16 @@ alone would refuse it. Each entry of LEGACY_LAYOUTS says exactly what changed:
               label: column key → the value the migration gave existing rows (its default).
               Such columns are declared last on their models (where ADD COLUMN puts them),
               so the mapped manifest lists a table's columns in today's order.
+`new_tables`  tables created by a later migration that joined `upgrade`, by today's model
+              label: the layout's archives have no member for them (an older database had
+              nowhere to keep such rows), so they restore empty. The compatibility check
+              expects today's `tables()` without them, the mapped manifest counts 0 rows
+              for them, and the load reports 0.
 
 Apart from those added columns the columns did not change, so the column check applies to
 the mapped manifest; nor did the table order (renamed, a layout-1 archive's members are in
-today's `tables()` order), so the archive is still read in one forward pass.
+today's `tables()` order once the new tables are left out), so the archive is still read in
+one forward pass: a new table lacks a member, so nothing is read out of order for it.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ class Layout:
     moved: Mapping[str, str]
     values: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
     added: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    new_tables: frozenset[str] = frozenset()
 
     @property
     def renames(self) -> dict[str, str]:
@@ -81,7 +90,10 @@ class Layout:
                 app: {"latest": applied[-1] if applied else None, "applied": applied}
                 for app, applied in state.items()
             },
-            "counts": {self._label(label): n for label, n in counts.items()},
+            "counts": {
+                **{self._label(label): n for label, n in counts.items()},
+                **dict.fromkeys(sorted(self.new_tables), 0),
+            },
             "members": [self._upgrade_member(m, renames) for m in manifest["members"]],
         }
 
@@ -92,6 +104,10 @@ class Layout:
             if isinstance(member.get("fields"), list) and label in self.added:
                 upgraded["fields"] = [*member["fields"], *self.added[label]]
         return upgraded
+
+    def archived(self, table: Table) -> bool:
+        """Whether the layout's archives have a member for `table` (not a new table)."""
+        return table.label not in self.new_tables
 
     def archived_keys(self, table: Table) -> list[str]:
         """The column keys of `table`'s rows as this layout archived them."""
@@ -123,10 +139,36 @@ _STEPS_UPGRADE = {
     "agents": ("0002_interaction_steps",),
     "retraining": ("0004_trainingpair_steps",),
 }
-_STEPS_ADDED = {"agents.interaction": {"steps": []}, "retraining.trainingpair": {"steps": []}}
+_STEPS_ADDED: dict[str, dict[str, Any]] = {
+    "agents.interaction": {"steps": []},
+    "retraining.trainingpair": {"steps": []},
+}
 # reviews/0007 and 0008: indexes only, so archived rows are as they were: every earlier
 # layout takes them.
 _INDEX_UPGRADE = {"reviews": ("0007_console_sort_indexes", "0008_claim_plan_indexes")}
+# reviews/0009 (rubric versions, their criteria and the reviews' scores), evals/0001
+# (pairwise comparisons and their votes, regression runs and their answers): new tables,
+# which every earlier layout's archive lacks; retraining/0005: the deciding review's rubric
+# scores copied to its training pair, none on every older row.
+_RUBRICS_UPGRADE = {
+    "reviews": ("0009_rubrics",),
+    # 0006: the comparisons dataset of export batches (a choice, a check, a wider column):
+    # archived rows stay as they are.
+    "retraining": ("0005_trainingpair_scores", "0006_comparisons_dataset"),
+    "evals": ("0001_initial",),
+}
+_RUBRICS_ADDED: dict[str, dict[str, Any]] = {"retraining.trainingpair": {"scores": {}}}
+_RUBRICS_TABLES = frozenset(
+    {
+        "reviews.rubric",
+        "reviews.criterion",
+        "reviews.score",
+        "evals.comparison",
+        "evals.comparisonvote",
+        "evals.regressionrun",
+        "evals.regressionanswer",
+    }
+)
 
 
 def _merged(*states: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
@@ -136,6 +178,15 @@ def _merged(*states: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]
         for app, names in state.items():
             merged[app] = (*merged.get(app, ()), *names)
     return merged
+
+
+def _added(*added: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Added columns joined model by model, in the order the migrations added them."""
+    joined: dict[str, dict[str, Any]] = {}
+    for columns in added:
+        for label, defaults in columns.items():
+            joined[label] = {**joined.get(label, {}), **defaults}
+    return joined
 
 
 LEGACY_LAYOUTS = {
@@ -185,6 +236,7 @@ LEGACY_LAYOUTS = {
                 "kpis": ("0003_agent_moved_to_agents",),
             },
             _INDEX_UPGRADE,
+            _RUBRICS_UPGRADE,
         ),
         moved={
             "reviews.agent": "agents.agent",
@@ -205,7 +257,8 @@ LEGACY_LAYOUTS = {
             }
         },
         # accounts/0002_apitoken_agent_slugs: tokens made before scopes write for every agent.
-        added={"accounts.apitoken": {"agent_slugs": []}, **_STEPS_ADDED},
+        added=_added({"accounts.apitoken": {"agent_slugs": []}}, _STEPS_ADDED, _RUBRICS_ADDED),
+        new_tables=_RUBRICS_TABLES,
     ),
 }
 # After the reorganisation, before `steps`: what layout 1 is mapped onto, but steps.
@@ -236,16 +289,30 @@ LEGACY_LAYOUTS["layout-2"] = Layout(
             "0003_agent_moved_to_agents",
         ),
     },
-    upgrade=_merged(_STEPS_UPGRADE, _INDEX_UPGRADE),
+    upgrade=_merged(_STEPS_UPGRADE, _INDEX_UPGRADE, _RUBRICS_UPGRADE),
     moved={},
-    added=_STEPS_ADDED,
+    added=_added(_STEPS_ADDED, _RUBRICS_ADDED),
+    new_tables=_RUBRICS_TABLES,
 )
 # After `steps`, before the claim's and the queue browser's indexes (issue 18).
 LEGACY_LAYOUTS["layout-3"] = Layout(
     name="layout-3",
     applied=_merged(LEGACY_LAYOUTS["layout-2"].applied, _STEPS_UPGRADE),
-    upgrade=_INDEX_UPGRADE,
+    upgrade=_merged(_INDEX_UPGRADE, _RUBRICS_UPGRADE),
     moved={},
+    added=_RUBRICS_ADDED,
+    new_tables=_RUBRICS_TABLES,
+)
+# After the indexes of issue 18, before rubrics (reviews/0009, the pairs' `scores`) and the
+# evals app in the archive. The code of the evals app's first commits migrated evals but did
+# not archive it either: its archives are at this state too, with no evals state at all.
+LEGACY_LAYOUTS["layout-4"] = Layout(
+    name="layout-4",
+    applied=_merged(LEGACY_LAYOUTS["layout-3"].applied, _INDEX_UPGRADE),
+    upgrade=_RUBRICS_UPGRADE,
+    moved={},
+    added=_RUBRICS_ADDED,
+    new_tables=_RUBRICS_TABLES,
 )
 
 

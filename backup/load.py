@@ -43,13 +43,14 @@ def load(
     `members` are by name) in one transaction: the tables, and the files into storage but
     those in `skip` (there already), appending each storage name it writes to `written` for
     the caller to delete on failure. Rows of an earlier `layout` are mapped to today's.
-    Returns the rows loaded per table label. Raises BackupError."""
+    Returns the rows loaded per table label (0 for a table the layout's archives lack).
+    Raises BackupError."""
     from core.models import AuditEvent
     from retraining.models import ExportBatch
 
     connection = connections[using]
     by_member = {t.member: t for t in tables()}
-    counts: dict[str, int] = {}
+    counts = {t.label: 0 for t in by_member.values() if layout and not layout.archived(t)}
     with transaction.atomic(using=using):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -78,8 +78,8 @@ def _check_compatible(
     manifest: dict[str, Any], layout: Layout | None, using: str
 ) -> dict[str, dict[str, Any]]:
     """The archive's migration state and columns must be this database's and this code's
-    (an earlier `layout`'s archive: once mapped to today's). Returns the table members by
-    name."""
+    (an earlier `layout`'s archive: once mapped to today's, without the tables the layout
+    lacks). Returns the table members by name."""
     check_migrated(using)
     here = migration_state(using)
     mapped = f" (mapped from {layout.name})" if layout else ""
@@ -93,7 +93,8 @@ def _check_compatible(
                 "restore with the code version that wrote the archive"
             )
     members = {m["name"]: m for m in manifest.get("members", [])}
-    expected = [t.member for t in tables()]
+    archived = [t for t in tables() if layout is None or layout.archived(t)]
+    expected = [t.member for t in archived]
     listed = [m["name"] for m in manifest["members"] if m.get("kind") == "table"]
     if listed != expected:
         missing = [n for n in expected if n not in listed]
@@ -107,7 +108,7 @@ def _check_compatible(
             )
             + "); restore with the code version that wrote it"
         )
-    for table in tables():
+    for table in archived:
         if members[table.member].get("fields") != table.keys():
             raise BackupError(
                 f"{table.member}: its columns {members[table.member].get('fields')} are not "

@@ -18,7 +18,7 @@ from django.db.models import Field, Model
 from backup.archive import BackupError, table_member
 
 # The apps whose tables are in the archive; their migration state must match on restore.
-PROJECT_APPS = ("core", "accounts", "agents", "reviews", "retraining", "kpis")
+PROJECT_APPS = ("core", "accounts", "agents", "reviews", "retraining", "kpis", "evals")
 MIGRATION_APPS = ("contenttypes", "auth", *PROJECT_APPS)
 GROUP, PERMISSION = "group", "permission"
 
@@ -64,6 +64,12 @@ class Table:
 def tables() -> list[Table]:
     """Every table of the archive, parents before children (the restore order).
 
+    Rubrics come after the reviews their scores belong to (a score points at its review and
+    its criterion, a criterion at its rubric version); the evaluation tables after the KPI
+    ones: a comparison points at an agent, an interaction and users, a vote at its
+    comparison, a regression answer at its run, the review item it answers and its
+    comparison.
+
     KPI tables are included although a full recompute could rebuild the snapshots: they are
     small (rows per agent and day, not per interaction), and alerts and their webhook
     deliveries are history a recompute cannot rebuild (it would raise and send them again).
@@ -75,9 +81,10 @@ def tables() -> list[Table]:
     from accounts.models import ApiToken, ReviewerProfile
     from agents.models import Agent, FeedbackEvent, Interaction
     from core.models import AuditEvent
+    from evals.models import Comparison, ComparisonVote, RegressionAnswer, RegressionRun
     from kpis.models import Alert, AlertDelivery, KpiCursor, KpiRun, KpiSnapshot
     from retraining.models import BatchPair, ExportBatch, TrainingPair
-    from reviews.models import ErrorCategory, Review, ReviewItem
+    from reviews.models import Criterion, ErrorCategory, Review, ReviewItem, Rubric, Score
 
     user = get_user_model()
     listed = [
@@ -97,6 +104,9 @@ def tables() -> list[Table]:
         Table(FeedbackEvent),
         Table(ReviewItem),
         Table(Review),
+        Table(Rubric),
+        Table(Criterion),
+        Table(Score),
         Table(ApiToken),
         Table(AuditEvent),
         Table(TrainingPair),
@@ -109,6 +119,10 @@ def tables() -> list[Table]:
         Table(KpiRun, replace=True),
         Table(Alert),
         Table(AlertDelivery),
+        Table(Comparison),
+        Table(ComparisonVote),
+        Table(RegressionRun),
+        Table(RegressionAnswer),
     ]
     known = {t.model for t in listed}
     for app in PROJECT_APPS:

@@ -20,6 +20,7 @@ urlpatterns = [
     path("reviewers/<int:user_id>/", pools.reviewer_edit, name="reviewer_edit"),
     path("agents/", views.agents, name="agents"),
     path("agents/<slug:slug>/", views.agent_edit, name="agent_edit"),
+    path("agents/<slug:slug>/rubric", views.rubric_edit, name="rubric_edit"),
     path("audit/", views.audit, name="audit"),
     path("adjudication/", adjudication.adjudication_list, name="adjudication_list"),
     path("adjudication/<int:item_id>/", adjudication.adjudication_detail, name="adjudication"),

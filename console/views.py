@@ -27,11 +27,12 @@ from console.forms import (
     QueueFilterForm,
     reviewer_choices,
 )
+from console.rubric_forms import CriterionFormSet, RubricVersionForm, initial_rows
 from console.templatetags.console_tags import compact_json
 from core.db import chunked, replica_view
 from core.spreadsheet import csv_lines
 from kpis import selectors as kpi_selectors
-from reviews import screen
+from reviews import rubrics, screen
 from reviews import selectors as review_selectors
 from reviews import services as review_services
 from reviews.models import ReviewItem
@@ -232,6 +233,56 @@ def agent_edit(request, slug: str):
                 return redirect("console:agents")
         status = 400
     return render(request, "console/agent_edit.html", {"form": form, "agent": agent}, status=status)
+
+
+@role_required(Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def rubric_edit(request, slug: str):
+    """An agent's rubric: its criteria, one row each, and its earlier versions. Saving makes
+    the next version (`reviews.rubrics.rubric_create`); earlier scores keep theirs. Errors
+    are shown under their field and nothing is saved."""
+    agent = get_object_or_404(Agent, slug=slug)
+    history = rubrics.rubric_history(agent)
+    current = history[0] if history else None
+    version = current.version if current else 0
+    initial = initial_rows(current.criteria.all()) if current else []
+    if request.method == "GET":
+        formset = CriterionFormSet(initial=initial, prefix="criteria")
+        base = RubricVersionForm(initial={"base_version": version})
+        context = {"agent": agent, "formset": formset, "base": base, "history": history}
+        return render(request, "console/rubric_edit.html", context)
+    formset = CriterionFormSet(request.POST, initial=initial, prefix="criteria")
+    base = RubricVersionForm(request.POST)
+    if formset.is_valid() and base.is_valid():
+        criteria, rows = formset.criteria()
+        try:
+            saved = rubrics.rubric_create(
+                agent=agent,
+                criteria=criteria,
+                actor=request.user,
+                base_version=base.cleaned_data["base_version"],
+            )
+        except rubrics.InvalidCriteria as exc:
+            for index, problems in exc.problems.items():
+                for name, message in problems.items():
+                    if index < len(rows):
+                        rows[index].add_error(name, message)
+                    else:
+                        formset.non_form_errors().append(message)
+        except rubrics.RubricChanged as exc:
+            base.add_error(None, str(exc))
+        else:
+            if saved is None:
+                messages.info(
+                    request, f"Nothing changed: the rubric of {agent.slug} stays v{version}."
+                )
+            else:
+                messages.success(
+                    request, f"Saved version {saved.version} of the rubric of {agent.slug}."
+                )
+            return redirect("console:rubric_edit", slug=agent.slug)
+    context = {"agent": agent, "formset": formset, "base": base, "history": history}
+    return render(request, "console/rubric_edit.html", context, status=400)
 
 
 @role_required(Role.ADMIN)

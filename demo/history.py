@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count
 
 from agents.models import Agent, Interaction
-from demo import reviewing
+from demo import loop, reviewing
 from demo.backdate import HistoryClock
 from demo.plan import RELEASES, DemoPlan, PlannedFeedback, iso_utc, release_names
 from ingest.batches import IngestResult
@@ -56,6 +56,7 @@ class Replay:
     reviewed: bool = False  # the history was replayed (a fresh demo), not only ingested
     batches: list[ExportBatch] = field(default_factory=list)
     kpi_run: KpiRun | None = None
+    loop_result: loop.LoopResult | None = None
 
 
 def _add(total: IngestResult, part: IngestResult) -> None:
@@ -66,8 +67,11 @@ def _add(total: IngestResult, part: IngestResult) -> None:
     total.errors.extend(part.errors)
 
 
-def _decision(item: ReviewItem, planned: reviewing.PlannedReview) -> Any:
-    """A planned review (`demo.reviewing`) as the review services take it."""
+def _decision(
+    item: ReviewItem, planned: reviewing.PlannedReview, scores: dict[str, int] | None = None
+) -> Any:
+    """A planned review (`demo.reviewing`) as the review services take it, with the
+    rubric's `scores` when its agent has one."""
     return review_services.decision_validate(
         item=item,
         verdict=planned.verdict,
@@ -75,6 +79,7 @@ def _decision(item: ReviewItem, planned: reviewing.PlannedReview) -> Any:
         error_category=planned.error_category or None,
         notes=planned.notes,
         seconds_spent=planned.seconds_spent,
+        scores=scores,
     )
 
 
@@ -126,6 +131,12 @@ class _History:
         self.last: dict[int, datetime] = {}  # item → the moment of its last review
         self.texts: dict[int, Interaction] = {}
         self.result = Replay()
+        self.scored: set[int] = set()  # agents with a rubric: their reviews carry scores
+
+    def _scores(self, item: ReviewItem, planned: reviewing.PlannedReview, external_id: str):
+        if item.agent_id not in self.scored:
+            return None
+        return loop.scores_for(planned.verdict, seed=self.seed, external_id=external_id)
 
     # --- arrivals --------------------------------------------------------------------------
 
@@ -213,7 +224,7 @@ class _History:
             output=interaction.output,
             fix=self.plan.fixes.get(interaction.external_id),
         )
-        decision = _decision(item, planned)
+        decision = _decision(item, planned, self._scores(item, planned, interaction.external_id))
         outcome = review_services.review_submit(item=item, reviewer=user, decision=decision)
         claimed = session.clock
         if item.pk in self.last:  # a second review comes after the first
@@ -243,7 +254,9 @@ class _History:
                 intent=interaction.intent or "",
                 fix=self.plan.fixes.get(interaction.external_id),
             )
-            decision = _decision(item, planned)
+            decision = _decision(
+                item, planned, self._scores(item, planned, interaction.external_id)
+            )
             outcome = review_services.item_adjudicate(item=item, admin=lead, decision=decision)
             moment += timedelta(seconds=planned.seconds_spent)
             self.last[item.pk] = moment
@@ -297,6 +310,10 @@ class _History:
         first = min(by_day, default=self.today)
         working = set(reviewing.review_days(first, self.today)) if reviews else set()
         self.result.reviewed = bool(working)
+        if working:
+            self.scored = loop.rubrics_ensure(
+                self.agents.values(), actor=self.users.get(reviewing.LEAD)
+            )
         for k in range((self.today - first).days + 1):
             day = first + timedelta(days=k)
             if day in working:
@@ -307,6 +324,10 @@ class _History:
                 ids = [self.plan.interactions[i]["external_id"] for i in by_day[day]]
                 self.arrive(day, by_day[day], [e for x in ids for e in feedback[x]])
         self.clock.apply()
+        if working:
+            self.result.loop_result = loop.loop_replay(
+                agents=self.agents.values(), seed=self.seed, now=self.now
+            )
         if self.result.interactions.created or self.result.reviewed:
             run, _ = kpi_services.run_request(
                 trigger=KpiRun.Trigger.COMMAND, full=True, enqueue=False

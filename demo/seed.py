@@ -34,6 +34,8 @@ from demo.content import AGENT_POLICIES
 from demo.history import history_replay
 from demo.plan import demo_plan
 from demo.reviewing import PERSONAS
+from evals import selectors as evals_selectors
+from evals.models import Comparison, RegressionRun
 from ingest.services import IngestResult
 from kpis.models import KpiRun, KpiSnapshot
 from retraining.models import ExportBatch, TrainingPair
@@ -170,6 +172,9 @@ class DemoHistory:
     batches: list[ExportBatch] = field(default_factory=list)
     kpi_rows: int = 0
     kpi_run: KpiRun | None = None
+    scored_reviews: int = 0  # reviews with rubric scores
+    comparisons: dict[str, int] = field(default_factory=dict)  # by status
+    regression: list[str] = field(default_factory=list)  # each run's sentence
 
 
 @dataclass
@@ -224,6 +229,19 @@ def history_summary(agents: list[Agent]) -> DemoHistory:
         pairs=TrainingPair.objects.filter(agent__in=agents).count(),
         batches=list(ExportBatch.objects.filter(agent__in=agents).select_related("agent")),
         kpi_rows=KpiSnapshot.objects.filter(agent__in=agents).count(),
+        scored_reviews=reviews.filter(scores__isnull=False).distinct().count(),
+        comparisons=dict(
+            Comparison.objects.filter(agent__in=agents)
+            .values_list("status")
+            .annotate(n=Count("pk"))
+            .order_by("status")
+        ),
+        regression=[
+            run["sentence"]
+            for run in evals_selectors.runs_summaries(
+                list(RegressionRun.objects.filter(agent__in=agents).order_by("pk"))
+            )
+        ],
     )
 
 

@@ -6,10 +6,12 @@ class EvalsConfig(AppConfig):
     verbose_name = "Evaluations"
 
     def ready(self) -> None:
-        from evals import regression
+        from evals import exports, regression
         from evals.signals import comparison_decided
 
         # A decided regression comparison settles the answer it judges.
         comparison_decided.connect(
             regression.comparison_judged, dispatch_uid="evals.regression.comparison_judged"
         )
+        # The `comparisons` export dataset (retraining may not import evals).
+        exports.register()

@@ -31,6 +31,18 @@ class ApiRequest(HttpRequest):
 
 router = Router(tags=["comparisons"])
 reviewer_auth = RoleBearer(Role.REVIEWER)
+admin_auth = RoleBearer(Role.ADMIN)
+
+
+class AssignIn(Schema):
+    ids: list[int] = Field(..., min_length=1, max_length=1000)
+    username: str = Field(..., min_length=1, max_length=150)
+
+
+class AssignOut(Schema):
+    assigned: int
+    assigned_to: str
+    skipped: dict[str, int]
 
 
 class ComparisonOut(Schema):
@@ -127,3 +139,24 @@ def decide(request: ApiRequest, comparison_id: int, body: VoteIn):
         return Status(409, {"detail": str(exc)})
     c = outcome.comparison
     return Status(200, {"id": c.pk, "status": c.status, "outcome": c.outcome})
+
+
+@router.post(
+    "/comparisons/assign",
+    auth=admin_auth,
+    response={200: AssignOut, **error_responses(400, 401, 403, 413)},
+    summary="Assign open comparisons to a reviewer",
+)
+def assign(request: ApiRequest, body: AssignIn):
+    """Assigns the open comparisons among `ids` to the reviewer (their next claim takes
+    them first); the rest are skipped with the reason counted: not found, not open,
+    outside the reviewer's domains, already voted on or assigned to them."""
+    from django.contrib.auth import get_user_model
+
+    reviewer = get_user_model().objects.filter(username=body.username, is_active=True).first()
+    if reviewer is None:
+        return Status(400, {"detail": f"no active user {body.username!r}"})
+    result = services.comparison_assign(
+        admin=request.auth, comparison_ids=body.ids, reviewer=reviewer
+    )
+    return {"assigned": result.changed, "assigned_to": reviewer.username, "skipped": result.skipped}

@@ -92,6 +92,11 @@ class SetFilters:
 _TEXT_FILTERS = ("intent", "domain", "error_category", "agent_version")
 
 
+# Decision days a filter may name (a day past the last one would overflow its end).
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(9998, 12, 31)
+
+
 def filters_clean(raw: Mapping[str, Any] | None) -> SetFilters:
     """The set's filters from a query string or a JSON object (all optional); raises
     InvalidRequest naming each bad field (unknown names included)."""
@@ -108,9 +113,14 @@ def filters_clean(raw: Mapping[str, Any] | None) -> SetFilters:
                 values[name] = value
         elif name in ("date_from", "date_to"):
             try:
-                values[name] = value if isinstance(value, date) else date.fromisoformat(value)
+                day = value if isinstance(value, date) else date.fromisoformat(value)
             except (TypeError, ValueError):
                 errors[name] = "must be a date (YYYY-MM-DD)"
+                continue
+            if not EARLIEST_DAY <= day <= LATEST_DAY:
+                errors[name] = f"must be between {EARLIEST_DAY} and {LATEST_DAY}"
+            else:
+                values[name] = day
         else:
             errors[name] = "unknown filter"
     if (

@@ -1,10 +1,11 @@
 """API of the KPI app: `GET /api/v1/kpis` (DESIGN.md), for admins and ML engineers."""
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 
@@ -13,7 +14,7 @@ from accounts.permissions import RoleBearer
 from agents.models import Agent
 from core.db import replica_view
 from core.limits import error_responses
-from kpis import selectors
+from kpis import rubrics, selectors
 from kpis.definitions import KPIS
 
 router = Router(tags=["kpis"])
@@ -57,3 +58,46 @@ def kpis(
         raise HttpError(400, f"the range is longer than {settings.KPI_MAX_RANGE_DAYS} days")
     filters = selectors.Filters(agent=target, version=version or "", start=from_, end=to)
     return selectors.api_rows(filters)
+
+
+class RubricKpiRows(Schema):
+    rows: list[dict[str, Any]]
+
+
+@router.get(
+    "/kpis/rubrics",
+    auth=RoleBearer(Role.ADMIN, Role.ML),
+    response={200: RubricKpiRows, **error_responses(400, 401, 403, 404)},
+    summary="Rubric scores of an agent per criterion, agent version and day",
+    description=(
+        "One row per criterion (of a rubric version) and agent version scored in reviews "
+        "made from `from` to `to` (inclusive, UTC days; default the last 30 days): "
+        "`{criterion, name, kind, rubric_version, agent_version, period, days}`, `period` "
+        "and each of `days` being `{value, low, high, n}`: the pass rate with its 95% "
+        "Wilson interval for `pass_fail`, the mean with its 95% normal interval for "
+        "`scale` (null without scores; the interval from two scores on)."
+    ),
+)
+@replica_view
+def rubric_kpis(
+    request: HttpRequest,
+    agent: str,
+    to: date | None = None,
+    from_: date | None = Query(None, alias="from"),  # noqa: B008 (ninja's parameter declaration)
+):
+    target = Agent.objects.filter(slug=agent).first()
+    if target is None:
+        raise HttpError(404, f"unknown agent {agent!r}")
+    end = to or timezone.now().date()
+    if end > date.max - timedelta(days=2):  # the query runs to the day after `end`
+        raise HttpError(400, "`to` is too late")
+    if from_ is None and end < date.min + timedelta(days=29):
+        raise HttpError(400, "`to` is too early for the default range; give `from`")
+    start = from_ or end - timedelta(days=29)
+    if start > end:
+        raise HttpError(400, "`from` is after `to`")
+    if (end - start).days + 1 > settings.KPI_MAX_RANGE_DAYS:
+        raise HttpError(400, f"the range is longer than {settings.KPI_MAX_RANGE_DAYS} days")
+    kpis = rubrics.rubric_kpis(agent=target, start=start, end=end)
+    dates = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return {"rows": rubrics.api_rows(kpis, dates)}

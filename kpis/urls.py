@@ -1,6 +1,6 @@
 from django.urls import path
 
-from kpis import views
+from kpis import rubric_views, views
 
 app_name = "kpis"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("export.csv", views.export_csv, name="export"),
     path("calibration/", views.calibration, name="calibration"),
     path("agreement/", views.agreement, name="agreement"),
+    path("rubrics/", rubric_views.rubric_kpis, name="rubrics"),
     path("recompute/", views.recompute, name="recompute"),
     path("runs/<int:pk>/", views.run_status, name="run"),
 ]

@@ -29,12 +29,19 @@ class ExportIn(Schema):
         description=(
             "Optional: date_from / date_to (YYYY-MM-DD, decision day, UTC, inclusive), "
             "sources ([approve, correct]), error_categories (slugs; null: no category), "
-            "agent_versions, min_reviews, system_prompt (openai). For the feedback dataset: "
-            "date_from, date_to, kinds (default [clicked, skipped])."
+            "agent_versions, min_reviews, system_prompt (openai), intents, domains (the "
+            "interaction's intent / domain, exact match, at most 100 values of at most 100 "
+            "characters). For the feedback dataset: date_from, date_to, kinds (default "
+            "[clicked, skipped]), intents, domains. For the comparisons dataset: date_from, "
+            "date_to (decision day), agent_versions (either side), kinds ([versions, "
+            "regression]; default both), intents, domains (the comparison's own). Invalid "
+            "filters: 400 with `errors` naming each field."
         ),
     )
     dataset: ExportBatch.Dataset = Field(
-        ExportBatch.Dataset.PAIRS, description="pairs (default) or feedback (csv / parquet)."
+        ExportBatch.Dataset.PAIRS,
+        description="pairs (default), feedback (csv / parquet) or comparisons (decided "
+        "pairwise comparisons, A or B better: preference / csv / parquet).",
     )
 
 

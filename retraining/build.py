@@ -31,7 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.utils import timezone
 
 from core import db
-from retraining import formats, selectors
+from retraining import formats, selectors, sources
 from retraining.errors import LeaseLost, NothingToExport, StaleRead
 from retraining.models import BatchPair, ExportBatch
 
@@ -281,11 +281,16 @@ def write(batch: ExportBatch) -> Built:
 
 
 def _write(batch: ExportBatch, heartbeat: Heartbeat) -> Built:
-    writer_class = formats.writer_for(batch.dataset, batch.format)
+    writer_class = sources.writer_for(batch.dataset, batch.format)
     chunk_size = settings.EXPORT_CHUNK_SIZE
     delay = settings.EXPORT_TEST_CHUNK_DELAY_SECONDS
+    source = sources.get(batch.dataset)
     pairs = batch.dataset == Dataset.PAIRS
-    if pairs:
+    if source is not None:
+        # A registered dataset (retraining/sources.py): its rows as of the request.
+        selected = total = source.rows(batch).count()
+        chunks = source.chunks(batch, writer_class.fields, chunk_size, using=rows_source())
+    elif pairs:
         selected, duplicates = select(batch)
         total = selected - duplicates
         chunks = selectors.batch_pair_chunks(
@@ -302,7 +307,7 @@ def _write(batch: ExportBatch, heartbeat: Heartbeat) -> Built:
         # A 0-row file would be "ready" and look like a batch; it fails with the reason
         # instead (the request already refuses a selection known to be empty, but the rows
         # can be gone by now: "only new pairs" taken by another batch first).
-        what = "training pairs" if pairs else "feedback events"
+        what = source.what if source else "training pairs" if pairs else "feedback events"
         held = " (only pairs in no earlier batch)" if batch.filters.get("new_only") else ""
         raise NothingToExport(
             f"Nothing to export: no {what} matched this batch's filters{held} when it was built."
@@ -335,6 +340,9 @@ def _write(batch: ExportBatch, heartbeat: Heartbeat) -> Built:
                             for row in rows
                         ]
                         by_split.update(zip(splits, (row[3] for row in rows), strict=True))
+                    elif source is not None:
+                        splits = []
+                        by_split.update(("all", source.tally(row)) for row in rows)
                     else:
                         splits = []
                         by_split.update(("all", row[4]) for row in rows)
@@ -353,18 +361,29 @@ def _write(batch: ExportBatch, heartbeat: Heartbeat) -> Built:
             sink.abort()
             path.unlink(missing_ok=True)
             raise
-    counts = _counts(by_split, pairs=pairs, selected=selected, written=written)
+    counts = _counts(
+        by_split,
+        pairs=pairs,
+        selected=selected,
+        written=written,
+        key=source.count_key if source else "by_kind",
+    )
     return Built(path, sink.hexdigest(), sink.size, written, counts, writer_class)
 
 
 def _counts(
-    by_split: Counter[tuple[str, str]], *, pairs: bool, selected: int, written: int
+    by_split: Counter[tuple[str, str]],
+    *,
+    pairs: bool,
+    selected: int,
+    written: int,
+    key: str = "by_kind",
 ) -> dict[str, Any]:
     if not pairs:
         kinds: Counter[str] = Counter()
         for (_, kind), n in by_split.items():
             kinds[kind] += n
-        return {"rows": written, "by_kind": dict(sorted(kinds.items()))}
+        return {"rows": written, key: dict(sorted(kinds.items()))}
     splits: dict[str, dict[str, int]] = {}
     for (split, source), n in sorted(by_split.items()):
         splits.setdefault(split, {})[source] = n
@@ -394,7 +413,10 @@ class _LocalFile(File):
 
 def manifest_of(batch: ExportBatch, built: Built) -> dict[str, Any]:
     train = built.counts.get("by_split", {}).get(formats.TRAIN, 0)
+    source = sources.get(batch.dataset)
     order: Any = "event_id" if batch.dataset == Dataset.FEEDBACK else "pair_id"
+    if source is not None:
+        order = source.order
     if not built.writer.in_source_order:
         order = {
             "train": {"first_line": 1, "last_line": train},
@@ -414,6 +436,11 @@ def manifest_of(batch: ExportBatch, built: Built) -> dict[str, Any]:
         "row_order": order,
         "filters": batch.filters,
         "data_cutoff_id": batch.cutoff_id,
+        **(
+            {"data_cutoff_time": batch.created_at.isoformat(), "selection": source.description}
+            if source is not None
+            else {}
+        ),
         "counts": built.counts,
         "created_at": batch.created_at.isoformat(),
         "created_by": batch.created_by.get_username() if batch.created_by else None,

@@ -39,10 +39,14 @@ TRAIN, VALIDATION = "train", "validation"
 # category's id, turned into its slug with the `categories` option; `agent_version` is ""
 # when unknown). `context` and `steps` arrive as lists of messages (ingest/messages.py).
 PAIR_BASE_FIELDS = ("pair_id", "input", "output", "source", "agent_version", "error_category")
-PAIR_FIELDS = (*PAIR_BASE_FIELDS, "steps")
-# `steps` came later than the others: last, so readers that go by position keep working.
+# `scores` arrives as a dict (`TrainingPair.scores`: {criterion key: value,
+# "_rubric_version": N}, {} for none).
+PAIR_FIELDS = (*PAIR_BASE_FIELDS, "steps", "scores")
+# `steps` and then `scores` came later than the others: last, so readers that go by
+# position keep working.
 PAIR_COLUMNS = (
     "input", "output", "split", "source", "agent_version", "error_category", "pair_id", "steps",
+    "scores",
 )  # fmt: skip
 FEEDBACK_FIELDS = (
     "event_id",
@@ -110,9 +114,16 @@ class Writer:
 # --- JSON lines -------------------------------------------------------------------------------
 
 
+def _scores(value: Any) -> dict[str, Any]:
+    """A pair's rubric scores with their keys in order (`_rubric_version` first), so the
+    same pair always gives the same bytes whichever database stored it; {} for none."""
+    return dict(sorted(value.items())) if value else {}
+
+
 class JsonlWriter(Writer):
     """`{"input", "output", "split", "source", "agent_version", "error_category", "pair_id",
-    "steps"}`, `steps` the tool calls and results as ingested (an array, [] for none)."""
+    "steps", "scores"}`, `steps` the tool calls and results as ingested (an array, [] for
+    none), `scores` the rubric scores (an object, {} for none)."""
 
     extension = "jsonl"
     content_type = "application/jsonl"
@@ -134,6 +145,7 @@ class JsonlWriter(Writer):
                     "error_category": slug(r[5]),
                     "pair_id": r[0],
                     "steps": r[6],
+                    "scores": _scores(r[7]),
                 }
             )
             for r, split in zip(rows, splits, strict=True)
@@ -238,7 +250,8 @@ class _ChatWriter(_SplitFilesWriter):
 class OpenAIWriter(_ChatWriter):
     """`{"messages": [system?, ...context, user: input, ...steps, assistant: output]}`:
     OpenAI's chat fine-tuning format, tool calls and tool results included (see
-    `chat_message`)."""
+    `chat_message`). Nothing else goes in a line (no pair id, split or rubric scores):
+    the format has no per-example metadata, so a line carries only what OpenAI reads."""
 
     extension = "jsonl"
     content_type = "application/jsonl"
@@ -250,16 +263,18 @@ class OpenAIWriter(_ChatWriter):
 
 
 class PreferenceWriter(_ChatWriter):
-    """`{"prompt", "chosen", "rejected", "prompt_messages"}` of corrections: chosen is the
-    reviewer's output, rejected the agent's original, `prompt` the input as text and
+    """`{"prompt", "chosen", "rejected", "prompt_messages", "scores"}` of corrections: chosen
+    is the reviewer's output, rejected the agent's original, `prompt` the input as text and
     `prompt_messages` the whole conversation both answers follow, in the `openai` format's
     messages ([...context, user: input, ...steps]): what a conversational preference trainer
-    takes as its prompt."""
+    takes as its prompt. `scores` are the rubric scores of the agent's original answer
+    ({} for none); trainers ignore columns they do not know."""
 
     extension = "jsonl"
     content_type = "application/jsonl"
-    fields = (*PAIR_BASE_FIELDS, "rejected_output", "context", "steps")
-    columns = ("prompt", "chosen", "rejected", "prompt_messages")
+    # `context` and `steps` stay last: `_ChatWriter.prompt` reads them from the end.
+    fields = (*PAIR_BASE_FIELDS, "rejected_output", "scores", "context", "steps")
+    columns = ("prompt", "chosen", "rejected", "prompt_messages", "scores")
 
     def line(self, row: tuple) -> dict:
         return {
@@ -267,6 +282,7 @@ class PreferenceWriter(_ChatWriter):
             "chosen": row[2],
             "rejected": row[6],
             "prompt_messages": self.prompt(row),
+            "scores": _scores(row[7]),
         }
 
 
@@ -291,7 +307,8 @@ class _CsvWriter(Writer):
 
 
 class CsvWriter(_CsvWriter):
-    """The `jsonl` columns, `steps` as JSON text."""
+    """The `jsonl` columns, `steps` and `scores` as JSON text (one column whatever the
+    rubric: its criteria change between versions, and a header is fixed per format)."""
 
     fields = PAIR_FIELDS
     columns = PAIR_COLUMNS
@@ -300,7 +317,17 @@ class CsvWriter(_CsvWriter):
         n, slug, steps = neutralise, self.categories.get, _json_text
         self._write_rows(
             [
-                (n(r[1]), n(r[2]), split, r[3], n(r[4]), slug(r[5], ""), r[0], n(steps(r[6])))
+                (
+                    n(r[1]),
+                    n(r[2]),
+                    split,
+                    r[3],
+                    n(r[4]),
+                    slug(r[5], ""),
+                    r[0],
+                    n(steps(r[6])),
+                    n(_scores_text(r[7])),
+                )
                 for r, split in zip(rows, splits, strict=True)
             ]
         )
@@ -309,6 +336,11 @@ class CsvWriter(_CsvWriter):
 def _json_text(value: Any) -> str:
     """A JSON column as compact JSON text ("[]" for none)."""
     return orjson.dumps(value).decode() if value else "[]"
+
+
+def _scores_text(value: Any) -> str:
+    """Rubric scores as compact JSON text, keys sorted ("{}" for none)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode() if value else "{}"
 
 
 class FeedbackCsvWriter(_CsvWriter):
@@ -357,6 +389,7 @@ def pair_schema() -> pa.Schema:
             pa.field("error_category", pa.string()),
             pa.field("pair_id", pa.int64(), nullable=False),
             pa.field("steps", pa.string(), nullable=False),  # JSON text, "[]" for none
+            pa.field("scores", pa.string(), nullable=False),  # JSON text, "{}" for none
         ]
     )
 
@@ -468,7 +501,8 @@ class _ParquetWriter(Writer):
 
 class ParquetWriter(_ParquetWriter):
     """The `jsonl` columns, typed: strings, `pair_id` int64, nulls for unknown version or
-    category, `steps` as JSON text (its messages vary in shape, as ingested)."""
+    category, `steps` as JSON text (its messages vary in shape, as ingested), `scores` as
+    JSON text (its keys are the criteria of each pair's rubric version)."""
 
     fields = PAIR_FIELDS
     columns = PAIR_COLUMNS
@@ -481,7 +515,7 @@ class ParquetWriter(_ParquetWriter):
     text_columns = frozenset({"input", "output", "steps"})
 
     def columns_of(self, rows: Sequence[tuple], splits: Sequence[str]) -> list[list]:
-        ids, inputs, outputs, sources, versions, categories, steps = zip(*rows, strict=True)
+        ids, inputs, outputs, sources, versions, categories, steps, scores = zip(*rows, strict=True)
         return [
             list(inputs),
             list(outputs),
@@ -491,6 +525,7 @@ class ParquetWriter(_ParquetWriter):
             [self.categories.get(c) for c in categories],
             list(ids),
             [_json_text(s) for s in steps],
+            [_scores_text(s) for s in scores],
         ]
 
 

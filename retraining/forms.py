@@ -6,11 +6,15 @@ from typing import Any
 from django import forms
 
 from agents.models import Agent, FeedbackEvent
-from retraining import services
+from retraining import selectors, services
 from retraining.models import ExportBatch, TrainingPair
 from reviews.models import ErrorCategory
 
 NO_CATEGORY = "__none__"
+
+
+def _comma_list(text: str) -> list[str]:
+    return [v for v in text.split(",") if v.strip()]
 
 
 class _AgentForm(forms.Form):
@@ -72,6 +76,17 @@ class BuildForm(_AgentForm):
         widget=forms.Textarea(attrs={"rows": 2, "maxlength": services.SYSTEM_PROMPT_MAX_CHARS}),
         help_text="openai format only: opens every conversation.",
     )
+    # The options are the tags of the chosen agent's recent pairs (selectors.pair_tags).
+    intents = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 5}),
+        help_text="The interaction's intent. None selected: every intent.",
+    )
+    domains = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 5}),
+        help_text="The interaction's domain. None selected: every domain.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -81,6 +96,13 @@ class BuildForm(_AgentForm):
             *ErrorCategory.objects.order_by("position", "slug").values_list("slug", "name"),
             (NO_CATEGORY, "(no category)"),
         ]
+        # The agent posted (a bound form), else the page's: its options are the ones shown.
+        slug = self.data.get("agent") if self.is_bound else self.initial.get("agent")
+        tags = selectors.pair_tags(selectors.agent_by_slug(str(slug or "")))
+        for name in ("intents", "domains"):
+            field = self.fields[name]
+            assert isinstance(field, forms.MultipleChoiceField)
+            field.choices = [(tag, tag) for tag in tags[name]]
 
     def request(self) -> dict[str, Any]:
         """The keyword arguments of `services.batch_request` (after `is_valid()`)."""
@@ -91,8 +113,10 @@ class BuildForm(_AgentForm):
             "error_categories": [
                 None if slug == NO_CATEGORY else slug for slug in data["error_categories"]
             ],
-            "agent_versions": [v for v in data["agent_versions"].split(",") if v.strip()],
+            "agent_versions": _comma_list(data["agent_versions"]),
             "min_reviews": data.get("min_reviews"),  # None: 1
+            "intents": data["intents"],
+            "domains": data["domains"],
         }
         if data["system_prompt"]:
             filters["system_prompt"] = data["system_prompt"]
@@ -119,6 +143,12 @@ class FeedbackForm(_AgentForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: clicked and skipped.",
     )
+    intents = forms.CharField(
+        required=False, help_text="The interaction's intent, comma-separated; empty: every one."
+    )
+    domains = forms.CharField(
+        required=False, help_text="The interaction's domain, comma-separated; empty: every one."
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "fb_%s")  # the build form on the same page uses id_*
@@ -131,7 +161,60 @@ class FeedbackForm(_AgentForm):
             "agent": data["agent"],
             "dataset": ExportBatch.Dataset.FEEDBACK,
             "format": data["format"],
-            "filters": {**self._dates(), "kinds": data["kinds"]},
+            "filters": {
+                **self._dates(),
+                "kinds": data["kinds"],
+                "intents": _comma_list(data["intents"]),
+                "domains": _comma_list(data["domains"]),
+            },
+        }
+
+
+class ComparisonsForm(_AgentForm):
+    """Decided pairwise comparisons (A or B better) as preference data."""
+
+    # The kinds of comparison (evals.models.Comparison.Kind: retraining may not import evals).
+    KINDS = [("versions", "Two agent versions"), ("regression", "New answer against the reference")]
+
+    dataset = forms.CharField(widget=forms.HiddenInput, initial=ExportBatch.Dataset.COMPARISONS)
+    format = forms.ChoiceField(
+        choices=[(f, ExportBatch.Format(f).label) for f in ExportBatch.COMPARISON_FORMATS]
+    )
+    kinds = forms.MultipleChoiceField(
+        choices=KINDS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: both.",
+    )
+    agent_versions = forms.CharField(
+        required=False,
+        label="Agent versions",
+        help_text="Comma-separated; a comparison matches when either side is one of them.",
+    )
+    intents = forms.CharField(
+        required=False, help_text="The comparison's intent, comma-separated; empty: every one."
+    )
+    domains = forms.CharField(
+        required=False, help_text="The comparison's domain, comma-separated; empty: every one."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "cmp_%s")  # the other forms on the page use id_*, fb_*
+        super().__init__(*args, **kwargs)
+
+    def request(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "agent": data["agent"],
+            "dataset": ExportBatch.Dataset.COMPARISONS,
+            "format": data["format"],
+            "filters": {
+                **self._dates(),
+                "kinds": data["kinds"],
+                "agent_versions": _comma_list(data["agent_versions"]),
+                "intents": _comma_list(data["intents"]),
+                "domains": _comma_list(data["domains"]),
+            },
         }
 
 

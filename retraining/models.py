@@ -48,6 +48,10 @@ class TrainingPair(models.Model):
     # `context` (so a batch reads one table). Declared last, where the column is (it came
     # later); the database default is for raw SQL writers (bench/export.py).
     steps = models.JSONField(default=list, blank=True, db_default=[])
+    # The deciding review's rubric scores, `{criterion key: value, "_rubric_version": N}`
+    # ({} when the agent had no rubric or nothing was scored), copied at decision time like
+    # the rest (reviews.rubrics.Scored.as_dict).
+    scores = models.JSONField(default=dict, blank=True, db_default={})
 
     class Meta:
         indexes = [
@@ -67,6 +71,8 @@ class ExportBatch(models.Model):
     class Dataset(models.TextChoices):
         PAIRS = "pairs", "Training pairs"
         FEEDBACK = "feedback", "Feedback log"
+        # Registered by the evals app (retraining/sources.py; evals/exports.py).
+        COMPARISONS = "comparisons", "Pairwise comparisons"
 
     class Format(models.TextChoices):
         JSONL = "jsonl", "JSONL"
@@ -82,11 +88,12 @@ class ExportBatch(models.Model):
         FAILED = "failed"
 
     FEEDBACK_FORMATS = (Format.CSV, Format.PARQUET)
+    COMPARISON_FORMATS = (Format.PREFERENCE, Format.CSV, Format.PARQUET)
 
     agent = models.ForeignKey(
         "agents.Agent", on_delete=models.PROTECT, related_name="export_batches"
     )
-    dataset = models.CharField(max_length=10, choices=Dataset, default=Dataset.PAIRS)
+    dataset = models.CharField(max_length=12, choices=Dataset, default=Dataset.PAIRS)
     format = models.CharField(max_length=20, choices=Format)
     # Normalised by `services.filters_clean`; also copied into the manifest.
     filters = models.JSONField(default=dict, blank=True)
@@ -149,7 +156,9 @@ class ExportBatch(models.Model):
                 name="batch_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(dataset="pairs") | Q(format__in=["csv", "parquet"]),
+                condition=Q(dataset="pairs")
+                | Q(format__in=["csv", "parquet"])
+                | Q(dataset="comparisons", format="preference"),
                 name="batch_feedback_csv_or_parquet",
             ),
             # A ready batch always has its file and checksum.
@@ -187,7 +196,10 @@ class ExportBatch(models.Model):
             parts.append("versions " + ", ".join(f["agent_versions"]))
         if (f.get("min_reviews") or 1) > 1:
             parts.append(f"≥ {f['min_reviews']} reviews")
-        if self.dataset == self.Dataset.FEEDBACK and f.get("kinds"):
+        for key, one, many in (("intents", "intent", "intents"), ("domains", "domain", "domains")):
+            if f.get(key):
+                parts.append(f"{one if len(f[key]) == 1 else many} {', '.join(f[key])}")
+        if self.dataset != self.Dataset.PAIRS and f.get("kinds"):
             parts.append(", ".join(f["kinds"]))
         return parts
 

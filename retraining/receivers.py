@@ -8,6 +8,7 @@ from django.db import connection
 from core import statements
 from retraining import build
 from retraining.models import BatchPair, TrainingPair
+from reviews import rubrics
 from reviews.models import Review, ReviewItem
 from reviews.services import UndoRefused
 
@@ -15,13 +16,23 @@ Verdict = Review.Verdict
 
 
 def training_pair_from_decision(
-    sender, *, item: ReviewItem, final: Review, reviews: list[Review], **kwargs
+    sender,
+    *,
+    item: ReviewItem,
+    final: Review,
+    reviews: list[Review],
+    scores: dict[str, int] | None = None,
+    **kwargs,
 ) -> TrainingPair | None:
     """`reviews.signals.item_decided`: approve keeps the agent's output, correct takes the
     reviewer's and keeps the original as the rejected side; other verdicts make nothing.
-    Runs in the deciding transaction, so the pair exists exactly when the decision does."""
+    Runs in the deciding transaction, so the pair exists exactly when the decision does.
+    The pair keeps the deciding review's rubric scores; an adjudication (no `scores` sent)
+    keeps those of the latest agreeing review that scored (one query, off the hot path)."""
     if final.verdict not in (Verdict.APPROVE, Verdict.CORRECT):
         return None
+    if scores is None:
+        scores = rubrics.scores_of([r.pk for r in reviews])
     interaction = item.interaction
     corrected = final.verdict == Verdict.CORRECT
     output = final.corrected_output if corrected else interaction.output
@@ -39,6 +50,7 @@ def training_pair_from_decision(
         error_category=final.error_category
         or next((r.error_category for r in reviews if r.error_category), None),
         content_hash=hashlib.sha256(f"{interaction.input}\x1f{output}".encode()).hexdigest(),
+        scores=scores,
     )
     _save_with_links(pair, [r.pk for r in reviews], sorted({r.reviewer_id for r in reviews}))
     return pair

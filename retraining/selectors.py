@@ -14,9 +14,9 @@ from django.db import connections
 from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from agents.models import Agent, FeedbackEvent
-from retraining.formats import writer_for
+from agents.models import Agent, FeedbackEvent, Interaction
 from retraining.models import BatchPair, ExportBatch, TrainingPair
+from retraining.sources import writer_for  # registered datasets too
 from reviews.models import ErrorCategory
 
 Source = TrainingPair.Source
@@ -126,6 +126,43 @@ def agent_versions(agent: Agent) -> list[str]:
     )
 
 
+# The build form lists the intents and domains of this many of the agent's latest pairs:
+# a bounded read (the (agent, created_at) index backwards, then one primary-key lookup per
+# pair) instead of a DISTINCT over every pair joined to its interaction on each page view.
+TAGS_SAMPLE_PAIRS = 20_000
+TAGS_LISTED = 200  # options per list at most (alphabetical)
+
+
+def pair_tags(agent: Agent | None) -> dict[str, list[str]]:
+    """The intents and domains of the interactions behind the agent's latest
+    TAGS_SAMPLE_PAIRS pairs, sorted, at most TAGS_LISTED each (empty ones left out): the
+    build form's options. Rarer, older ones can still be asked for by the API and command."""
+    if agent is None:
+        return {"intents": [], "domains": []}
+    # By id, not through the agent's slug: with a join the planner cannot walk the
+    # (agent, created_at) index backwards and sorts every pair of the agent instead.
+    latest = (
+        TrainingPair.objects.filter(agent_id=agent.pk)
+        .order_by("-created_at")
+        .values("interaction_id")[:TAGS_SAMPLE_PAIRS]
+    )
+    combos = (
+        Interaction.objects.filter(pk__in=latest)
+        .values_list("intent", "domain")
+        .distinct()
+        .order_by()
+    )
+    intents: set[str] = set()
+    domains: set[str] = set()
+    for intent, domain in combos:
+        intents.add(intent)
+        domains.add(domain)
+    return {
+        "intents": sorted(intents - {""})[:TAGS_LISTED],
+        "domains": sorted(domains - {""})[:TAGS_LISTED],
+    }
+
+
 def batches_trained_for(agent: Agent, agent_version: str) -> QuerySet[ExportBatch]:
     """The ready batches marked "used to train" this agent version (for the KPI dashboard)."""
     return ExportBatch.objects.filter(
@@ -146,8 +183,10 @@ def pairs_matching(
     """The pairs a batch with these (normalised) filters selects, up to `cutoff_id`.
 
     Dates are the decision day in UTC, both ends included. `error_categories` may hold None
-    for "no category" (approvals usually have none). `new_only` leaves out pairs held by any
-    batch other than `exclude_batch_id` (failed batches hold none).
+    for "no category" (approvals usually have none). `intents` / `domains` match the
+    interaction's own tags exactly (a pair whose interaction names none matches neither).
+    `new_only` leaves out pairs held by any batch other than `exclude_batch_id` (failed
+    batches hold none).
     """
     pairs = TrainingPair.objects.filter(agent_id=agent_id, pk__lte=cutoff_id)
     if filters.get("date_from"):
@@ -164,6 +203,12 @@ def pairs_matching(
         pairs = pairs.filter(match)
     if filters.get("agent_versions"):
         pairs = pairs.filter(agent_version__in=filters["agent_versions"])
+    # Intent and domain are the interaction's (the pair does not copy them): one inner join
+    # on its primary key, shared by both filters.
+    if filters.get("intents"):
+        pairs = pairs.filter(interaction__intent__in=filters["intents"])
+    if filters.get("domains"):
+        pairs = pairs.filter(interaction__domain__in=filters["domains"])
     if (filters.get("min_reviews") or 1) > 1:
         reviews = TrainingPair.reviews.through.objects.filter(trainingpair_id=OuterRef("pk"))
         counted = reviews.order_by().values("trainingpair_id").annotate(n=Count("*"))
@@ -186,6 +231,10 @@ def feedback_matching(
         events = events.filter(created_at__lt=_day_start(filters["date_to"]) + timedelta(days=1))
     if filters.get("kinds"):
         events = events.filter(kind__in=filters["kinds"])
+    if filters.get("intents"):
+        events = events.filter(interaction__intent__in=filters["intents"])
+    if filters.get("domains"):
+        events = events.filter(interaction__domain__in=filters["domains"])
     return events
 
 
@@ -209,9 +258,10 @@ _PAIR_FIELDS = {
     "context": "context",
     "steps": "steps",
     "rejected_output": "rejected_output",
+    "scores": "scores",
 }
 # Pair fields stored as JSON (parsed here on PostgreSQL, where rows come raw: see `_stream`).
-_PAIR_JSON_FIELDS = ("context", "steps")
+_PAIR_JSON_FIELDS = ("context", "steps", "scores")
 _FEEDBACK_FIELDS = {
     "event_id": "pk",
     "external_id": "interaction__external_id",
@@ -328,5 +378,5 @@ def content_type(batch: ExportBatch) -> str:
 
 def download_name(batch: ExportBatch) -> str:
     extension = writer_for(batch.dataset, batch.format).extension
-    kind = "feedback" if batch.dataset == ExportBatch.Dataset.FEEDBACK else batch.format
+    kind = batch.format if batch.dataset == ExportBatch.Dataset.PAIRS else batch.dataset
     return f"{batch.agent.slug}-{kind}-batch-{batch.pk}.{extension}"

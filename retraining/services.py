@@ -33,6 +33,7 @@ from core.outbox import outbox_enqueue
 from core.storage import open_stream
 from core.transitions import StateMachine, transition
 from retraining import build, selectors
+from retraining import sources as registry
 from retraining.errors import (
     BatchExists,
     Conflict,
@@ -80,7 +81,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
-# A batch request has at most MAX_FILTER_KEYS filter keys (a dataset knows at most 8): more,
+# A batch request has at most MAX_FILTER_KEYS filter keys (a dataset knows at most 10): more,
 # with unknown ones among them, is refused before anything else is checked. An error names
 # at most UNKNOWN_FILTERS_NAMED unknown keys and counts the rest.
 MAX_FILTER_KEYS = 32
@@ -96,14 +97,22 @@ FILTER_KEYS: dict[str, set[str]] = {
         "min_reviews",
         "new_only",
         "system_prompt",
+        "intents",
+        "domains",
     },
-    Dataset.FEEDBACK: {"date_from", "date_to", "kinds"},
+    Dataset.FEEDBACK: {"date_from", "date_to", "kinds", "intents", "domains"},
 }
+# The filters of every dataset; a registered one (retraining/sources.py) adds its own.
+COMMON_FILTER_KEYS = {"date_from", "date_to", "intents", "domains"}
+# Keys added after batches were already stored, with the value that means "no restriction":
+# an older batch without them asked for the same thing as a request with these values.
+ADDED_FILTER_DEFAULTS: dict[str, Any] = {"intents": [], "domains": []}
 DEFAULT_FEEDBACK_KINDS = [FeedbackEvent.Kind.CLICKED, FeedbackEvent.Kind.SKIPPED]
 # The limits of a request, the same for the page (its form fields use them) and the API.
 SYSTEM_PROMPT_MAX_CHARS = 20_000
 LIST_MAX_ITEMS = 100  # values in one list filter (versions, categories, sources, kinds)
 VERSION_MAX_CHARS = 100  # TrainingPair.agent_version's length
+TAG_MAX_CHARS = 100  # Interaction.intent's and Interaction.domain's length
 MIN_REVIEWS_MAX = 10
 EARLIEST_DAY = date(2000, 1, 1)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -197,6 +206,27 @@ def _choices(value: Any, allowed: list[str], key: str, errors: dict[str, str]) -
     return sorted(set(value))
 
 
+def _tags(value: Any, key: str, errors: dict[str, str]) -> list[str]:
+    """A bounded list of intents or domains (`key`), each stripped, not empty and at most
+    TAG_MAX_CHARS long (the interaction's column); sorted, without repeats. Matched exactly,
+    case included: an empty value would only ever match untagged interactions."""
+    values = _strings(value, key, errors)
+    stripped = [v.strip() for v in values]
+    if any(not v for v in stripped):
+        errors[key] = "must not hold empty values"
+    elif any(len(v) > TAG_MAX_CHARS for v in stripped):
+        errors[key] = f"each must be at most {TAG_MAX_CHARS} characters"
+    return sorted(set(stripped))
+
+
+def _versions(value: Any, key: str, errors: dict[str, str]) -> list[str]:
+    """A bounded list of agent versions, stripped, sorted, without repeats or empties."""
+    versions = _strings(value, key, errors)
+    if any(len(v.strip()) > VERSION_MAX_CHARS for v in versions):
+        errors[key] = f"each must be at most {VERSION_MAX_CHARS} characters"
+    return sorted({v.strip() for v in versions if v.strip()})
+
+
 def _unknown_filters(filters: dict[str, Any], known: set[str]) -> str:
     """ "unknown filter(s) a, b, c, d, e and 65531 more" naming at most the first
     UNKNOWN_FILTERS_NAMED unknown keys (in the order given; each cut to 64 characters), or
@@ -219,17 +249,24 @@ def filters_clean(
     errors: dict[str, str] = {}
     if dataset not in Dataset.values:
         raise InvalidRequest({"dataset": f"must be one of {', '.join(Dataset.values)}"})
-    allowed_formats = (
-        [str(f) for f in ExportBatch.FEEDBACK_FORMATS]
-        if dataset == Dataset.FEEDBACK
-        else Format.values
-    )
+    source = registry.get(dataset)
+    if source is None and dataset not in FILTER_KEYS:
+        raise InvalidRequest({"dataset": f"{dataset} is not available"})
+    if source is not None:
+        allowed_formats = [str(f) for f in source.formats]
+    elif dataset == Dataset.FEEDBACK:
+        allowed_formats = [str(f) for f in ExportBatch.FEEDBACK_FORMATS]
+    else:
+        allowed_formats = Format.values
     if format not in allowed_formats:
         errors["format"] = f"must be one of {', '.join(allowed_formats)}"
     if filters is not None and not isinstance(filters, dict):
         raise InvalidRequest({"filters": "must be an object"})
     filters = filters or {}
-    problem = _unknown_filters(filters, FILTER_KEYS[dataset])
+    known_keys = (
+        {*COMMON_FILTER_KEYS, *source.filter_keys} if source is not None else FILTER_KEYS[dataset]
+    )
+    problem = _unknown_filters(filters, known_keys)
     if problem and len(filters) > MAX_FILTER_KEYS:
         # Refused before any other check: the request is not a set of filters a form sends.
         raise InvalidRequest({"filters": f"at most {MAX_FILTER_KEYS} filters; {problem}"})
@@ -241,7 +278,13 @@ def filters_clean(
     }
     if clean["date_from"] and clean["date_to"] and clean["date_from"] > clean["date_to"]:
         errors["date_to"] = "must not be before date_from"
-    if dataset == Dataset.FEEDBACK:
+    if source is not None:
+        for key, values in source.choice_filters.items():
+            chosen = _choices(filters.get(key), list(values), key, errors)
+            clean[key] = chosen or sorted(values)  # none chosen: every value
+        for key in source.version_filters:
+            clean[key] = _versions(filters.get(key), key, errors)
+    elif dataset == Dataset.FEEDBACK:
         kinds = _choices(filters.get("kinds"), FeedbackEvent.Kind.values, "kinds", errors)
         clean["kinds"] = kinds or sorted(DEFAULT_FEEDBACK_KINDS)
     else:
@@ -259,10 +302,7 @@ def filters_clean(
         if missing:
             errors["error_categories"] = f"unknown categories {', '.join(missing)}"
         clean["error_categories"] = sorted(set(categories), key=lambda c: (c is None, c or ""))
-        versions = _strings(filters.get("agent_versions"), "agent_versions", errors)
-        if any(len(v.strip()) > VERSION_MAX_CHARS for v in versions):
-            errors["agent_versions"] = f"each must be at most {VERSION_MAX_CHARS} characters"
-        clean["agent_versions"] = sorted({v.strip() for v in versions if v.strip()})
+        clean["agent_versions"] = _versions(filters.get("agent_versions"), "agent_versions", errors)
         min_reviews = filters.get("min_reviews")
         min_reviews = 1 if min_reviews in (None, "") else min_reviews
         if (
@@ -286,6 +326,9 @@ def filters_clean(
             errors["system_prompt"] = "applies to the openai format only"
         else:
             clean["system_prompt"] = prompt.replace("\r\n", "\n")
+    # Both datasets: matched against the interaction of the pair / of the feedback event.
+    clean["intents"] = _tags(filters.get("intents"), "intents", errors)
+    clean["domains"] = _tags(filters.get("domains"), "domains", errors)
     if errors:
         raise InvalidRequest(errors)
     return clean
@@ -322,7 +365,11 @@ def batch_request(
         _advisory_lock(_REQUEST_USER_LOCK, actor.pk)
     _advisory_lock(_REQUEST_AGENT_LOCK, agent.pk)
     feedback = dataset == Dataset.FEEDBACK
-    cutoff = selectors.feedback_cutoff() if feedback else selectors.pair_cutoff()
+    source = registry.get(dataset)
+    if source is not None:
+        cutoff = source.cutoff()
+    else:
+        cutoff = selectors.feedback_cutoff() if feedback else selectors.pair_cutoff()
     selection = _selection(agent=agent, dataset=dataset, filters=clean, cutoff_id=cutoff)
     if reuse_existing:
         existing = _identical_batch(
@@ -332,7 +379,7 @@ def batch_request(
             raise BatchExists(existing)
     estimated = selection.count()
     if refuse_empty and not estimated:
-        what = "feedback events" if feedback else "training pairs"
+        what = source.what if source else "feedback events" if feedback else "training pairs"
         held = " (every matching pair is already in a batch)" if clean.get("new_only") else ""
         raise InvalidRequest(
             {"selection": f"Nothing to export: no {what} match these filters{held}."}
@@ -370,6 +417,13 @@ def _advisory_lock(namespace: int, key: int) -> None:
 
 
 def _selection(*, agent: Agent, dataset: str, filters: dict[str, Any], cutoff_id: int):
+    source = registry.get(dataset)
+    if source is not None:
+        # Rows decided (or otherwise ready) by now; the batch's `created_at`, a moment later
+        # in this transaction, is what its build uses.
+        return source.matching(
+            agent_id=agent.pk, filters=filters, cutoff_id=cutoff_id, requested_at=timezone.now()
+        )
     if dataset == Dataset.FEEDBACK:
         return selectors.feedback_matching(agent_id=agent.pk, filters=filters, cutoff_id=cutoff_id)
     return selectors.pairs_matching(agent_id=agent.pk, filters=filters, cutoff_id=cutoff_id)
@@ -391,12 +445,18 @@ def _identical_batch(
         status__in=[*ACTIVE, Status.READY],
     ).order_by("-pk")
     for batch in candidates:
-        if batch.filters != filters:  # compared in Python: key order and JSON types alike
+        # Compared in Python: key order and JSON types alike.
+        if {**ADDED_FILTER_DEFAULTS, **batch.filters} != filters:
             continue
         if filters.get("new_only") and batch.status == Status.READY:
             continue
         later = _selection(agent=agent, dataset=dataset, filters=filters, cutoff_id=cutoff_id)
-        if not later.filter(pk__gt=batch.cutoff_id).exists():
+        source = registry.get(dataset)
+        if source is not None:
+            later = source.changed_since(later, batch)
+        else:
+            later = later.filter(pk__gt=batch.cutoff_id)
+        if not later.exists():
             return batch
     return None
 

@@ -18,7 +18,7 @@ from accounts.permissions import role_required
 from core.db import replica_view
 from core.storage import presigned_url
 from retraining import selectors, services
-from retraining.forms import BuildForm, FeedbackForm, TrainedForm
+from retraining.forms import BuildForm, ComparisonsForm, FeedbackForm, TrainedForm
 from retraining.models import ExportBatch
 
 EXPORT_ROLES = (Role.ML, Role.ADMIN)
@@ -51,6 +51,7 @@ def _page_context(request: HttpRequest, **forms) -> dict:
         "breakdown": selectors.agent_breakdown(agent) if agent else None,
         "build_form": forms.get("build_form") or BuildForm(initial=initial),
         "feedback_form": forms.get("feedback_form") or FeedbackForm(initial=initial),
+        "comparisons_form": forms.get("comparisons_form") or ComparisonsForm(initial=initial),
         "batches": selectors.batches_page(
             page=request.GET.get("page"), per_page=settings.EXPORT_PAGE_SIZE
         ),
@@ -71,8 +72,12 @@ def build(request: HtmxHttpRequest) -> HttpResponse:
     Nothing to export → 400 with the reason; an identical batch exists → it is offered
     (a message and a redirect to it; htmx: 409, a link in the form); over the per-user
     limits → 429 with the reason. htmx answers other than 200 replace the form."""
-    feedback = request.POST.get("dataset") == ExportBatch.Dataset.FEEDBACK
-    form = (FeedbackForm if feedback else BuildForm)(request.POST)
+    dataset = request.POST.get("dataset")
+    form_class, name = {
+        ExportBatch.Dataset.FEEDBACK: (FeedbackForm, "feedback_form"),
+        ExportBatch.Dataset.COMPARISONS: (ComparisonsForm, "comparisons_form"),
+    }.get(dataset or "", (BuildForm, "build_form"))
+    form = form_class(request.POST)
     status = 400
     if form.is_valid():
         try:
@@ -101,7 +106,6 @@ def build(request: HtmxHttpRequest) -> HttpResponse:
                 return render(request, f"{PAGE}#batches", context)
             messages.success(request, f"Batch {batch.pk} is queued.")
             return redirect(f"{reverse('retraining:exports')}?agent={batch.agent.slug}")
-    name = "feedback_form" if feedback else "build_form"
     if request.htmx:
         response = render(request, f"{PAGE}#{name}", {name: form}, status=status)
         return reswap(retarget(response, f"#{name}"), "outerHTML")

@@ -12,7 +12,7 @@ from accounts.models import Role
 from accounts.permissions import RoleBearer
 from agents.models import Agent
 from core.limits import error_responses
-from reviews import selectors, services
+from reviews import rubrics, selectors, services
 from reviews.models import Review
 
 router = Router(tags=["review"])
@@ -30,6 +30,15 @@ class DecisionIn(Schema):
     error_category: str | None = None
     notes: str | None = None
     seconds_spent: int | None = Field(None, ge=0, le=86_400)
+    scores: dict[str, int] | None = Field(
+        None,
+        description="Rubric scores, `{criterion key: value}`: pass / fail 1 or 0, scales 1–5. "
+        "approve / correct / reject must score every required criterion of the agent's "
+        "active rubric (`GET /agents/{slug}/rubric`); skip stores none.",
+    )
+    rubric_version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="The rubric version scored; another one answers 400."
+    )
     version: int | None = Field(
         None, ge=0, le=2**31 - 1, description="The item version read; stale answers 409."
     )
@@ -78,7 +87,8 @@ def claim(request: HttpRequest, body: ClaimIn | None = None):
 def decision(request: HttpRequest, item_id: int, body: DecisionIn):
     """approve / correct / reject / escalate / skip an item whose lease the caller holds.
     409 when the caller does not hold the lease (or `version` is stale); 400 with field
-    errors when the decision is invalid (e.g. `correct` without `corrected_output`)."""
+    errors when the decision is invalid (e.g. `correct` without `corrected_output`, or a
+    required rubric criterion not scored: `errors["scores.<key>"]` names it)."""
     try:
         outcome = services.decision_submit(
             item_id=item_id,
@@ -89,6 +99,8 @@ def decision(request: HttpRequest, item_id: int, body: DecisionIn):
             error_category=body.error_category,
             notes=body.notes or "",
             seconds_spent=body.seconds_spent,
+            scores=body.scores,
+            rubric_version=body.rubric_version,
         )
     except services.ItemNotFound:
         return Status(404, {"detail": "no such item"})
@@ -119,5 +131,55 @@ def renew(request: HttpRequest, item_id: int):
             "id": item.pk,
             "lease_expires_at": item.lease_expires_at.isoformat(),
             "now": timezone.now().isoformat(),
+        },
+    )
+
+
+class CriterionOut(Schema):
+    key: str
+    name: str
+    help_text: str
+    kind: str
+    required: bool
+    values: list[int]
+
+
+class RubricOut(Schema):
+    agent: str
+    version: int | None
+    criteria: list[CriterionOut]
+
+
+@router.get(
+    "/agents/{slug}/rubric",
+    auth=reviewer_auth,
+    response={200: RubricOut, **error_responses(401, 403, 404)},
+    summary="The active rubric of an agent",
+)
+def rubric(request: HttpRequest, slug: str):
+    """What a decision on this agent's items scores (`scores` of the decision): the active
+    rubric's criteria in order, each with the values it takes. `version` null and no
+    criteria when the agent has no rubric."""
+    agent_id = Agent.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    if agent_id is None:
+        return Status(404, {"detail": f"unknown agent {slug!r}"})
+    active = rubrics.active_rubric(agent_id)
+    criteria = active.criteria if active else ()
+    return Status(
+        200,
+        {
+            "agent": slug,
+            "version": active.version if active else None,
+            "criteria": [
+                {
+                    "key": c.key,
+                    "name": c.name,
+                    "help_text": c.help_text,
+                    "kind": c.kind,
+                    "required": c.required,
+                    "values": sorted(v for v, _ in c.choices),
+                }
+                for c in criteria
+            ],
         },
     )

@@ -6,6 +6,7 @@ from django.conf import settings
 
 from reviews import selectors
 from reviews.models import Review
+from reviews.rubrics import ActiveRubric
 from reviews.services import MAX_NOTES
 
 Verdict = Review.Verdict
@@ -143,7 +144,10 @@ class DecisionFields(forms.Form):
 
 
 class DecisionForm(DecisionFields):
-    """The reviewer's decision on an item they hold."""
+    """The reviewer's decision on an item they hold, with the scores of the agent's active
+    rubric (`rubric`): one optional field `score_<key>` per criterion (whether a score is
+    required depends on the verdict: `rubrics.scores_check` says so, naming the criterion)
+    and the rubric version the page showed."""
 
     # The item's version when the page was rendered: a page of an earlier claim cannot
     # decide a newer one (`services.StalePage`).
@@ -152,6 +156,72 @@ class DecisionForm(DecisionFields):
     agent = forms.CharField(required=False, widget=forms.HiddenInput)
     domain = forms.CharField(required=False, widget=forms.HiddenInput)
 
+    rubric_version = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, *args, rubric: ActiveRubric | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rubric = rubric
+        if rubric is not None:
+            self.fields["rubric_version"].initial = rubric.version
+            for c in rubric.criteria:
+                self.fields[f"score_{c.key}"] = forms.TypedChoiceField(
+                    required=False,
+                    label=c.name,
+                    coerce=int,
+                    empty_value=None,
+                    choices=[("", "Not scored"), *((str(v), label) for v, label in c.choices)],
+                    widget=forms.RadioSelect,
+                )
+
     def filters(self) -> dict[str, str]:
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
         return {k: data[k] for k in ("agent", "domain") if data.get(k)}
+
+    def decision_fields(self) -> dict:
+        fields = super().decision_fields()
+        if self.rubric is None:
+            return fields
+        data = self.cleaned_data
+        fields["scores"] = {
+            c.key: data[f"score_{c.key}"]
+            for c in self.rubric.criteria
+            if data.get(f"score_{c.key}") is not None
+        }
+        fields["rubric_version"] = data.get("rubric_version")
+        return fields
+
+    def add_service_errors(self, errors: dict[str, str]) -> None:
+        """Score errors under their criterion (their messages name it); the rest as usual."""
+        rest = {}
+        for name, message in errors.items():
+            field = f"score_{name.removeprefix('scores.')}"
+            if name.startswith("scores.") and field in self.fields:
+                self.add_error(field, f"{message[:1].upper()}{message[1:]}.")
+            elif name == "rubric_version":
+                self.add_error(None, f"The rubric version you scored {message}.")
+            else:
+                rest[name] = message
+        super().add_service_errors(rest)
+
+    def criteria_rows(self) -> list[dict]:
+        """What the screen shows per criterion: its number (the key that selects it), the
+        criterion and its bound field."""
+        if self.rubric is None:
+            return []
+        rows = []
+        for n, c in enumerate(self.rubric.criteria, start=1):
+            field = self[f"score_{c.key}"]
+            current = "" if field.value() is None else str(field.value())
+            choices = [("", "Not scored"), *((str(v), label) for v, label in c.choices)]
+            rows.append(
+                {
+                    "number": n,
+                    "criterion": c,
+                    "field": field,
+                    "choices": [
+                        {"value": v, "label": label, "checked": v == current}
+                        for v, label in choices
+                    ],
+                }
+            )
+        return rows

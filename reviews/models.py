@@ -197,3 +197,102 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict} by {self.reviewer_id} on item {self.item_id}"
+
+
+# --- rubrics ----------------------------------------------------------------------------------
+
+
+class Immutable(Exception):
+    """A rubric version or a criterion was about to change: a new version is made instead."""
+
+
+class Rubric(models.Model):
+    """One version of what reviewers score on an agent's answers. The highest version of an
+    agent is its active rubric. A version never changes once created (`reviews.rubrics`
+    makes a new one, copying), so a score always means what it meant when it was given."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="rubrics")
+    version = models.PositiveIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["agent", "-version"]
+        constraints = [
+            # Also the index of "the agent's latest version" (read backwards).
+            models.UniqueConstraint(fields=["agent", "version"], name="rubric_agent_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="rubric_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rubric v{self.version} of agent {self.agent_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise Immutable("A rubric version never changes: create the next version instead.")
+        super().save(*args, **kwargs)
+
+
+class Criterion(models.Model):
+    """One thing a reviewer scores: pass / fail (0 or 1) or a 1–5 scale."""
+
+    class Kind(models.TextChoices):
+        PASS_FAIL = "pass_fail", "Pass / fail"
+        SCALE = "scale", "Scale 1–5"
+
+    # The values each kind takes (also the Score check below and the API's contract).
+    RANGES = {Kind.PASS_FAIL: (0, 1), Kind.SCALE: (1, 5)}
+
+    rubric = models.ForeignKey(Rubric, on_delete=models.CASCADE, related_name="criteria")
+    key = models.SlugField(max_length=50, help_text="Stable name in exports and the API.")
+    name = models.CharField(max_length=100)
+    help_text = models.CharField(max_length=500, blank=True, default="")
+    kind = models.CharField(max_length=10, choices=Kind)
+    required = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["rubric", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["rubric", "key"], name="criterion_rubric_key"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["pass_fail", "scale"]), name="criterion_kind_valid"
+            ),
+        ]
+        verbose_name_plural = "criteria"
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.kind})"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise Immutable("A criterion never changes: create the next rubric version instead.")
+        super().save(*args, **kwargs)
+
+
+class Score(models.Model):
+    """A reviewer's score of one criterion in one review. The criterion belongs to one
+    rubric version, so the score records the version it was given under."""
+
+    # Indexed by the unique (review, criterion) below.
+    review = models.ForeignKey(
+        Review, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
+    # PROTECT: a criterion that was scored is history (versions are never deleted anyway).
+    criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="scores")
+    value = models.SmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["review", "criterion"], name="score_review_criterion"),
+            # The union of the kinds' ranges (pass / fail 0–1, scale 1–5); the kind's own range
+            # is checked by `reviews.rubrics.scores_check` (a check cannot read the criterion).
+            models.CheckConstraint(
+                condition=Q(value__gte=0) & Q(value__lte=5), name="score_value_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.criterion_id}={self.value} in review {self.review_id}"

@@ -26,7 +26,7 @@ from core import statements
 from core.audit import audit_record
 from core.models import AuditEvent
 from core.transitions import StateMachine, transition
-from reviews import selectors
+from reviews import rubrics, selectors
 from reviews.models import ErrorCategory, Review, ReviewItem
 from reviews.signals import decision_undone, item_decided
 
@@ -99,6 +99,11 @@ class Decision:
     error_category: ErrorCategory | None = None
     notes: str = ""
     seconds_spent: int | None = None
+    # Rubric scores as sent ({criterion key: value}), checked against the agent's active
+    # rubric once the item is locked (`rubrics.scores_check` in `_submit`); the rubric
+    # version the sender scored, if it said.
+    scores: dict[str, Any] | None = None
+    rubric_version: int | None = None
 
 
 @dataclass
@@ -455,9 +460,15 @@ def decision_validate(
     error_category: str | None = None,
     notes: str = "",
     seconds_spent: int | None = None,
+    scores: dict[str, Any] | None = None,
+    rubric_version: int | None = None,
 ) -> Decision:
-    """Checks a decision's fields; raises InvalidDecision with a message per field."""
+    """Checks a decision's fields; raises InvalidDecision with a message per field. Rubric
+    scores are checked against the agent's active rubric when the item is locked (`_submit`),
+    so a rubric saved meanwhile is never missed."""
     errors: dict[str, str] = {}
+    if scores is not None and not isinstance(scores, dict):
+        errors["scores"] = "must be an object of criterion key → value"
     if verdict not in Verdict.values:
         errors["verdict"] = f"must be one of {', '.join(Verdict.values)}"
     corrected_output = (corrected_output or "").replace("\r\n", "\n")
@@ -487,7 +498,9 @@ def decision_validate(
         errors["seconds_spent"] = "must be between 0 and 86400"
     if errors:
         raise InvalidDecision(errors)
-    return Decision(verdict, corrected_output, category, notes or "", seconds_spent)
+    return Decision(
+        verdict, corrected_output, category, notes or "", seconds_spent, scores, rubric_version
+    )
 
 
 _LOCKED_FOR_DECISION = statements.Reused(
@@ -499,7 +512,8 @@ _LOCKED_FOR_DECISION = statements.Reused(
                 Review.objects.filter(
                     item=OuterRef("pk"), verdict__in=DECIDING, is_adjudication=False
                 )
-            )
+            ),
+            rubric_rows=rubrics.active_criteria_json(),
         )
         .filter(pk=pk)[:1]
     ),
@@ -508,9 +522,11 @@ _LOCKED_FOR_DECISION = statements.Reused(
 
 
 def _locked_for_decision(item_id: int) -> ReviewItem | None:
-    """The item row locked (SELECT … FOR UPDATE) with its interaction and whether a deciding
-    review is already in (`has_deciding`), in one statement compiled once per process; None
-    when there is no such item. Call it inside a transaction."""
+    """The item row locked (SELECT … FOR UPDATE) with its interaction, whether a deciding
+    review is already in (`has_deciding`) and its agent's active rubric criteria
+    (`rubric_rows`, read as of this statement: a rubric saved after it applies to the next
+    decision), in one statement compiled once per process; None when there is no such item.
+    Call it inside a transaction."""
     return _LOCKED_FOR_DECISION.one(item_id)
 
 
@@ -575,7 +591,15 @@ def _submit(
             "Your decision was not saved."
         )
 
-    review = _record(locked, reviewer, decision)
+    scored, problems = rubrics.scores_check(
+        rubric=rubrics.from_rows(locked.rubric_rows),  # type: ignore[attr-defined]
+        verdict=decision.verdict,
+        scores=decision.scores,
+        rubric_version=decision.rubric_version,
+    )
+    if problems:
+        raise InvalidDecision(problems)
+    review = _record(locked, reviewer, decision, scored=scored)
     release = {"claimed_by": None, "lease_expires_at": None}
     outcome = Outcome(item=locked, review=review, status=locked.status)
 
@@ -617,7 +641,13 @@ def _submit(
             _transition(locked, Status.DISPUTED, actor=reviewer, review=review, **release)
             outcome.messages.append("The reviewers disagree; a review lead will adjudicate.")
         else:
-            outcome.pair = _decide(locked, [*earlier, review], actor=reviewer, **release)
+            outcome.pair = _decide(
+                locked,
+                [*earlier, review],
+                actor=reviewer,
+                scores=scored.as_dict() if scored else {},
+                **release,
+            )
     outcome.status = locked.status
     return outcome
 
@@ -641,7 +671,12 @@ def item_adjudicate(*, item: ReviewItem, admin: User, decision: Decision) -> Out
 
 
 def _record(
-    item: ReviewItem, reviewer, decision: Decision, *, adjudication: bool = False
+    item: ReviewItem,
+    reviewer,
+    decision: Decision,
+    *,
+    adjudication: bool = False,
+    scored: rubrics.Scored | None = None,
 ) -> Review:
     review = Review(
         item=item,
@@ -653,16 +688,23 @@ def _record(
         seconds_spent=decision.seconds_spent,
         is_adjudication=adjudication,
     )
-    statements.insert(review)  # the ORM's INSERT, without compiling it anew each time
+    rubrics.review_insert(review, scored)  # with its scores, in one statement
     return review
 
 
 def _decide(
-    item: ReviewItem, reviews: list[Review], *, actor, final: Review | None = None, **changes: Any
+    item: ReviewItem,
+    reviews: list[Review],
+    *,
+    actor,
+    final: Review | None = None,
+    scores: dict[str, int] | None = None,
+    **changes: Any,
 ) -> Any:
     """Marks the item done with the final review's verdict and tells the apps above
     (`item_decided`, in this transaction): retraining makes the training pair, which is
-    returned (None when nothing was made, e.g. for a rejection)."""
+    returned (None when nothing was made, e.g. for a rejection). `scores` are the final
+    review's rubric scores (`Scored.as_dict`), None when the caller does not have them."""
     final = final or reviews[-1]
     _transition(
         item,
@@ -674,7 +716,9 @@ def _decide(
         **changes,
     )
     agreeing = [r for r in reviews if r.verdict == final.verdict] or [final]
-    responses = item_decided.send(sender=ReviewItem, item=item, final=final, reviews=agreeing)
+    responses = item_decided.send(
+        sender=ReviewItem, item=item, final=final, reviews=agreeing, scores=scores
+    )
     return next((made for _, made in responses if made is not None), None)
 
 

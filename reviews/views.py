@@ -20,7 +20,7 @@ from django_htmx.http import push_url, reswap, retarget
 
 from accounts.models import Role
 from accounts.permissions import has_role, role_required, user_roles
-from reviews import screen, selectors, services
+from reviews import rubrics, screen, selectors, services
 from reviews.forms import ClaimForm, DecisionForm, QueueFilterForm, UndoForm
 from reviews.models import Review
 
@@ -145,10 +145,7 @@ def review(request, item_id: int):
     item, mode = _load(request, item_id, decided_ok=True)
     if item is None:
         return screen.gone(request)
-    form = DecisionForm(
-        initial=_initial(item, request.GET),
-        categories=selectors.category_choices(),
-    )
+    form = _decision_form(item, initial=_initial(item, request.GET))
     return _render_screen(request, item, mode=mode, form=form)
 
 
@@ -159,7 +156,7 @@ def review_decide(request, item_id: int):
     item, mode = _load(request, item_id, former_ok=True)
     if item is None:
         return screen.gone(request)
-    form = DecisionForm(request.POST, categories=selectors.category_choices())
+    form = _decision_form(item, request.POST)
     if not form.is_valid():
         return _render_screen(request, item, mode=mode, form=form, status=400)
     try:
@@ -211,10 +208,7 @@ def review_diff(request, item_id: int):
     if request.htmx:
         return render(request, "reviews/_diff.html", {"item": item, "diff": diff})
     # Without JavaScript ("Show changes"): the screen again, with what was typed and the diff.
-    form = DecisionForm(
-        initial={**request.POST.dict(), "verdict": Review.Verdict.CORRECT},
-        categories=selectors.category_choices(),
-    )
+    form = _decision_form(item, initial={**request.POST.dict(), "verdict": Review.Verdict.CORRECT})
     return _render_screen(request, item, mode=mode, form=form, diff=diff)
 
 
@@ -238,7 +232,7 @@ def review_undo(request, item_id: int):
         messages.success(request, done)
         return redirect(_review_url(item.pk, filters))
     item = selectors.item_for_review(item_id)  # without the review just removed
-    form = DecisionForm(initial=_initial(item, filters), categories=selectors.category_choices())
+    form = _decision_form(item, initial=_initial(item, filters))
     response = _render_screen(request, item, mode=HOLD, form=form, notice=done)
     return push_url(response, _review_url(item.pk, filters))
 
@@ -320,6 +314,16 @@ def _undo_refused(request, form: UndoForm, message: str):
     return HttpResponseRedirect(back)  # a path, never a view name (redirect() would try)
 
 
+def _decision_form(item, data=None, *, initial=None) -> DecisionForm:
+    """The decision form of `item`, with its agent's active rubric (one query)."""
+    return DecisionForm(
+        data,
+        initial=initial,
+        categories=selectors.category_choices(),
+        rubric=rubrics.active_rubric(item.agent_id),
+    )
+
+
 def _initial(item, filters) -> dict:
     return {
         "version": item.version,
@@ -399,7 +403,7 @@ def _render_conflict(request, item_id: int, form: DecisionForm, message: str):
         message += " Check the item and submit again."
     else:
         message += " Everything you typed is below: copy it, then claim again from your queue."
-    form = DecisionForm(data, categories=selectors.category_choices())
+    form = _decision_form(item, data)
     form.is_valid()  # the typed values come back; they were valid a moment ago
     return _render_screen(request, item, mode=mode, form=form, status=409, problem=message)
 
@@ -425,7 +429,7 @@ def _after_decision(request, outcome, filters: dict):
         response = render(request, "reviews/review.html#clear", context)
         return push_url(response, reverse("reviews:queue") + _qs(filters))
     item = selectors.item_for_review(next_item.pk)
-    form = DecisionForm(initial=_initial(item, filters), categories=selectors.category_choices())
+    form = _decision_form(item, initial=_initial(item, filters))
     response = _render_screen(
         request,
         item,

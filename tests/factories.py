@@ -20,7 +20,7 @@ from agents.models import Agent, FeedbackEvent, Interaction
 from core.models import AuditEvent, OutboxMessage
 from kpis.models import Alert, AlertDelivery, KpiCursor, KpiRun, KpiSnapshot
 from retraining.models import BatchPair, ExportBatch, TrainingPair
-from reviews.models import ErrorCategory, Review, ReviewItem
+from reviews.models import Criterion, ErrorCategory, Review, ReviewItem, Rubric, Score
 
 # Interactions happen on a fixed day unless a test says otherwise: expected values stay
 # independent of when the suite runs.
@@ -312,6 +312,43 @@ class ReviewFactory(factory.django.DjangoModelFactory):
         if create and extracted is not None:
             self.created_at = extracted
             Review.objects.filter(pk=self.pk).update(created_at=extracted)
+
+
+class RubricFactory(factory.django.DjangoModelFactory):
+    """A rubric version of an agent (without criteria: add CriterionFactory rows; the
+    service, `reviews.rubrics.rubric_create`, numbers versions and checks the criteria)."""
+
+    class Meta:
+        model = Rubric
+
+    agent = factory.SubFactory(AgentFactory)
+    version = factory.Sequence(lambda n: n + 1)
+
+
+class CriterionFactory(factory.django.DjangoModelFactory):
+    """A criterion of a rubric version. Trait: `scale` (1–5; default pass / fail)."""
+
+    class Meta:
+        model = Criterion
+
+    class Params:
+        scale = factory.Trait(kind=Criterion.Kind.SCALE)
+
+    rubric = factory.SubFactory(RubricFactory)
+    key = factory.Sequence(lambda n: f"criterion-{n}")
+    name = factory.LazyAttribute(lambda c: c.key.replace("-", " ").capitalize())
+    kind = Criterion.Kind.PASS_FAIL
+
+
+class ScoreFactory(factory.django.DjangoModelFactory):
+    """A pass (1) of a pass / fail criterion in a review."""
+
+    class Meta:
+        model = Score
+
+    review = factory.SubFactory(ReviewFactory)
+    criterion = factory.SubFactory(CriterionFactory)
+    value = 1
 
 
 # --- retraining ------------------------------------------------------------------------------

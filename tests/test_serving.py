@@ -109,6 +109,18 @@ def test_make_run_on_postgres_serves_16_api_reviewers_without_connection_errors(
                 peak[0] = max(peak[0], connections_to(server, name))
                 time.sleep(0.05)
 
+        rubrics: dict[str, dict] = {}
+
+        def scores_for(http: httpx.Client, agent: str) -> dict:
+            """What a client scores: the top value of each required criterion of the agent's
+            rubric (the demo's support bot has one), read once per agent."""
+            if agent not in rubrics:
+                criteria = http.get(f"/api/v1/agents/{agent}/rubric", timeout=60).json()
+                required = [c for c in criteria["criteria"] if c["required"]]
+                top = {c["key"]: max(c["values"]) for c in required}
+                rubrics[agent] = {"scores": top} if top else {}
+            return rubrics[agent]
+
         def work(token: str) -> None:
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
@@ -121,7 +133,7 @@ def test_make_run_on_postgres_serves_16_api_reviewers_without_connection_errors(
                         item = claimed.json()["item"]
                         decided = http.post(
                             f"/api/v1/items/{item['id']}/decision",
-                            json={"verdict": "approve"},
+                            json={"verdict": "approve", **scores_for(http, item["agent"])},
                             timeout=60,
                         )
                         statuses.append(decided.status_code)

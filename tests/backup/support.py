@@ -23,17 +23,19 @@ from django.core import serializers
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts import services as account_services
-from agents.models import Interaction
+from agents.models import Agent, Interaction
 from core.models import AuditEvent
+from evals.models import Comparison, ComparisonVote, RegressionAnswer, RegressionRun
 from ingest.services import feedback_ingest
 from kpis import services as kpi_services
 from kpis.models import Alert, AlertDelivery
 from retraining import services as batch_services
 from retraining.models import ExportBatch, TrainingPair
 from reviews import services
-from reviews.models import ReviewItem
+from reviews.models import Criterion, Review, ReviewItem, Rubric, Score
 from tests.factories import AgentFactory, InteractionFactory, ReviewItemFactory, UserFactory
 
 User = get_user_model()
@@ -54,7 +56,7 @@ MODELS = [
     User,
     *[
         m
-        for app in ("core", "accounts", "agents", "reviews", "retraining", "kpis")
+        for app in ("core", "accounts", "agents", "reviews", "retraining", "kpis", "evals")
         for m in apps.get_app_config(app).get_models()
     ],
 ]
@@ -63,8 +65,9 @@ MODELS = [
 def build_world() -> dict:
     """Users with roles, two agents (one four-eyes), items in every state (some with tool
     steps), reviews with corrections and an adjudication, pairs, three ready batches and a
-    queued one, feedback, an API token, KPI snapshots, an alert with its webhook delivery.
-    Returns the pipeline's token secret and the ML engineer."""
+    queued one, feedback, an API token, KPI snapshots, an alert with its webhook delivery,
+    and rubric scores and evaluations (`add_rubrics_and_evals`). Returns the pipeline's
+    token secret and the ML engineer."""
     rita = UserFactory(username="rita", roles=["reviewer"], domains=["support"])
     oscar = UserFactory(username="oscar", roles=["reviewer", "ml"], domains=["support", "legal"])
     lena = UserFactory(username="lena", roles=["reviewer"], domains=["legal"])
@@ -162,12 +165,109 @@ def build_world() -> dict:
     AlertDelivery.objects.create(
         alert=alert, event="raised", url="https://hooks.example.com/a", payload={"v": 0.5}
     )
+    add_rubrics_and_evals()
     # The world is what the docstring says it is.
     assert set(ReviewItem.objects.values_list("status", flat=True)) == set(ReviewItem.Status)
     assert {p.reviews.count() for p in TrainingPair.objects.filter(agent=legal)} == {2}
     assert set(TrainingPair.objects.values_list("source", flat=True)) == {"approve", "correct"}
     assert TrainingPair.objects.filter(steps=TOOL_STEPS).exists()
     return {"secret": secret, "ml": mo}
+
+
+# Rubric scores of a pair (reviews.rubrics.Scored.as_dict): criterion key → value, the version.
+PAIR_SCORES = {"accuracy": 1, "tone": 4, "_rubric_version": 1}
+
+
+def add_rubrics_and_evals() -> None:
+    """Rows of the rubric and evals tables, written directly (this is about their rows, not
+    the services that make them): two rubric versions of the support bot with their
+    criteria, scores of its decided reviews (and those scores copied to their pairs); a
+    regression comparison decided by a vote and a pending comparison of two versions; a
+    regression run with one answer settled by that comparison and one still pending."""
+    rita, oscar, lee, mo = (User.objects.get(username=n) for n in ("rita", "oscar", "lee", "mo"))
+    support = Agent.objects.get(slug="support-bot")
+    first = Rubric.objects.create(agent=support, version=1, created_by=lee)
+    accuracy = Criterion.objects.create(
+        rubric=first, key="accuracy", name="Accuracy", kind=Criterion.Kind.PASS_FAIL
+    )
+    tone = Criterion.objects.create(
+        rubric=first,
+        key="tone",
+        name="Tone",
+        help_text='Polite, "warm" \\ never curt\t✅',
+        kind=Criterion.Kind.SCALE,
+        required=False,
+        position=1,
+    )
+    second = Rubric.objects.create(agent=support, version=2, created_by=None)
+    Criterion.objects.create(rubric=second, key="accuracy", name="Accuracy", kind="pass_fail")
+    scored = Review.objects.filter(
+        item__interaction__agent=support, verdict__in=["approve", "correct"]
+    ).order_by("pk")
+    assert len(scored) >= 2
+    for review in scored:
+        Score.objects.create(review=review, criterion=accuracy, value=PAIR_SCORES["accuracy"])
+        Score.objects.create(review=review, criterion=tone, value=PAIR_SCORES["tone"])
+    TrainingPair.objects.filter(reviews__in=scored).update(scores=PAIR_SCORES)
+
+    corrected = (
+        ReviewItem.objects.filter(interaction__agent=support, reviews__verdict="correct")
+        .order_by("pk")
+        .distinct()
+    )
+    decided = Comparison.objects.create(
+        agent=support,
+        kind=Comparison.Kind.REGRESSION,
+        interaction=corrected[0].interaction,
+        input=corrected[0].interaction.input,
+        context=[{"role": "user", "content": "Hi\t日本語"}],
+        answer_a="Refunds take 5 days. ✅",
+        version_a="v3",
+        answer_b="Refunds take 5 days.",
+        version_b="reference",
+        a_on_left=True,
+        status=Comparison.Status.DONE,
+        outcome=Comparison.Choice.A,
+        decided_at=timezone.now(),
+        version=2,
+    )
+    ComparisonVote.objects.create(
+        comparison=decided,
+        reviewer=rita,
+        choice=Comparison.Choice.A,
+        a_on_left=True,
+        reason='A is "kinder"\n',
+        seconds_spent=17,
+    )
+    Comparison.objects.create(
+        agent=support,
+        kind=Comparison.Kind.VERSIONS,
+        external_id="cmp-1",
+        domain="support",
+        input="Where is my order?",
+        answer_a="On its way.",
+        version_a="v1",
+        answer_b="It left the warehouse today.",
+        version_b="v2",
+        a_on_left=False,
+        priority=3,
+        assigned_to=oscar,
+    )
+    run = RegressionRun.objects.create(
+        agent=support,
+        agent_version="v3",
+        filters={"error_category": "factual-error"},
+        created_by=mo,
+    )
+    RegressionAnswer.objects.create(
+        run=run,
+        item=corrected[0],
+        answer="Refunds take 5 days. ✅",
+        matched_by="review",
+        outcome=RegressionAnswer.Outcome.FIXED,
+        comparison=decided,
+    )
+    RegressionAnswer.objects.create(run=run, item=corrected[1], answer="Refunds take a week.")
 
 
 def snapshot() -> dict:

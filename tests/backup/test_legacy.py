@@ -19,6 +19,7 @@ from django.db import connection
 from accounts.models import ApiToken
 from agents.models import Interaction
 from backup.legacy import LEGACY_LAYOUTS, manifest_upgrade
+from backup.restore import backup_restore
 from backup.tables import migration_state, tables
 from core.models import AuditEvent, OutboxMessage
 from retraining.models import ExportBatch, TrainingPair
@@ -60,8 +61,26 @@ def layout1(media):
 ADDED_LATER = {
     "reviews_apitoken": ["agent_slugs"],
     "reviews_interaction": ["steps"],
-    "retraining_trainingpair": ["steps"],
+    "retraining_trainingpair": ["scores", "steps"],
 }
+# Tables added after layout 4 (rubrics, the evals app), by label: no earlier layout's archive
+# has them, they restore empty.
+NEW_TABLES = {
+    "reviews.rubric",
+    "reviews.criterion",
+    "reviews.score",
+    "evals.comparison",
+    "evals.comparisonvote",
+    "evals.regressionrun",
+    "evals.regressionanswer",
+}
+NEW_MEMBERS = {f"data/{label}.jsonl" for label in NEW_TABLES}
+
+
+def test_every_earlier_layout_lacks_the_new_tables():
+    assert {t.label for t in tables()} >= NEW_TABLES
+    for layout in LEGACY_LAYOUTS.values():
+        assert layout.new_tables == NEW_TABLES, layout.name
 
 
 def manifest_of(path: Path) -> dict:
@@ -98,8 +117,8 @@ def memberships(columns: list[str], rows: list[list], groups: dict, permissions:
 
 
 def test_it_restores_every_row_of_a_layout1_archive(layout1):
-    archived = {t.model._meta.db_table for t in tables()}
-    assert set(layout1) == archived - NOT_IN_JSON  # the json covers every table
+    archived = {t.model._meta.db_table for t in tables() if t.label not in NEW_TABLES}
+    assert set(layout1) == archived - NOT_IN_JSON  # the json covers every table it had
 
     restore(LAYOUT1)
 
@@ -127,6 +146,12 @@ def test_it_restores_every_row_of_a_layout1_archive(layout1):
     for model in (Interaction, TrainingPair):
         steps = list(model.objects.values_list("steps", flat=True))
         assert steps and steps == [[]] * len(steps)
+    # Pairs from before rubrics have no scores; the tables added since are empty.
+    scores = list(TrainingPair.objects.values_list("scores", flat=True))
+    assert scores and scores == [{}] * len(scores)
+    for table in tables():
+        if table.label in NEW_TABLES:
+            assert not table.model._base_manager.exists(), table.label
 
 
 def test_it_restores_the_batch_files_of_a_layout1_archive_byte_for_byte(layout1, media):
@@ -211,7 +236,9 @@ def test_it_maps_layout1_members_onto_todays_tables_in_their_order():
     renames = LEGACY_LAYOUTS["layout-1"].renames
     names = [n for n, _ in members_of(LAYOUT1) if n.startswith("data/")]
 
-    assert [renames.get(n, n) for n in names] == [t.member for t in tables()]
+    assert [renames.get(n, n) for n in names] == [
+        t.member for t in tables() if t.label not in NEW_TABLES
+    ]
 
 
 def test_it_maps_layout1_onto_this_databases_migration_state():
@@ -279,53 +306,61 @@ def test_it_names_the_layout_when_a_mapped_archive_is_not_at_this_databases_stat
     assert nothing_restored(media)
 
 
-# --- layout 2: after the reorganisation, before tool steps -----------------------------------
+# --- layouts 2 to 4: rewritten from a fresh archive ----------------------------------------------
 
 # The columns tool steps added, by member, and the migrations that added them.
 STEPS_MEMBERS = ("data/agents.interaction.jsonl", "data/retraining.trainingpair.jsonl")
 STEPS_MIGRATIONS = {"agents": "0002_interaction_steps", "retraining": "0004_trainingpair_steps"}
-
-
 # The indexes of issue 18 (no column changed), added after tool steps.
 INDEX_MIGRATIONS = {"reviews": ("0007_console_sort_indexes", "0008_claim_plan_indexes")}
+# Rubrics (new tables, the pairs' `scores`) and the evals app (new tables), added after the
+# indexes.
+RUBRIC_MIGRATIONS = {
+    "reviews": "0009_rubrics",
+    # 0006: the comparisons dataset of export batches (no column of archived rows changed).
+    "retraining": ("0005_trainingpair_scores", "0006_comparisons_dataset"),
+    "evals": "0001_initial",
+}
+SCORES_MEMBERS = ("data/retraining.trainingpair.jsonl",)
 
 
 def without_migrations(manifest: dict, migrations: dict) -> None:
+    """Takes `migrations` out of the manifest's state; an app left with none was not in the
+    state the older code wrote at all (evals)."""
     for app, names in migrations.items():
         state = manifest["migrations"][app]
         for name in [names] if isinstance(names, str) else names:
             state["applied"].remove(name)
+        if not state["applied"]:
+            del manifest["migrations"][app]
+            continue
         state["latest"] = state["applied"][-1]
 
 
-def before_indexes(path: Path, out: Path) -> Path:
-    """The archive at `path` as the code before issue 18's indexes wrote it: the same rows,
-    a migration state without them."""
+def as_written_before(path: Path, out: Path, *, migrations: list[dict], columns: dict) -> Path:
+    """The archive at `path` as an older code version wrote it: its migration state without
+    `migrations`, without the members (and counts) of the tables added after layout 4, and
+    without `columns` (member → the column keys, declared last) in the manifest and rows."""
     members = members_of(path)
     manifest = json.loads(members[0][1])
-    without_migrations(manifest, INDEX_MIGRATIONS)
-    write_archive(out, [("manifest.json", json.dumps(manifest).encode()), *members[1:]])
-    return out
-
-
-def before_steps(path: Path, out: Path) -> Path:
-    """The archive at `path` as the code before tool steps wrote it: its migration state
-    without the two migrations (nor the later ones), its interactions and pairs without the
-    `steps` column."""
-    members = members_of(path)
-    manifest = json.loads(members[0][1])
-    without_migrations(manifest, {**STEPS_MIGRATIONS})
-    without_migrations(manifest, INDEX_MIGRATIONS)
+    for names in migrations:
+        without_migrations(manifest, names)
+    manifest["counts"] = {k: n for k, n in manifest["counts"].items() if k not in NEW_TABLES}
+    manifest["members"] = [m for m in manifest["members"] if m["name"] not in NEW_MEMBERS]
     for member in manifest["members"]:
-        if member["name"] in STEPS_MEMBERS:
-            assert member["fields"][-1] == "steps"
-            member["fields"] = member["fields"][:-1]
+        if member["name"] in columns:
+            dropped = columns[member["name"]]
+            assert member["fields"][-len(dropped) :] == dropped
+            member["fields"] = member["fields"][: -len(dropped)]
     rewritten = []
     for name, data in members[1:]:
-        if name in STEPS_MEMBERS:
+        if name in NEW_MEMBERS:
+            continue
+        if name in columns:
             rows = [json.loads(line) for line in data.splitlines()]
             data = b"".join(
-                json.dumps({k: v for k, v in row.items() if k != "steps"}).encode() + b"\n"
+                json.dumps({k: v for k, v in row.items() if k not in columns[name]}).encode()
+                + b"\n"
                 for row in rows
             )
         rewritten.append((name, data))
@@ -334,10 +369,68 @@ def before_steps(path: Path, out: Path) -> Path:
     return out
 
 
-def test_it_restores_an_archive_from_before_tool_steps_with_none(saved, tmp_path, media):
+def before_rubrics(path: Path, out: Path) -> Path:
+    """Layout 4: as the code before rubrics and the evals app wrote it."""
+    return as_written_before(
+        path,
+        out,
+        migrations=[RUBRIC_MIGRATIONS],
+        columns=dict.fromkeys(SCORES_MEMBERS, ["scores"]),
+    )
+
+
+def before_indexes(path: Path, out: Path) -> Path:
+    """Layout 3: as the code before issue 18's indexes wrote it (the same rows as layout 4's,
+    a migration state without the indexes)."""
+    return as_written_before(
+        path,
+        out,
+        migrations=[RUBRIC_MIGRATIONS, INDEX_MIGRATIONS],
+        columns=dict.fromkeys(SCORES_MEMBERS, ["scores"]),
+    )
+
+
+def before_steps(path: Path, out: Path) -> Path:
+    """Layout 2: as the code before tool steps wrote it: its interactions and pairs without
+    the `steps` column either."""
+    return as_written_before(
+        path,
+        out,
+        migrations=[RUBRIC_MIGRATIONS, INDEX_MIGRATIONS, STEPS_MIGRATIONS],
+        columns={
+            "data/agents.interaction.jsonl": ["steps"],
+            "data/retraining.trainingpair.jsonl": ["steps", "scores"],
+        },
+    )
+
+
+def as_restored_from_before_rubrics(before: dict) -> dict:
+    """A snapshot of the world as an archive from before rubrics restores it: the pairs
+    without scores, no rubric, criterion, score nor evals row."""
+    label = TrainingPair._meta.label
+    assert any(row["fields"]["scores"] for row in before[label])
+    for row in before[label]:
+        row["fields"]["scores"] = {}
+    for table in tables():
+        if table.label in NEW_TABLES:
+            assert before[table.model._meta.label], f"the world has no {table.label}"
+            before[table.model._meta.label] = []
+    return before
+
+
+def restored_snapshot(saved, media) -> dict:
+    """The snapshot of the saved world once restored; the database and storage wiped again."""
     restore(saved.path)
     before = snapshot()
     wipe(media)
+    return before
+
+
+# --- layout 2: after the reorganisation, before tool steps -----------------------------------
+
+
+def test_it_restores_an_archive_from_before_tool_steps_with_none(saved, tmp_path, media):
+    before = as_restored_from_before_rubrics(restored_snapshot(saved, media))
 
     restore(before_steps(saved.path, tmp_path / "layout2.tar.gz"))
 
@@ -369,11 +462,87 @@ def test_it_maps_layout2_onto_this_databases_migration_state(saved, tmp_path):
 
 
 def test_it_restores_an_archive_from_before_the_claim_indexes_as_it_was(saved, tmp_path, media):
-    restore(saved.path)
-    before = snapshot()
-    wipe(media)
+    before = as_restored_from_before_rubrics(restored_snapshot(saved, media))
 
     restore(before_indexes(saved.path, tmp_path / "layout3.tar.gz"))
 
     assert snapshot() == before
     assert AuditEvent.objects.get(action="data.restored").after["layout"] == "layout-3"
+
+
+# --- layout 4: after the indexes, before rubrics and the evals app --------------------------
+
+
+def test_it_restores_an_archive_from_before_rubrics_with_no_scores(saved, tmp_path, media):
+    before = as_restored_from_before_rubrics(restored_snapshot(saved, media))
+    layout4 = before_rubrics(saved.path, tmp_path / "layout4.tar.gz")
+    assert not NEW_MEMBERS & {name for name, _ in members_of(layout4)}
+
+    result = backup_restore(archive=layout4)
+
+    assert snapshot() == before
+    assert list(TrainingPair.objects.values_list("scores", flat=True)) == [{}] * len(
+        before[TrainingPair._meta.label]
+    )
+    assert AuditEvent.objects.get(action="data.restored").after["layout"] == "layout-4"
+    # Every table counted, the ones the archive lacks with 0 rows.
+    assert set(result.counts) == {t.label for t in tables()}
+    assert {label: result.counts[label] for label in NEW_TABLES} == dict.fromkeys(NEW_TABLES, 0)
+    assert result.counts["retraining.trainingpair"] == len(before[TrainingPair._meta.label])
+
+
+def test_it_maps_layout4_onto_this_databases_migration_state(saved, tmp_path):
+    manifest = manifest_of(before_rubrics(saved.path, tmp_path / "layout4.tar.gz"))
+    assert "evals" not in manifest["migrations"]  # the code before the evals app
+
+    mapped, layout = manifest_upgrade(manifest)
+
+    assert layout is LEGACY_LAYOUTS["layout-4"]
+    assert {app: m["applied"] for app, m in mapped["migrations"].items()} == migration_state(
+        connection.alias
+    ), (
+        "a migration was added after rubrics: if it leaves archived rows as they are, add it "
+        "to the `upgrade` of every layout in LEGACY_LAYOUTS (its new tables to `new_tables`, "
+        "its new columns' defaults to `added`)"
+    )
+    assert {label: mapped["counts"][label] for label in NEW_TABLES} == dict.fromkeys(NEW_TABLES, 0)
+    fields = next(m["fields"] for m in mapped["members"] if m["name"] in SCORES_MEMBERS)
+    assert fields[-2:] == ["steps", "scores"]
+
+
+def test_it_refuses_a_layout4_archive_that_holds_a_new_table(saved, tmp_path, media):
+    layout4 = before_rubrics(saved.path, tmp_path / "layout4.tar.gz")
+    members = members_of(layout4)
+    manifest = json.loads(members[0][1])
+    rubrics = next(m for m in manifest_of(saved.path)["members"] if m["name"] in NEW_MEMBERS)
+    manifest["members"].append(rubrics)
+    rubric_data = dict(members_of(saved.path))[rubrics["name"]]
+    write_archive(
+        tmp_path / "odd.tar.gz",
+        [
+            ("manifest.json", json.dumps(manifest).encode()),
+            *members[1:],
+            (rubrics["name"], rubric_data),
+        ],
+    )
+
+    with pytest.raises(CommandError, match=rf"unknown: {rubrics['name']}"):
+        restore(tmp_path / "odd.tar.gz")
+
+    assert nothing_restored(media)
+
+
+def test_it_refuses_an_archive_of_todays_state_without_a_new_table(saved, tmp_path, media):
+    members = [(n, d) for n, d in members_of(saved.path) if n != "data/evals.comparison.jsonl"]
+    manifest = json.loads(members[0][1])
+    manifest["members"] = [
+        m for m in manifest["members"] if m["name"] != "data/evals.comparison.jsonl"
+    ]
+    write_archive(
+        tmp_path / "short.tar.gz", [("manifest.json", json.dumps(manifest).encode()), *members[1:]]
+    )
+
+    with pytest.raises(CommandError, match=r"missing: data/evals\.comparison\.jsonl"):
+        restore(tmp_path / "short.tar.gz")
+
+    assert nothing_restored(media)

@@ -10,10 +10,13 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError
 
 from agents.models import Agent, Interaction
+from backup.tables import tables
 from core.models import AuditEvent
+from evals.models import Comparison, ComparisonVote, RegressionAnswer, RegressionRun
 from retraining.models import TrainingPair
-from reviews.models import Review, ReviewItem
+from reviews.models import Criterion, Review, ReviewItem, Rubric, Score
 from tests.backup.support import (
+    PAIR_SCORES,
     TOOL_STEPS,
     User,
     backup,
@@ -39,6 +42,38 @@ def test_it_restores_every_row_with_its_id(world, tmp_path, media):
     restore(tmp_path / "b.tar.gz")
 
     assert snapshot() == before
+
+
+def test_it_restores_rubric_scores_and_evaluations_byte_for_byte(world, tmp_path, media):
+    rubric_and_evals = (Rubric, Criterion, Score, Comparison, ComparisonVote)
+    assert all(m.objects.exists() for m in (*rubric_and_evals, RegressionRun, RegressionAnswer))
+    settled = RegressionAnswer.objects.get(comparison__isnull=False)
+    assert settled.comparison.votes.exists()
+    assert TrainingPair.objects.filter(scores=PAIR_SCORES).exists()
+    before = snapshot()
+    backup(tmp_path / "b.tar.gz")
+    wipe(media)
+    assert not any(m.objects.exists() for m in rubric_and_evals)
+
+    restore(tmp_path / "b.tar.gz")
+
+    assert snapshot() == before
+    restored = RegressionAnswer.objects.get(pk=settled.pk)
+    assert (restored.run_id, restored.item_id, restored.comparison_id) == (
+        settled.run_id,
+        settled.item_id,
+        settled.comparison_id,
+    )
+    assert Criterion.objects.get(key="tone").help_text == 'Polite, "warm" \\ never curt\t✅'
+
+
+def test_every_table_comes_after_the_tables_it_points_at():
+    order = {t.model: n for n, t in enumerate(tables())}
+    for n, table in enumerate(tables()):
+        for f in table.fields():
+            if f.is_relation and f.name not in table.refs:
+                assert f.related_model in order, f"{table.label}.{f.name}: not archived"
+                assert order[f.related_model] <= n, f"{table.label}.{f.name}: restored later"
 
 
 def test_it_restores_every_batch_file_byte_for_byte(world, tmp_path, media):

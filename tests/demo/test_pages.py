@@ -141,3 +141,38 @@ def test_a_reviewer_can_start_on_the_backlog_right_away(as_user):
 def test_the_kpis_cover_every_agent():
     for agent in Agent.objects.all():
         assert KpiSnapshot.objects.filter(agent=agent, agent_version="").count() >= 20
+
+
+def test_the_dashboard_shows_the_loop_on_first_run(as_user):
+    """The support bot's regression run and its pairwise history (issue 15), computed from
+    the rows the demo made through the services."""
+    from evals.models import Comparison, RegressionAnswer, RegressionRun
+
+    run = RegressionRun.objects.get(agent__slug="support-bot")
+    outcomes = set(RegressionAnswer.objects.filter(run=run).values_list("outcome", flat=True))
+    assert "pending" not in outcomes and "fixed" in outcomes
+    decided = Comparison.objects.filter(kind="versions", status="done").count()
+    assert decided >= 5
+    assert Comparison.objects.filter(kind="versions", status="pending").exists()
+
+    response = as_user("mia").get(reverse("kpis:dashboard"), {"agent": "support-bot", "days": 30})
+
+    html = response.content.decode()
+    assert f"{run.agent_version} fixes" in html
+    assert "of what reviewers corrected in" in html
+
+
+def test_the_support_reviews_carry_rubric_scores(as_user):
+    from reviews.models import Score
+
+    scored = Score.objects.filter(review__item__agent__slug="support-bot")
+    assert scored.values("review").distinct().count() >= 20
+    assert set(scored.values_list("criterion__key", flat=True)) >= {"accurate", "tone"}
+    assert not Score.objects.exclude(review__item__agent__slug="support-bot").exists()
+
+
+def test_a_support_reviewer_finds_comparisons_waiting(as_user):
+    response = as_user("jonas").get(reverse("evals:queue"))
+
+    assert response.status_code == 200
+    assert "Start comparing" in response.content.decode()

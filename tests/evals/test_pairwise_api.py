@@ -118,3 +118,38 @@ def test_claim_and_vote_round_trips_do_not_grow_with_the_queue(
     ComparisonFactory.create_batch(80)
     with django_assert_num_queries(16):
         claim_and_vote(oscar)
+
+
+ASSIGN = "/api/v1/comparisons/assign"
+
+
+def test_an_admin_assigns_open_comparisons_and_the_assignee_claims_them_first(
+    api_client, lead, reviewer, other_reviewer
+):
+    first, mine, decided = ComparisonFactory(), ComparisonFactory(), ComparisonFactory()
+    Comparison.objects.filter(pk=decided.pk).update(status="done", outcome="a")
+
+    response = api_client(lead).post(
+        ASSIGN, {"ids": [mine.pk, decided.pk, 999_999], "username": "oscar"}
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "assigned": 1,
+        "assigned_to": "oscar",
+        "skipped": {"not found": 1, "not open": 1},
+    }
+    # Oscar's claim takes the older comparison assigned to him before the first one...
+    assert api_client(other_reviewer).post(CLAIM, {}).json()["comparison"]["id"] == mine.pk
+    # ...and Rita no longer sees it.
+    assert api_client(reviewer).post(CLAIM, {}).json()["comparison"]["id"] == first.pk
+
+
+def test_only_admins_assign_comparisons_and_to_an_existing_user(api_client, lead, reviewer):
+    c = ComparisonFactory()
+    refused = api_client(reviewer).post(ASSIGN, {"ids": [c.pk], "username": "rita"})
+    unknown = api_client(lead).post(ASSIGN, {"ids": [c.pk], "username": "nobody"})
+
+    assert refused.status_code == 403
+    assert unknown.status_code == 400 and "nobody" in unknown.json()["detail"]
+    assert not Comparison.objects.filter(assigned_to__isnull=False).exists()

@@ -160,7 +160,7 @@ def test_it_writes_preference_rows_from_corrections_only(agent, tricky_pairs, bu
 
     frame = pd.read_json(path_of(batch), lines=True, dtype=False)
 
-    assert list(frame.columns) == ["prompt", "chosen", "rejected", "prompt_messages"]
+    assert list(frame.columns) == ["prompt", "chosen", "rejected", "prompt_messages", "scores"]
     corrections = [r for r in decided_rows() if r["source"] == "correct"]
     got = sorted(frame.to_dict("records"), key=lambda r: r["prompt"])
     want = sorted(
@@ -170,6 +170,7 @@ def test_it_writes_preference_rows_from_corrections_only(agent, tricky_pairs, bu
                 "chosen": r["output"],
                 "rejected": r["rejected"],
                 "prompt_messages": [{"role": "user", "content": r["input"]}],
+                "scores": {},
             }
             for r in corrections
         ),
@@ -247,7 +248,7 @@ def test_it_neutralises_formula_starts_only():
 
 def rows(n, start=1):
     return [
-        (i, f"in {i} ü", f"out {i}", "approve", "v1", None, []) for i in range(start, start + n)
+        (i, f"in {i} ü", f"out {i}", "approve", "v1", None, [], {}) for i in range(start, start + n)
     ]
 
 
@@ -272,7 +273,8 @@ def test_it_writes_the_same_parquet_bytes_however_the_rows_were_chunked():
     # would show.
     text = "Größe — مرحبا order refund café " * 20
     big = [
-        (i, text[i % 50 :], text[: 300 + i % 70], "correct", "v2", 1, []) for i in range(1, 25_001)
+        (i, text[i % 50 :], text[: 300 + i % 70], "correct", "v2", 1, [], {})
+        for i in range(1, 25_001)
     ]
 
     def write(chunk):
@@ -420,6 +422,7 @@ def test_it_gives_preference_rows_the_conversation_with_its_tool_steps(agent, de
             "chosen": ANSWER,
             "rejected": "Next week.",
             "prompt_messages": CHAT_PROMPT,
+            "scores": {},
         }
     ]
 
@@ -432,7 +435,7 @@ def test_it_adds_the_steps_as_ingested_to_the_jsonl_rows(agent, decide, build, t
 
     steps = {line["input"]: line["steps"] for line in jsonl_lines(batch)}
     assert steps == {QUESTION: TOOL_STEPS, "No tools": []}
-    assert batch.manifest["columns"][-1] == "steps"
+    assert batch.manifest["columns"][-2:] == ["steps", "scores"]
     loaded = hf_load("json", path_of(batch), tmp_path)
     assert sorted(len(row["steps"]) for row in loaded) == [0, 3]
 
@@ -459,7 +462,7 @@ def test_it_passes_csv_steps_through_the_formula_guard(monkeypatch):
     monkeypatch.setattr(formats, "neutralise", lambda cell: guarded.append(cell) or cell)
     writer = formats.CsvWriter(io.BytesIO(), tmp_dir=None)
 
-    writer.write([(1, "in", "out", "approve", "v1", None, TOOL_STEPS)], ["train"])
+    writer.write([(1, "in", "out", "approve", "v1", None, TOOL_STEPS, {})], ["train"])
 
     assert json.dumps(TOOL_STEPS, separators=(",", ":")) in guarded
 

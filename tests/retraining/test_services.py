@@ -56,6 +56,8 @@ def test_it_queues_a_request_with_normalised_filters_and_a_data_cutoff(agent, de
         "min_reviews": 1,
         "new_only": True,
         "system_prompt": "",
+        "intents": [],
+        "domains": [],
     }
     assert AuditEvent.objects.filter(action="batch.requested", target_id=batch.pk).exists()
 

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from retraining.models import TrainingPair
-from reviews.models import Review, ReviewItem
+from reviews.models import Review, ReviewItem, Score
 from tests.factories import (
     AgentFactory,
     ErrorCategoryFactory,
@@ -14,6 +14,7 @@ from tests.factories import (
     ReviewItemFactory,
     UserFactory,
 )
+from tests.rubric_support import make_rubric
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,6 +65,22 @@ def test_a_correction_with_a_category_is_eight(rita, items, django_assert_num_qu
     assert response.json()["status"] == "done"
     assert held.training_pair.output == "better"
     assert held.training_pair.error_category == category
+
+
+def test_an_approve_with_rubric_scores_is_still_seven(rita, items, django_assert_num_queries):
+    # The agent's active criteria come with the locked item, the scores go in with the
+    # review (one statement): scoring adds no round trip.
+    make_rubric(items[0].agent, ("accuracy", "pass_fail"), ("tone", "scale", False))
+    held = ReviewItem.objects.get(status="claimed")
+    body = {"verdict": "approve", "scores": {"accuracy": 1, "tone": 4}}
+    with django_assert_num_queries(7):
+        response = rita.post(f"/api/v1/items/{held.pk}/decision", body)
+    assert response.json() == {"id": held.pk, "status": "done"}
+    assert sorted(Score.objects.values_list("criterion__key", "value")) == [
+        ("accuracy", 1),
+        ("tone", 4),
+    ]
+    assert held.training_pair.scores == {"accuracy": 1, "tone": 4, "_rubric_version": 1}
 
 
 def test_a_second_opinion_reads_the_first_and_stays_within_eight(

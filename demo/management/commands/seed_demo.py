@@ -101,6 +101,10 @@ class Command(BaseCommand):
             for b in h.batches
         )
         write(f"Training pairs: {h.pairs}; export batches: {batches or 'none'}")
+        compared = ", ".join(f"{s} {n}" for s, n in h.comparisons.items()) or "none"
+        write(f"Rubric scores on {h.scored_reviews} reviews; pairwise comparisons: {compared}")
+        for sentence in h.regression:
+            write(f"Regression run: {sentence}")
         run = h.kpi_run
         computed = f" ({run.days} agent-days recomputed now)" if run else ""
         write(f"KPI snapshots: {h.kpi_rows}{computed}")

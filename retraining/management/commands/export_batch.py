@@ -1,5 +1,6 @@
 """`manage.py export_batch --agent SLUG --format FMT [--new-only] [--out PATH]`: builds a
-batch synchronously (no Celery) and prints its id, row count, sha256 and path.
+batch synchronously (no Celery) and prints its id, row count, sha256 and path. Filters as
+options (`--intent X --intent Y --domain Z`: repeatable, as the API's lists).
 
 Exit 2 for a bad request, 3 when nothing matches (no empty batch is built: "only new
 pairs" with none new, say), 4 over the per-user limits (--user), 1 when the build fails.
@@ -41,7 +42,24 @@ class Command(BaseCommand):
         )
         parser.add_argument("--agent-version", action="append", dest="agent_versions")
         parser.add_argument("--min-reviews", type=int)
-        parser.add_argument("--kind", action="append", dest="kinds", help="feedback kinds")
+        parser.add_argument(
+            "--kind",
+            action="append",
+            dest="kinds",
+            help="feedback kinds; comparison kinds (versions / regression)",
+        )
+        parser.add_argument(
+            "--intent",
+            action="append",
+            dest="intents",
+            help="the interaction's (comparison's) intent (repeatable; every dataset)",
+        )
+        parser.add_argument(
+            "--domain",
+            action="append",
+            dest="domains",
+            help="the interaction's (comparison's) domain (repeatable; every dataset)",
+        )
         parser.add_argument("--user", help="record this username as the requester")
 
     def handle(self, *args, **options):
@@ -54,16 +72,27 @@ class Command(BaseCommand):
             if actor is None:
                 raise CommandError(f"unknown user {options['user']!r}", returncode=2)
         feedback = options["dataset"] == ExportBatch.Dataset.FEEDBACK
+        comparisons = options["dataset"] == ExportBatch.Dataset.COMPARISONS
         filters = {
             key: options[key]
             for key in (
-                ("date_from", "date_to", "kinds")
+                ("date_from", "date_to", "kinds", "intents", "domains")
                 if feedback
-                else ("date_from", "date_to", "sources", "agent_versions", "min_reviews")
+                else ("date_from", "date_to", "agent_versions", "kinds", "intents", "domains")
+                if comparisons
+                else (
+                    "date_from",
+                    "date_to",
+                    "sources",
+                    "agent_versions",
+                    "min_reviews",
+                    "intents",
+                    "domains",
+                )
             )
             if options[key]
         }
-        if options["error_categories"] and not feedback:
+        if options["error_categories"] and not (feedback or comparisons):
             filters["error_categories"] = [
                 None if c == "none" else c for c in options["error_categories"]
             ]

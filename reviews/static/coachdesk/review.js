@@ -1,4 +1,5 @@
-/* Coachdesk review screen: keyboard shortcuts, edit-in-place corrections, time on item,
+/* Coachdesk review screen: keyboard shortcuts, rubric scores by key, edit-in-place
+ * corrections, time on item,
  * the hold countdown, drafts kept in the tab, and the Undo toast (hidden when its minute is
  * over, pressed with `u`; also on My queue and My recent decisions).
  *
@@ -20,6 +21,8 @@
   }
 
   function isTyping(el) {
+    // A radio button or checkbox takes no text: the shortcut keys still work on it.
+    if (el && (el.type === "radio" || el.type === "checkbox")) return false;
     return !!(el && el.closest && el.closest(TYPING));
   }
 
@@ -45,6 +48,69 @@
     s.classList.remove("editing");
     var button = correctButton(s);
     if (button) button.focus();
+  }
+
+  // --- rubric scores ---------------------------------------------------------------------------
+  // One criterion is highlighted at a time (`is-current`). Digits score it (1-5 on a scale,
+  // 1 pass / 0 fail) and move the highlight to the next one; "[" and "]" move it; "-"
+  // clears the score. Clicking in a criterion highlights it. The radio buttons stay the
+  // source of truth: the form posts them like any other field.
+
+  function criteria(s) {
+    return s ? Array.prototype.slice.call(s.querySelectorAll("[data-rubric] [data-criterion]")) : [];
+  }
+
+  function currentCriterion(rows) {
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].classList.contains("is-current")) return i;
+    }
+    return 0;
+  }
+
+  function highlight(rows, index, quiet) {
+    rows.forEach(function (row, i) {
+      row.classList.toggle("is-current", i === index);
+      if (i === index) row.setAttribute("aria-current", "step");
+      else row.removeAttribute("aria-current");
+    });
+    if (!quiet && rows[index] && rows[index].scrollIntoView) {
+      rows[index].scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function firstToScore(rows) {
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].classList.contains("has-errors")) return i;
+    }
+    for (var j = 0; j < rows.length; j++) {
+      var checked = rows[j].querySelector("input[type=radio]:checked");
+      if (!checked || checked.value === "") return j;
+    }
+    return 0;
+  }
+
+  // Handles a rubric key; false when `key` is not one (or the screen has no rubric).
+  function rubricKey(s, key) {
+    if (!/^[0-9\[\]-]$/.test(key)) return false;
+    var rows = criteria(s);
+    if (!rows.length) return false;
+    var i = currentCriterion(rows);
+    if (key === "[" || key === "]") {
+      highlight(rows, Math.max(0, Math.min(rows.length - 1, i + (key === "]" ? 1 : -1))));
+      return true;
+    }
+    var radio = rows[i].querySelector('input[data-score-value="' + key + '"]');
+    if (!radio) {
+      showToast(rows[i].dataset.kind === "pass_fail"
+        ? "Pass / fail: press 1 for pass, 0 for fail."
+        : "Scale: press 1 to 5.");
+      return true;
+    }
+    if (radio.disabled) return false;
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
+    if (key !== "-") highlight(rows, Math.min(rows.length - 1, i + 1));
+    return true;
   }
 
   // --- time on item -----------------------------------------------------------------------------
@@ -143,6 +209,8 @@
     if (!s) return;
     if (s.dataset.decided) dropDraft(s.dataset.decided);
     if (s.dataset.item && !started[s.dataset.item]) started[s.dataset.item] = Date.now();
+    var rows = criteria(s);
+    if (rows.length) highlight(rows, firstToScore(rows), true);
     offerDraft(s);
     tick();
   }
@@ -222,6 +290,10 @@
       return;
     }
     if (!s || e.key.length !== 1) return;
+    if (rubricKey(s, e.key)) {
+      e.preventDefault();
+      return;
+    }
     var button = s.querySelector('[data-verdict-key="' + e.key.toLowerCase() + '"]');
     if (!button || button.disabled || e.shiftKey) return;
     e.preventDefault();
@@ -243,6 +315,8 @@
       enterEdit(s);
       return;
     }
+    var criterion = e.target.closest("[data-rubric] [data-criterion]");
+    if (criterion) highlight(criteria(s), criteria(s).indexOf(criterion));
     var verdict = e.target.closest("[data-verdict-key]");
     if (verdict && verdict.form) stampSeconds(verdict.form);
     if (e.target.closest("[data-draft-apply]")) applyDraft(s);
@@ -262,6 +336,16 @@
   document.addEventListener("submit", function (e) {
     if (e.target.matches && e.target.matches("[data-decision-form]")) stampSeconds(e.target);
   }, true);
+
+  // A criterion scored after a refused decision no longer shows its error.
+  document.addEventListener("change", function (e) {
+    var row = e.target.closest && e.target.closest("[data-rubric] [data-criterion]");
+    if (!row || e.target.value === "") return;
+    row.classList.remove("has-errors");
+    var group = row.querySelector("fieldset[aria-invalid]");
+    if (group) group.removeAttribute("aria-invalid");
+    row.querySelectorAll(".field-errors").forEach(function (el) { el.remove(); });
+  });
 
   document.addEventListener("input", function (e) {
     lastActivity = Date.now();
