@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evals import regression_views, views
+from evals import manage_views, regression_views, views
 
 app_name = "evals"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("claim", views.claim, name="claim"),
     path("disputed/", views.disputed, name="disputed"),
+    path("manage/", manage_views.manage, name="manage"),
+    path("manage/assign", manage_views.assign, name="manage_assign"),
     path("regression/", regression_views.regression_set, name="regression"),
     path("regression/download", regression_views.regression_download, name="regression_download"),
     path("<int:comparison_id>/", views.compare, name="compare"),
