@@ -1,4 +1,4 @@
-"""evals.stats: the Wilson interval the evals report (kpis keeps its own copy above evals)."""
+"""evals.stats: the Wilson interval the evals report (core.stats.wilson, shared with kpis)."""
 
 import pytest
 
