@@ -13,7 +13,7 @@ What runs, on a freshly migrated bench database (`coachdesk_bench_regression` by
 1. seed (not timed, SQL + COPY): one agent, N interactions whose inputs are in the held-out
    split (REGRESSION_HOLDOUT_SHARE), each decided `correct` with one review; ANALYZE;
 2. the run, in this process through the service the API calls
-   (`evals.regression.regression_run_post`, then the summary the API answers with): a third
+   (`evals.runs.regression_run_post`, then the summary the API answers with): a third
    of the answers equal to the reference up to whitespace and case (fixed), a third equal to
    the old answer (still wrong), the rest new (a comparison each); then the same post again
    (idempotent: nothing stored);
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         from django.contrib.auth import get_user_model
 
         from agents.models import Agent
-        from evals import regression, selectors
+        from evals import regression, runs, selectors
         from evals.models import Comparison, RegressionAnswer
         from ingest.services import interactions_ingest
 
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         # The run, as the API handler does it: the parsed body, the service, the summary.
         started = time.perf_counter()
         posted = orjson.loads(body)
-        result = regression.regression_run_post(
+        result = runs.regression_run_post(
             agent=agent, agent_version=NEW_VERSION, answers=posted["answers"], actor=user
         )
         summary = selectors.run_summary(result.run)
@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.routed:,}, errors {len(result.errors)})"
         )
         started = time.perf_counter()
-        again = regression.regression_run_post(
+        again = runs.regression_run_post(
             agent=agent, agent_version=NEW_VERSION, answers=posted["answers"], actor=user
         )
         repost_seconds = time.perf_counter() - started

@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from agents.models import Agent, Interaction
 from demo import reviewing
 from demo.plan import release_names
-from evals import regression
+from evals import regression, runs
 from evals import services as comparisons
 from evals.models import Comparison
 from evals.routing import NewComparison, comparisons_create
@@ -175,7 +175,7 @@ def _regression_run(agent: Agent, latest: str, rng: random.Random) -> tuple[int,
         else:
             text = (case.reference or case.old_answer).rstrip(".") + ", as our policy says."
         answers.append({"case_id": case.id, "answer": text})
-    posted = regression.regression_run_post(agent=agent, agent_version=latest, answers=answers)
+    posted = runs.regression_run_post(agent=agent, agent_version=latest, answers=answers)
     return posted.run.pk, len(answers)
 
 

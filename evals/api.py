@@ -11,7 +11,7 @@ from ninja import Query, Router, Schema, Status
 from accounts.models import Role
 from accounts.permissions import RoleBearer
 from core.limits import JsonRejected, error_responses, load_json
-from evals import regression, routing, selectors
+from evals import regression, routing, runs, selectors
 
 router = Router(tags=["evals"])
 evals_auth = RoleBearer(Role.ML, Role.ADMIN)
@@ -198,7 +198,7 @@ def post_regression_run(request: HttpRequest, slug: str, body: RunIn):
             },
         )
     try:
-        result = regression.regression_run_post(
+        result = runs.regression_run_post(
             agent=agent,
             agent_version=body.version,
             label=body.label,

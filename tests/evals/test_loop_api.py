@@ -227,9 +227,9 @@ def test_the_kpi_page_shows_the_loop(client, ml, cases, decide_comparisons):
     batch_id = factories.ExportBatchFactory(
         agent=cases["returns"].agent, ready=True, trained_agent_version="2026.11.1"
     ).pk
-    from evals import regression
+    from evals import runs
 
-    regression.regression_run_post(
+    runs.regression_run_post(
         agent=cases["returns"].agent,
         agent_version="2026.11.1",
         answers=[

@@ -4,7 +4,7 @@ half = z / (1 + z²/n) × √(p(1 − p)/n + z²/4n²))."""
 
 import pytest
 
-from evals import regression, selectors
+from evals import runs, selectors
 from evals.models import Comparison, ComparisonVote, RegressionAnswer
 from tests import factories
 from tests.evals.conftest import decide, held_out_text
@@ -152,7 +152,7 @@ def test_it_summarises_a_run_with_the_share_fixed(agent, decide_comparisons):
     answers = [{"case_id": item.pk, "answer": "new."} for item in corrected[:5]]
     answers += [{"case_id": item.pk, "answer": "OLD."} for item in corrected[5:]]
     answers += [{"case_id": item.pk, "answer": "Different."} for item in rejected]
-    run = regression.regression_run_post(agent=agent, agent_version=NEW, answers=answers).run
+    run = runs.regression_run_post(agent=agent, agent_version=NEW, answers=answers).run
     routed = dict(
         RegressionAnswer.objects.filter(run=run, item__in=rejected[:2]).values_list(
             "item_id", "comparison_id"

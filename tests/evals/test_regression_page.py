@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from evals import regression
+from evals import regression, runs
 from tests import factories
 from tests.evals.conftest import decide, held_out_text, hold, train_text, trained_text
 
@@ -223,7 +223,7 @@ def test_the_htmx_answer_is_the_body_only(ml_client, cases):
 
 
 def test_it_shows_the_agents_runs_with_their_summary(ml_client, agent, cases, ml):
-    regression.regression_run_post(
+    runs.regression_run_post(
         agent=agent,
         agent_version="2026.11.1",
         label="rc1",
@@ -239,9 +239,9 @@ def test_it_shows_the_agents_runs_with_their_summary(ml_client, agent, cases, ml
 
     assert "2026.11.1 fixes 50% [" in html
     assert "(rc1)" in html
-    runs = html.split('id="runs-title"')[1]
-    assert runs.count('<td class="num">1</td>') == 3  # fixed, still wrong, pending
-    assert '<td class="num">3</td>' in runs  # total
+    table = html.split('id="runs-title"')[1]
+    assert table.count('<td class="num">1</td>') == 3  # fixed, still wrong, pending
+    assert '<td class="num">3</td>' in table  # total
 
 
 def test_no_run_yet_says_so(ml_client, cases):
@@ -269,18 +269,14 @@ def make_cases(agent, n: int) -> None:
 
 def test_the_query_count_is_flat(ml_client, agent, ml, django_assert_max_num_queries):
     make_cases(agent, 2)
-    regression.regression_run_post(
-        agent=agent, agent_version="v9", answers=[], label="empty", actor=ml
-    )
+    runs.regression_run_post(agent=agent, agent_version="v9", answers=[], label="empty", actor=ml)
     with django_assert_max_num_queries(20) as few:
         page(ml_client, intent="returns")
         download(ml_client, intent="returns")
 
     make_cases(agent, 25)
     for label in ("a", "b", "c"):
-        regression.regression_run_post(
-            agent=agent, agent_version="v9", answers=[], label=label, actor=ml
-        )
+        runs.regression_run_post(agent=agent, agent_version="v9", answers=[], label=label, actor=ml)
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = page(ml_client, intent="returns")
         lines = download(ml_client, intent="returns")

@@ -1,9 +1,9 @@
-"""Regression runs (evals.regression.regression_run_post): matching, routing to comparisons,
+"""Regression runs (evals.runs.regression_run_post): matching, routing to comparisons,
 idempotence, per-answer errors, and the outcome a decided comparison gives."""
 
 import pytest
 
-from evals import regression, selectors
+from evals import regression, runs, selectors
 from evals.models import Comparison, RegressionAnswer, RegressionRun
 from tests.evals.conftest import decide, held_out_text, train_text
 
@@ -23,7 +23,7 @@ def cases(agent):
 
 
 def post(agent, answers, **kwargs):
-    return regression.regression_run_post(
+    return runs.regression_run_post(
         agent=agent, agent_version=kwargs.pop("version", "2026.11.1"), answers=answers, **kwargs
     )
 
@@ -196,7 +196,7 @@ def test_it_reads_and_writes_in_a_fixed_number_of_queries(agent, django_assert_m
     ],
 )
 def test_it_maps_a_comparisons_choice_to_an_outcome(version_b, choice, expected):
-    assert regression.judged_outcome(version_b, choice) == expected
+    assert runs.judged_outcome(version_b, choice) == expected
 
 
 def test_a_decided_comparison_settles_its_answer(agent, cases, decide_comparisons):
