@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from agents.models import Agent, Interaction
 from demo import reviewing
 from demo.plan import release_names
-from evals import regression, runs
+from evals import claims, regression, runs
 from evals import services as comparisons
 from evals.models import Comparison
 from evals.routing import NewComparison, comparisons_create
@@ -190,7 +190,7 @@ def _judge(reviewers: list[Any], rng: random.Random, *, leave: int, favour_a: fl
     while open_count - decided > leave:
         reviewer = reviewers[turn % len(reviewers)]
         turn += 1
-        held = comparisons.comparison_claim(reviewer=reviewer)
+        held = claims.comparison_claim(reviewer=reviewer)
         if held is None:
             if turn > 4 * len(reviewers) + decided:
                 break

@@ -17,7 +17,7 @@ from ninja import Field, Router, Schema, Status
 from accounts.models import Role
 from accounts.permissions import RoleBearer
 from core.limits import error_responses
-from evals import services
+from evals import claims, services
 from evals.models import Comparison
 from reviews.selectors import transcript
 
@@ -102,10 +102,10 @@ def _payload(comparison: Comparison) -> dict:
 def claim(request: ApiRequest):
     """The comparison the caller holds, else the next one they may vote on, held with a
     lease. Answers 204 when nothing is claimable."""
-    comparison = services.comparison_claim(reviewer=request.auth)
+    comparison = claims.comparison_claim(reviewer=request.auth)
     if comparison is None:
         return HttpResponse(status=204)
-    full = services.comparison_for_screen(comparison.pk)
+    full = claims.comparison_for_screen(comparison.pk)
     assert full is not None and full.lease_expires_at is not None
     return Status(
         200,

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from evals.services import comparison_leases_expire
+from evals.claims import comparison_leases_expire
 
 TRANSIENT = (OperationalError, InterfaceError)
 

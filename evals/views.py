@@ -22,7 +22,7 @@ from django_htmx.http import push_url
 
 from accounts.models import Role
 from accounts.permissions import has_role, role_required
-from evals import services
+from evals import claims, services
 from evals.forms import SIDES, AdjudicationForm, VoteForm, choice_for, side_for
 from evals.models import Comparison
 from reviews.screen import _recent_turns
@@ -57,14 +57,14 @@ DONE_MESSAGES = {
 @require_GET
 def queue(request: Request) -> HttpResponse:
     """How many comparisons wait for me, by agent; "Start comparing"."""
-    claimable = services.claimable_comparisons(request.user)
+    claimable = claims.claimable_comparisons(request.user)
     by_agent = list(
         claimable.values("agent__name").annotate(n=Count("pk")).order_by("-n", "agent__name")
     )
     context = {
         "total": sum(row["n"] for row in by_agent),
         "by_agent": by_agent,
-        "held": services.comparison_held_by(request.user),
+        "held": claims.comparison_held_by(request.user),
         "has_domains": bool(reviewer_domains(request.user)),
     }
     return render(request, "evals/queue.html", context)
@@ -74,7 +74,7 @@ def queue(request: Request) -> HttpResponse:
 @require_POST
 def claim(request: Request) -> HttpResponse:
     """The "Start comparing" button: the comparison I hold, else the next one claimed."""
-    comparison = services.comparison_claim(reviewer=request.user)
+    comparison = claims.comparison_claim(reviewer=request.user)
     if comparison is None:
         messages.info(request, "Nothing left to compare right now.")
         return redirect("evals:queue")
@@ -101,7 +101,7 @@ def decide(request: Request, comparison_id: int) -> HttpResponse:
     """Records my vote (left / right translated to A / B), then shows the next comparison
     (htmx) or redirects to it; back to the queue when none is left."""
     form = VoteForm(request.POST)
-    comparison = services.comparison_for_screen(comparison_id)
+    comparison = claims.comparison_for_screen(comparison_id)
     if comparison is None:
         return _gone(request)
     if not form.is_valid():
@@ -134,7 +134,7 @@ def decide(request: Request, comparison_id: int) -> HttpResponse:
 def skip(request: Request, comparison_id: int) -> HttpResponse:
     """Gives the comparison back to the queue and moves on to another one."""
     try:
-        services.comparison_release(reviewer=request.user, comparison_id=comparison_id)
+        claims.comparison_release(reviewer=request.user, comparison_id=comparison_id)
     except services.ComparisonNotFound:
         return _gone(request)
     except services.Conflict as exc:
@@ -150,7 +150,7 @@ def lease(request: Request, comparison_id: int) -> HttpResponse:
     """Extends my hold (the screen polls this every minute)."""
     problem = None
     try:
-        comparison = services.comparison_renew_lease(
+        comparison = claims.comparison_renew_lease(
             reviewer=request.user, comparison_id=comparison_id
         )
     except services.LeaseLost as exc:
@@ -186,7 +186,7 @@ def disputed(request: Request) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def adjudicate(request: Request, comparison_id: int) -> HttpResponse:
     """A disputed comparison, both votes (in screen terms), and the admin's final choice."""
-    comparison = services.comparison_for_screen(comparison_id)
+    comparison = claims.comparison_for_screen(comparison_id)
     if comparison is None:
         return _gone(request)
     form = AdjudicationForm(request.POST or None)
@@ -231,7 +231,7 @@ def adjudicate(request: Request, comparison_id: int) -> HttpResponse:
 def _load(request: Request, comparison_id: int) -> tuple[Comparison | None, str | None]:
     """The comparison and what the viewer may do with it: the holder (live lease) votes, an
     admin reads; anyone else gets the answer of a comparison that does not exist."""
-    comparison = services.comparison_for_screen(comparison_id)
+    comparison = claims.comparison_for_screen(comparison_id)
     if comparison is None:
         return None, None
     if (
@@ -321,7 +321,7 @@ def _next(
     request: Request, done: str, *, decided: int, exclude: tuple[int, ...] = ()
 ) -> HttpResponse:
     """After a vote or a skip: the next comparison (the one I hold, else a new claim)."""
-    next_one = services.comparison_claim(reviewer=request.user, exclude=exclude)
+    next_one = claims.comparison_claim(reviewer=request.user, exclude=exclude)
     queue_url = reverse("evals:queue")
     if not request.htmx:
         messages.success(request, done)
@@ -332,7 +332,7 @@ def _next(
     if next_one is None:
         response = render(request, "evals/compare.html#clear", {"notice": done})
         return push_url(response, queue_url)
-    comparison = services.comparison_for_screen(next_one.pk)
+    comparison = claims.comparison_for_screen(next_one.pk)
     assert comparison is not None  # claimed by me a moment ago
     form = VoteForm(initial={"version": comparison.version})
     response = _render_screen(

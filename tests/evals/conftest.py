@@ -115,7 +115,7 @@ def judge(db):
 def decide_comparisons(judge):
     """decide_comparisons({comparison_id: choice}): `judge` claims and votes on each through
     evals.services, as the pairwise queue does (one review required)."""
-    from evals import services
+    from evals import claims, services
 
     reviewer = judge
 
@@ -126,7 +126,7 @@ def decide_comparisons(judge):
         # The others stay in the queue: the claim skips them.
         others = tuple(Comparison.objects.exclude(pk__in=left).values_list("pk", flat=True))
         while left:
-            comparison = services.comparison_claim(reviewer=reviewer, exclude=others)
+            comparison = claims.comparison_claim(reviewer=reviewer, exclude=others)
             assert comparison is not None and comparison.pk in left, (comparison, left)
             services.comparison_decide(
                 reviewer=reviewer,

@@ -4,7 +4,7 @@ comparisons, escaping, and a flat query count."""
 import pytest
 from django.contrib.messages import get_messages
 
-from evals import services
+from evals import claims
 from evals.models import Comparison
 from tests.evals.factories import ComparisonFactory, comparisons_make
 from tests.factories import AgentFactory
@@ -196,7 +196,7 @@ def test_the_assignees_claim_takes_an_assigned_one_first(client, lead, reviewer)
     ComparisonFactory(priority=10)
     assigned = ComparisonFactory()
     logged_in(client, lead).post(ASSIGN, {"ids": [assigned.pk], "reviewer": "rita"})
-    claimed = services.comparison_claim(reviewer=reviewer)
+    claimed = claims.comparison_claim(reviewer=reviewer)
     assert claimed is not None and claimed.pk == assigned.pk
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.models import AuditEvent
 from core.transitions import transition
-from evals import services
+from evals import claims, services
 from evals.models import Comparison, ComparisonVote
 from evals.signals import comparison_decided
 from tests.evals.factories import ComparisonFactory
@@ -40,7 +40,7 @@ def four_eyes_agent(db):
 
 
 def claim(user) -> Comparison:
-    comparison = services.comparison_claim(reviewer=user)
+    comparison = claims.comparison_claim(reviewer=user)
     assert comparison is not None
     return comparison
 
@@ -80,7 +80,7 @@ def test_it_claims_assigned_first_then_by_priority_then_oldest(reviewer, other_r
     Comparison.objects.filter(pk=new.pk).update(created_at=timezone.now() - timedelta(days=1))
 
     order = []
-    while (c := services.comparison_claim(reviewer=reviewer)) is not None:
+    while (c := claims.comparison_claim(reviewer=reviewer)) is not None:
         order.append(c.pk)
         vote(reviewer, c, "a")
 
@@ -125,7 +125,7 @@ def test_it_gives_back_the_held_comparison_when_claiming_again(reviewer):
 @pytest.mark.django_db
 def test_it_returns_none_when_nothing_is_claimable(reviewer):
     ComparisonFactory(domain="legal")
-    assert services.comparison_claim(reviewer=reviewer) is None
+    assert claims.comparison_claim(reviewer=reviewer) is None
 
 
 @pytest.mark.django_db
@@ -133,7 +133,7 @@ def test_two_reviewers_never_hold_the_same_comparison(reviewer, other_reviewer):
     c = ComparisonFactory()
 
     assert claim(reviewer).pk == c.pk
-    assert services.comparison_claim(reviewer=other_reviewer) is None
+    assert claims.comparison_claim(reviewer=other_reviewer) is None
     assert Comparison.objects.get(pk=c.pk).claimed_by_id == reviewer.pk
 
 
@@ -164,7 +164,7 @@ def test_a_claim_skips_a_row_another_claim_has_locked_instead_of_waiting():
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '2s'")
-        oscar_got = services.comparison_claim(reviewer=oscar)
+        oscar_got = claims.comparison_claim(reviewer=oscar)
     finally:
         release.set()
         worker.join(10)
@@ -186,8 +186,8 @@ def test_the_sweep_returns_expired_holds_to_their_queue_once(reviewer):
     claim(reviewer)
     expire(c)
 
-    assert services.comparison_leases_expire() == 1
-    assert services.comparison_leases_expire() == 0
+    assert claims.comparison_leases_expire() == 1
+    assert claims.comparison_leases_expire() == 0
 
     stored = Comparison.objects.get(pk=c.pk)
     assert (stored.status, stored.claimed_by_id, stored.lease_expires_at) == ("pending", None, None)
@@ -200,7 +200,7 @@ def test_the_sweep_leaves_live_holds_alone(reviewer):
     c = ComparisonFactory()
     claim(reviewer)
 
-    assert services.comparison_leases_expire() == 0
+    assert claims.comparison_leases_expire() == 0
     assert status_of(c) == "claimed"
 
 
@@ -213,7 +213,7 @@ def test_an_expired_first_half_goes_back_to_the_second_review_queue(
     claim(other_reviewer)
     expire(c)
 
-    assert services.comparison_leases_expire() == 1
+    assert claims.comparison_leases_expire() == 1
     assert status_of(c) == "needs_second_review"
 
 
@@ -235,12 +235,12 @@ def test_it_renews_a_live_lease_and_refuses_a_lapsed_one(reviewer, settings):
         lease_expires_at=timezone.now() + timedelta(seconds=30)
     )
 
-    renewed = services.comparison_renew_lease(reviewer=reviewer, comparison_id=c.pk)
+    renewed = claims.comparison_renew_lease(reviewer=reviewer, comparison_id=c.pk)
     assert renewed.lease_expires_at > timezone.now() + timedelta(seconds=590)
 
     expire(c)
     with pytest.raises(services.LeaseLost):
-        services.comparison_renew_lease(reviewer=reviewer, comparison_id=c.pk)
+        claims.comparison_renew_lease(reviewer=reviewer, comparison_id=c.pk)
 
 
 # --- voting ---------------------------------------------------------------------------------------
@@ -345,7 +345,7 @@ def test_a_reviewer_is_never_offered_a_comparison_they_voted_on(
     c = ComparisonFactory(agent=four_eyes_agent)
     vote(reviewer, claim(reviewer), "a")
 
-    assert services.comparison_claim(reviewer=reviewer) is None
+    assert claims.comparison_claim(reviewer=reviewer) is None
     assert claim(other_reviewer).pk == c.pk
 
 
@@ -442,12 +442,12 @@ def test_a_skip_gives_the_comparison_back(reviewer, other_reviewer):
     held = claim(reviewer)
 
     with pytest.raises(services.NotHeld):
-        services.comparison_release(reviewer=other_reviewer, comparison_id=c.pk)
-    services.comparison_release(reviewer=reviewer, comparison_id=held.pk)
+        claims.comparison_release(reviewer=other_reviewer, comparison_id=c.pk)
+    claims.comparison_release(reviewer=reviewer, comparison_id=held.pk)
 
     stored = Comparison.objects.get(pk=c.pk)
     assert (stored.status, stored.claimed_by_id) == ("pending", None)
-    assert services.comparison_claim(reviewer=reviewer, exclude=(c.pk,)) is None
+    assert claims.comparison_claim(reviewer=reviewer, exclude=(c.pk,)) is None
     assert claim(other_reviewer).pk == c.pk
 
 

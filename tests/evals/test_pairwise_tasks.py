@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from evals import services
+from evals import claims
 from evals.models import Comparison
 from evals.tasks import expire_comparison_leases
 from tests.conftest import wait_for
@@ -16,7 +16,7 @@ from tests.evals.factories import ComparisonFactory
 
 def claimed_and_expired(reviewer) -> Comparison:
     ComparisonFactory()
-    comparison = services.comparison_claim(reviewer=reviewer)
+    comparison = claims.comparison_claim(reviewer=reviewer)
     assert comparison is not None
     Comparison.objects.filter(pk=comparison.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=5)

@@ -4,7 +4,7 @@ flows, conflicts, skip, the hold, adjudication."""
 import pytest
 from django.utils import timezone
 
-from evals import services
+from evals import claims, services
 from evals.models import Comparison, ComparisonVote
 from tests.evals.factories import ComparisonFactory
 from tests.factories import AgentFactory
@@ -23,7 +23,7 @@ def logged_in(client, user):
 
 
 def claim(user) -> Comparison:
-    comparison = services.comparison_claim(reviewer=user)
+    comparison = claims.comparison_claim(reviewer=user)
     assert comparison is not None
     return comparison
 
@@ -255,7 +255,7 @@ def test_a_stale_page_is_refused_and_shown_again_up_to_date(client, reviewer):
 def test_a_vote_after_losing_the_hold_gives_back_only_my_text(client, reviewer, other_reviewer):
     c = ComparisonFactory(answer_a="not for you 8812", answer_b="not for you 8813")
     claim(reviewer)
-    services.comparison_release(reviewer=reviewer, comparison_id=c.pk)
+    claims.comparison_release(reviewer=reviewer, comparison_id=c.pk)
     claim(other_reviewer)
 
     response = logged_in(client, reviewer).post(

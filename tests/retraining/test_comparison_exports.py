@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from evals import claims as eval_claims
 from evals import exports
 from evals import services as eval_services
 from evals.models import Comparison
@@ -37,7 +38,7 @@ def decide(judge):
         left = dict(choices)
         others = tuple(Comparison.objects.exclude(pk__in=left).values_list("pk", flat=True))
         while left:
-            comparison = eval_services.comparison_claim(reviewer=judge, exclude=others)
+            comparison = eval_claims.comparison_claim(reviewer=judge, exclude=others)
             assert comparison is not None and comparison.pk in left, (comparison, left)
             eval_services.comparison_decide(
                 reviewer=judge,
