@@ -11,7 +11,7 @@ page (agent, assignee, claimer joined; the votes counted in a subquery).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlencode
 
 from django import forms
@@ -72,8 +72,10 @@ class ManageFilterForm(forms.Form):
 
     def __init__(self, data, *, agents: list[Agent], reviewers: list[User]) -> None:
         super().__init__(data)
-        self.fields["agent"].choices = [("", "Any agent")] + [(a.slug, a.name) for a in agents]
-        self.fields["assigned_to"].choices = [
+        cast(forms.ChoiceField, self.fields["agent"]).choices = [("", "Any agent")] + [
+            (a.slug, a.name) for a in agents
+        ]
+        cast(forms.ChoiceField, self.fields["assigned_to"]).choices = [
             ("", "Anyone or no one"),
             (UNASSIGNED, "Unassigned"),
         ] + [(u.username, u.username) for u in reviewers]
@@ -197,7 +199,9 @@ def assign(request: HttpRequest) -> HttpResponse:
     if reviewer is None:
         messages.error(request, "Choose an active reviewer; nothing was assigned.")
         return back
-    result = services.comparison_assign(admin=request.user, comparison_ids=ids, reviewer=reviewer)
+    # The view's role check let only a signed-in admin through.
+    admin = cast("User", request.user)
+    result = services.comparison_assign(admin=admin, comparison_ids=ids, reviewer=reviewer)
     level = messages.SUCCESS if result.changed and not result.skipped else messages.WARNING
     messages.add_message(request, level, _message(result, reviewer.username))
     return back
