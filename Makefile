@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run serve test install install-e2e lint bench bench-smoke bench-load clean
+.PHONY: run serve test install install-e2e install-sso lint bench bench-smoke bench-load clean
 
 AXE := tests/e2e/axe/node_modules/.installed
+SSO_PROVIDER := tests/sso/provider/node_modules/.installed
 
-install: $(STAMP)
+install: $(STAMP) install-sso
 
 # axe-core (npm) for the browser tests' accessibility checks; only `make test` needs it.
 install-e2e: $(AXE)
@@ -18,6 +19,14 @@ install-e2e: $(AXE)
 $(AXE): tests/e2e/axe/package.json tests/e2e/axe/package-lock.json
 	npm ci --prefix tests/e2e/axe --no-audit --no-fund --loglevel=error
 	touch $(AXE)
+
+# The OpenID Connect provider (npm: oidc-provider) that the single sign-on tests start on
+# loopback (tests/sso/provider); the stamp makes a second call quick.
+install-sso: $(SSO_PROVIDER)
+
+$(SSO_PROVIDER): tests/sso/provider/package.json tests/sso/provider/package-lock.json
+	npm ci --prefix tests/sso/provider --no-audit --no-fund --loglevel=error
+	touch $(SSO_PROVIDER)
 
 # Re-installs only when the lock or the project metadata changed, so a second call is quick.
 # The Python client (clients/python, `import coachdesk`) is installed too, for its tests;
@@ -84,4 +93,5 @@ bench-load: install
 	$(PY) bench/load.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 media .pytest_cache tests/e2e/axe/node_modules
+	rm -rf $(VENV) db.sqlite3 media .pytest_cache tests/e2e/axe/node_modules \
+		tests/sso/provider/node_modules

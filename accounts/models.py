@@ -73,3 +73,29 @@ class ApiToken(models.Model):
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Identity(models.Model):
+    """A user's account at an OpenID Connect provider (single sign-on, accounts/sso.py).
+
+    The provider's (issuer, subject) pair is the only stable, unique key it gives: e-mail
+    addresses and usernames can be changed or reassigned at the provider, so they never
+    decide which Coachdesk user signs in.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identities"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="identity_issuer_subject")
+        ]
+        verbose_name_plural = "identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

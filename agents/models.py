@@ -63,6 +63,17 @@ class Agent(models.Model):
         ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Personal data redaction at ingest (agents/redaction.py; {} is off). Declared last, where
+    # the column is; the database default is for raw SQL writers that do not know it.
+    redaction = models.JSONField(
+        default=dict,
+        blank=True,
+        db_default={},
+        help_text=(
+            'e.g. {"types": ["email", "phone", "iban", "card"], "patterns": [{"name": '
+            '"CASE_ID", "regex": "CASE-[0-9]{6}"}], "keep_originals": true, "regions": ["GB"]}'
+        ),
+    )
 
     class Meta:
         db_table = "reviews_agent"
@@ -113,6 +124,9 @@ class Interaction(models.Model):
     # `context`: ingest/messages.py). Declared last, where the column is (it came later);
     # the database default is for raw SQL writers (bench scripts) that do not know it.
     steps = models.JSONField(default=list, blank=True, db_default=[])
+    # How many values of each kind redaction replaced in this interaction ({"email": 2}; {}
+    # when nothing was, or its agent has no policy): the KPI page's privacy counts.
+    redactions = models.JSONField(default=dict, blank=True, db_default={})
 
     class Meta:
         db_table = "reviews_interaction"
@@ -183,3 +197,33 @@ class FeedbackEvent(models.Model):
     ) -> str:
         raw = "\x1f".join([agent, external_id, kind, item_ref, repr(value), created_at])
         return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class RedactedValue(models.Model):
+    """One placeholder of a conversation: `[EMAIL_3]` is (kind email, number 3) in the
+    conversation `conversation_key` (agents.redaction.conversation_key) of `agent`.
+
+    `digest` is the HMAC of the normalised value (agents.redaction.value_digest): equal
+    values meet on it, so the same address gets the same placeholder in later interactions
+    and imports whether or not the original is kept. `original` is the text first replaced,
+    kept only when the agent's policy says so, and shown only to admins (audited)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, db_index=False)
+    conversation_key = models.CharField(max_length=260)
+    kind = models.CharField(max_length=40)
+    number = models.PositiveIntegerField()
+    digest = models.CharField(max_length=64)
+    original = models.TextField(null=True, blank=True)  # noqa: DJ001 (NULL: not kept)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # The ingest's ON CONFLICT DO NOTHING key; its index is also the per-conversation
+            # lookup (agent, conversation_key) that loads a conversation's map.
+            models.UniqueConstraint(
+                fields=["agent", "conversation_key", "digest"], name="redactedvalue_digest"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_key}:{self.kind}_{self.number}"

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backup.archive import table_member
@@ -314,6 +314,59 @@ LEGACY_LAYOUTS["layout-4"] = Layout(
     added=_RUBRICS_ADDED,
     new_tables=_RUBRICS_TABLES,
 )
+
+# reviews/0010 (review deadlines, issue 16): the deadline rules, breaches and sent digests
+# (new tables), and three item columns every older row takes the default of (no deadline,
+# nothing escalated). Every earlier layout takes it; archives written after rubrics and
+# before it are layout 5.
+_DEADLINES_UPGRADE = {"reviews": ("0010_deadlines_sla",)}
+_DEADLINES_ADDED: dict[str, dict[str, Any]] = {
+    "reviews.reviewitem": {"due_at": None, "sla_level": 0, "sla_near_at": None}
+}
+_DEADLINES_TABLES = frozenset({"reviews.deadline", "reviews.slabreach", "reviews.sladigest"})
+for _name, _layout in list(LEGACY_LAYOUTS.items()):
+    LEGACY_LAYOUTS[_name] = replace(
+        _layout,
+        upgrade=_merged(_layout.upgrade, _DEADLINES_UPGRADE),
+        added=_added(_layout.added, _DEADLINES_ADDED),
+        new_tables=_layout.new_tables | _DEADLINES_TABLES,
+    )
+LEGACY_LAYOUTS["layout-5"] = Layout(
+    name="layout-5",
+    applied=_merged(LEGACY_LAYOUTS["layout-4"].applied, _RUBRICS_UPGRADE),
+    upgrade=_DEADLINES_UPGRADE,
+    moved={},
+    added=_DEADLINES_ADDED,
+    new_tables=_DEADLINES_TABLES,
+)
+
+# accounts/0003 (single sign-on, issue 16): the users' identities at OpenID Connect providers,
+# a new table that every earlier layout's archive lacks (it restores empty).
+_SSO_UPGRADE = {"accounts": ("0003_sso_identity",)}
+_SSO_TABLES = frozenset({"accounts.identity"})
+for _name, _layout in list(LEGACY_LAYOUTS.items()):
+    LEGACY_LAYOUTS[_name] = replace(
+        _layout,
+        upgrade=_merged(_layout.upgrade, _SSO_UPGRADE),
+        new_tables=_layout.new_tables | _SSO_TABLES,
+    )
+
+# agents/0003 (personal data redaction, issue 16): the agents' policy and the interactions'
+# counts (columns every older row takes the default of: no policy, nothing redacted) and the
+# conversations' placeholder mappings, a new table every earlier layout's archive lacks.
+_REDACTION_UPGRADE = {"agents": ("0003_redaction",)}
+_REDACTION_ADDED: dict[str, dict[str, Any]] = {
+    "agents.agent": {"redaction": {}},
+    "agents.interaction": {"redactions": {}},
+}
+_REDACTION_TABLES = frozenset({"agents.redactedvalue"})
+for _name, _layout in list(LEGACY_LAYOUTS.items()):
+    LEGACY_LAYOUTS[_name] = replace(
+        _layout,
+        upgrade=_merged(_layout.upgrade, _REDACTION_UPGRADE),
+        added=_added(_layout.added, _REDACTION_ADDED),
+        new_tables=_layout.new_tables | _REDACTION_TABLES,
+    )
 
 
 def manifest_upgrade(manifest: dict[str, Any]) -> tuple[dict[str, Any], Layout | None]:

@@ -7,6 +7,7 @@ PostgreSQL and Redis. See `.env.example` for every variable.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -345,6 +346,60 @@ CELERY_BEAT_SCHEDULE["accounts.prune-login-logs"] = {
 # ignored and REMOTE_ADDR is the client; see accounts/throttle.py).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
+# --- Single sign-on (OpenID Connect, issue 16) ----------------------------------------------
+# mozilla-django-oidc through accounts/sso.py. OIDC_ISSUER empty: SSO off (its pages 404).
+# The endpoints come from the issuer's /.well-known/openid-configuration (fetched once per
+# process, cached); the OIDC_OP_* variables override single ones. Roles are mapped from the
+# claim OIDC_ROLES_CLAIM through OIDC_ROLE_MAP ("<group>=<role>,…") on every login;
+# OIDC_DOMAINS_CLAIM (optional) sets a reviewer's pool domains.
+OIDC_ISSUER = env_str("OIDC_ISSUER", "")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_SCOPES", "openid email profile groups")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_OP_LOGOUT_ENDPOINT = env_str("OIDC_OP_LOGOUT_ENDPOINT", "")  # else end_session_endpoint
+OIDC_ROLES_CLAIM = env_str("OIDC_ROLES_CLAIM", "groups")
+OIDC_ROLE_MAP: dict[str, str] = {}
+for _pair in env_list(
+    "OIDC_ROLE_MAP", ["coachdesk-reviewers=reviewer", "coachdesk-admins=admin", "coachdesk-ml=ml"]
+):
+    _group, _, _role = (part.strip() for part in _pair.partition("="))
+    if not _group or _role not in {"reviewer", "admin", "ml"}:  # accounts.models.Role, not agent
+        raise ImproperlyConfigured(
+            f"OIDC_ROLE_MAP: {_pair!r} is not <group>=<role> with role reviewer, admin or ml"
+        )
+    OIDC_ROLE_MAP[_group] = _role
+OIDC_DOMAINS_CLAIM = env_str("OIDC_DOMAINS_CLAIM", "")
+# Off by default: linking a first SSO login to an existing user by e-mail lets whoever
+# controls that address at the provider take the account over (accounts/sso_services.py).
+OIDC_LINK_BY_EMAIL = env_bool("OIDC_LINK_BY_EMAIL", False)
+OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 30)  # clock skew allowed on exp / iat
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 5)
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider logout
+# Off: the login page offers only SSO, password POSTs and password resets are refused; API
+# tokens keep working.
+PASSWORD_LOGIN = env_bool("PASSWORD_LOGIN", True)
+if not PASSWORD_LOGIN and not OIDC_ISSUER:
+    raise ImproperlyConfigured("PASSWORD_LOGIN=0 needs single sign-on (set OIDC_ISSUER)")
+AUTHENTICATION_BACKENDS.append("accounts.sso.OidcBackend")  # inert while OIDC_ISSUER is empty
+# Logging out of an SSO session redirects the logout form's POST on to the provider's
+# end_session_endpoint, and browsers hold a form's redirects to form-action.
+_form_action = SECURE_CSP["form-action"]
+assert isinstance(_form_action, list)
+for _url in (OIDC_ISSUER, OIDC_OP_LOGOUT_ENDPOINT):
+    if _url:
+        _parts = urlsplit(_url)
+        _form_action.append(f"{_parts.scheme}://{_parts.netloc}")
+# The SSO callback is not a password guess: its failures must not count towards (or be
+# refused by) the password lockout of the caller's address.
+AXES_WHITELIST_CALLABLE = "accounts.sso.axes_whitelisted"
+
 # --- Mail (password reset) ------------------------------------------------------------------
 # Development prints mails on the console; production sets the SMTP backend and its server.
 # (Django 6.1's MAILERS: the EMAIL_* settings are deprecated; tests swap in locmem.)
@@ -434,6 +489,42 @@ CELERY_BEAT_SCHEDULE["kpis.settle"] = {
 CELERY_BEAT_SCHEDULE["kpis.deliver-due-alerts"] = {
     "task": "kpis.tasks.deliver_due_alerts",
     "schedule": 60.0,
+}
+
+# --- Review deadlines (SLA, issue 16) -------------------------------------------------------
+# Deadlines are set per agent / domain in the console; "working hours" count only this
+# window on these days, in this time zone (DST-correct). Items with SLA_NEAR_SHARE of their
+# deadline left get their priority raised by SLA_NEAR_BOOST once, and by SLA_BREACH_BOOST
+# once more when past due (the sweep, every SLA_SWEEP_SECONDS); a breach alerts the leads
+# (webhook SLA_ALERT_WEBHOOK_URL, default the KPI alerts' one, and e-mail). A daily digest
+# goes to each lead at SLA_DIGEST_HOUR (SLA time zone).
+SLA_TIME_ZONE = env_str("SLA_TIME_ZONE", "Europe/London" if TIME_ZONE == "UTC" else TIME_ZONE)
+SLA_WORKDAY_START = env_str("SLA_WORKDAY_START", "09:00")
+SLA_WORKDAY_END = env_str("SLA_WORKDAY_END", "17:00")
+SLA_WORKDAYS = env_str("SLA_WORKDAYS", "mon-fri")
+SLA_NEAR_SHARE = _env_float("SLA_NEAR_SHARE", 0.25, below=1)
+SLA_NEAR_BOOST = env_int("SLA_NEAR_BOOST", 10)
+SLA_BREACH_BOOST = env_int("SLA_BREACH_BOOST", 10)
+SLA_SWEEP_SECONDS = env_int("SLA_SWEEP_SECONDS", 60)
+SLA_ALERT_WEBHOOK_URL = env_str("SLA_ALERT_WEBHOOK_URL", KPI_ALERT_WEBHOOK_URL)
+SLA_DIGEST_HOUR = env_int("SLA_DIGEST_HOUR", 8)
+try:  # fail at start, not at the first routed item
+    from reviews.deadlines import working_hours as _sla_week
+
+    _sla_week(SLA_TIME_ZONE, SLA_WORKDAY_START, SLA_WORKDAY_END, SLA_WORKDAYS)
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"SLA working hours: {exc}") from None
+if not 0 <= SLA_DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured("SLA_DIGEST_HOUR must be between 0 and 23")
+CELERY_BEAT_SCHEDULE["kpis.sla-sweep"] = {
+    "task": "kpis.tasks.sla_sweep",
+    "schedule": float(SLA_SWEEP_SECONDS),
+}
+# Every 15 minutes: the task sends today's digests once the digest hour has come (so a
+# beat that was down at the hour still sends them, once).
+CELERY_BEAT_SCHEDULE["kpis.sla-digest"] = {
+    "task": "kpis.tasks.sla_digest",
+    "schedule": 900.0,
 }
 
 # --- Request limits (issue 7) ---------------------------------------------------------------

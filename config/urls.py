@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import sso_views
 from accounts import views as accounts
+from accounts.sso_views import password_login_only
 from config.api import api
 from core import health
 from core import views as core_views
@@ -19,8 +21,9 @@ urlpatterns = [
     path("compare/", include("evals.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("favicon.ico", core_views.favicon, name="favicon"),
-    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", sso_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", sso_views.logout, name="logout"),
+    path("oidc/", include("accounts.sso_urls")),
     path(
         "accounts/password_change/",
         auth_views.PasswordChangeView.as_view(),
@@ -31,20 +34,24 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("accounts/password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "accounts/password_reset/",
+        password_login_only(auth_views.PasswordResetView.as_view()),
+        name="password_reset",
+    ),
     path(
         "accounts/password_reset/done/",
-        auth_views.PasswordResetDoneView.as_view(),
+        password_login_only(auth_views.PasswordResetDoneView.as_view()),
         name="password_reset_done",
     ),
     path(
         "accounts/reset/<uidb64>/<token>/",
-        accounts.PasswordResetConfirmView.as_view(),
+        password_login_only(accounts.PasswordResetConfirmView.as_view()),
         name="password_reset_confirm",
     ),
     path(
         "accounts/reset/done/",
-        auth_views.PasswordResetCompleteView.as_view(),
+        password_login_only(auth_views.PasswordResetCompleteView.as_view()),
         name="password_reset_complete",
     ),
     path("accounts/tokens/", accounts.tokens, name="tokens"),

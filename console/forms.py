@@ -2,6 +2,7 @@
 
 from typing import cast
 
+import phonenumbers
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -9,6 +10,7 @@ from django.core.validators import MaxLengthValidator
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import ReviewerProfile
+from agents import redaction
 from agents.models import Agent
 from console.policy import AlertThresholdFields
 from console.selectors import SORTS, Pool, QueueFilter
@@ -298,7 +300,91 @@ def _tags(value: str, *, what: str) -> list[str]:
     return policy_tags(value.split(","), what=what)
 
 
-class AgentPolicyForm(AlertThresholdFields, forms.ModelForm):
+class RedactionFields(forms.Form):
+    """The agent's personal data redaction policy (agents/redaction.py) as form fields;
+    `clean_redaction` builds the stored value and puts each problem on its field."""
+
+    redaction_types = forms.MultipleChoiceField(
+        label="Redact",
+        required=False,
+        choices=[
+            ("email", "E-mail addresses"),
+            ("phone", "Phone numbers"),
+            ("iban", "IBANs"),
+            ("card", "Payment card numbers"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    redaction_patterns = forms.CharField(
+        label="Own patterns",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=(
+            "One per line, NAME = regular expression, e.g. CASE_ID = CASE-[0-9]{6} "
+            f"(placeholders [CASE_ID_1], …; at most {redaction.MAX_PATTERNS}, "
+            f"{redaction.MAX_PATTERN_LENGTH} characters each)"
+        ),
+    )
+    redaction_regions = forms.CharField(
+        label="Phone regions",
+        required=False,
+        help_text=(
+            "Comma-separated region codes whose national numbers are recognised, e.g. GB, DE "
+            "(empty: " + ", ".join(redaction.DEFAULT_REGIONS) + "); +international numbers "
+            "are found whatever the region"
+        ),
+    )
+    redaction_keep_originals = forms.BooleanField(
+        label="Keep originals for admins",
+        required=False,
+        help_text="Stored apart, shown only to admins on request, each reveal audited.",
+    )
+
+    def add_redaction_initial(self, value: dict) -> None:
+        value = value or {}
+        self.fields["redaction_types"].initial = value.get("types") or []
+        self.fields["redaction_patterns"].initial = "\n".join(
+            f"{p['name']} = {p['regex']}" for p in value.get("patterns") or []
+        )
+        self.fields["redaction_regions"].initial = ", ".join(value.get("regions") or [])
+        self.fields["redaction_keep_originals"].initial = bool(value.get("keep_originals"))
+
+    def clean_redaction(self) -> dict:
+        """The policy to store ({} when nothing is redacted); field errors added."""
+        data = self.cleaned_data
+        patterns = []
+        for n, line in enumerate((data.get("redaction_patterns") or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            name, sep, regex = line.partition("=")
+            if not sep:
+                self.add_error("redaction_patterns", f"Line {n}: write NAME = regex.")
+                continue
+            name, regex = name.strip(), regex.strip()
+            for problem in redaction.pattern_problems(name, regex):
+                self.add_error("redaction_patterns", f"Line {n} ({name}): {problem}.")
+            patterns.append({"name": name, "regex": regex})
+        if len(patterns) > redaction.MAX_PATTERNS:
+            self.add_error("redaction_patterns", f"At most {redaction.MAX_PATTERNS} patterns.")
+        if len({p["name"] for p in patterns}) < len(patterns):
+            self.add_error("redaction_patterns", "Each pattern needs its own name.")
+        regions = [r.strip().upper() for r in (data.get("redaction_regions") or "").split(",")]
+        regions = [r for r in regions if r]
+        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            self.add_error("redaction_regions", f"Unknown region codes: {', '.join(unknown)}.")
+        types = list(data.get("redaction_types") or [])
+        if not types and not patterns:
+            return {}
+        value: dict = {"types": types, "keep_originals": bool(data.get("redaction_keep_originals"))}
+        if patterns:
+            value["patterns"] = patterns
+        if regions:
+            value["regions"] = regions
+        return value
+
+
+class AgentPolicyForm(RedactionFields, AlertThresholdFields, forms.ModelForm):
     review_intents_text = forms.CharField(
         label="Always review intents",
         required=False,
@@ -334,6 +420,7 @@ class AgentPolicyForm(AlertThresholdFields, forms.ModelForm):
         self.fields["review_intents_text"].initial = ", ".join(self.instance.review_intents or [])
         self.fields["review_domains_text"].initial = ", ".join(self.instance.review_domains or [])
         self.add_threshold_fields(self.instance.alert_thresholds)
+        self.add_redaction_initial(self.instance.redaction)
         # The bound of agent output (core/markdown.py); agent_policy_update checks it too.
         guidelines = self.fields["guidelines"]
         guidelines.validators.append(MaxLengthValidator(settings.INGEST_MAX_TEXT_CHARS))
@@ -341,6 +428,7 @@ class AgentPolicyForm(AlertThresholdFields, forms.ModelForm):
     def clean(self):
         data = super().clean()
         self.clean_thresholds()
+        data["redaction"] = self.clean_redaction()
         return data
 
     def clean_review_intents_text(self) -> list[str]:
@@ -364,6 +452,7 @@ class AgentPolicyForm(AlertThresholdFields, forms.ModelForm):
         data["review_intents"] = self.cleaned_data["review_intents_text"]
         data["review_domains"] = self.cleaned_data["review_domains_text"]
         data["alert_thresholds"] = self.cleaned_data["alert_thresholds"]
+        data["redaction"] = self.cleaned_data["redaction"]
         return data
 
 

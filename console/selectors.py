@@ -23,6 +23,7 @@ from agents.models import Agent, Interaction
 from core.db import replica_reads
 from core.models import AuditEvent
 from reviews import metrics
+from reviews.deadlines import relative, sla_local_text
 from reviews.models import Review, ReviewItem
 
 Status = ReviewItem.Status
@@ -48,6 +49,9 @@ SORTS = {
     "oldest": ("source_created_at", "pk"),
     "newest": ("-source_created_at", "-pk"),
     "confidence": ("confidence", "pk"),
+    # Items with a deadline only (see _matching), soonest due first: read from the partial
+    # reviewitem_due_open index, which holds just those.
+    "due": ("due_at", "pk"),
 }
 
 
@@ -72,6 +76,7 @@ def queue_browse(f: QueueFilter | None) -> QuerySet[ReviewItem]:
             "source_created_at",
             "required_reviews",
             "lease_expires_at",
+            "due_at",
             "agent__slug",
             "agent__name",
             "assigned_to__username",
@@ -104,6 +109,8 @@ def _matching(f: QueueFilter) -> QuerySet[ReviewItem]:
         qs = qs.filter(confidence__gte=f.min_confidence)
     if f.max_confidence is not None:
         qs = qs.filter(confidence__lte=f.max_confidence)
+    if f.sort == "due":
+        qs = qs.filter(due_at__isnull=False)
     if f.assigned == "unassigned":
         qs = qs.filter(assigned_to__isnull=True)
     elif f.assigned == "assigned":
@@ -127,6 +134,7 @@ BROWSER_COLUMNS = (
     "source_created_at",
     "required_reviews",
     "lease_expires_at",
+    "due_at",
     "agent__slug",
     "assigned_to__username",
     "claimed_by__username",
@@ -160,6 +168,9 @@ class BrowserRow(TypedDict):
     assigned: str
     claimed_by: str | None
     lease: str
+    due: str  # the due time (SLA time zone), "" without a deadline
+    due_relative: str  # "in 2 h", "3 h overdue"
+    overdue: bool
 
 
 def browser_page(items: QuerySet[ReviewItem]) -> list[BrowserRow]:
@@ -204,9 +215,20 @@ def browser_page(items: QuerySet[ReviewItem]) -> list[BrowserRow]:
                 assigned=v["assigned_to__username"] or "",
                 claimed_by=claimed_by,
                 lease=timeuntil_filter(v["lease_expires_at"], now) if claimed_by else "",
+                **_due_cells(v["due_at"], now),
             )
         )
     return rows
+
+
+def _due_cells(due_at: datetime | None, now: datetime) -> dict:
+    if due_at is None:
+        return {"due": "", "due_relative": "", "overdue": False}
+    return {
+        "due": sla_local_text(due_at),
+        "due_relative": relative(due_at - now),
+        "overdue": due_at <= now,
+    }
 
 
 def bulk_selection(*, ids: list[int] | None, f: QueueFilter | None) -> list[int]:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import ReviewerProfile, Role
 from agents.models import Agent
+from agents.redaction import policy_problems as redaction_policy_problems
 from core.audit import audit_event, audit_record, audit_records
 from kpis.definitions import thresholds_validate
 from reviews import selectors, services
@@ -291,6 +292,10 @@ def policy_problems(changes: dict) -> dict[str, list[str]]:
     limit = settings.INGEST_MAX_TEXT_CHARS
     if len(changes.get("guidelines") or "") > limit:
         problems["guidelines"] = [f"Guidelines have at most {limit:,} characters."]
+    if "redaction" in changes:
+        redaction = redaction_policy_problems(changes["redaction"])
+        if redaction:
+            problems["redaction"] = redaction
     return problems
 
 

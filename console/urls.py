@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console import adjudication, pools, views
+from console import adjudication, deadlines, pools, privacy, views
 
 app_name = "console"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.browser, name="browser"),
     path("bulk", views.bulk, name="bulk"),
     path("items/<int:item_id>/", views.item, name="item"),
+    path("items/<int:item_id>/reveal", privacy.reveal, name="reveal"),
     path("workload/", views.workload_page, name="workload"),
     path("pools/", pools.pools, name="pools"),
     # Before the pool page: its domain may be any text (slashes too), but never without the
@@ -22,6 +23,8 @@ urlpatterns = [
     path("agents/<slug:slug>/", views.agent_edit, name="agent_edit"),
     path("agents/<slug:slug>/rubric", views.rubric_edit, name="rubric_edit"),
     path("audit/", views.audit, name="audit"),
+    path("deadlines/", deadlines.deadlines, name="deadlines"),
+    path("deadlines/<int:pk>/remove", deadlines.deadline_remove, name="deadline_remove"),
     path("adjudication/", adjudication.adjudication_list, name="adjudication_list"),
     path("adjudication/<int:item_id>/", adjudication.adjudication_detail, name="adjudication"),
 ]

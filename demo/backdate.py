@@ -5,8 +5,9 @@ PostgreSQL's `now()`), which is right for real work. `demo.history` replays four
 reviews in seconds through those same services, so it notes the simulated moment of each
 step here and, when the replay is over, `apply()` moves the stamps there.
 
-Only time columns are written: `created_at`, `updated_at`, `decided_at`, `ingested_at` and
-a batch's `started_at` / `finished_at` / `heartbeat_at`. Never a status or state field (those
+Only time columns are written: `created_at`, `updated_at`, `decided_at`, `ingested_at`, an
+item's deadline times (`due_at`, `sla_near_at`) and a batch's `started_at` / `finished_at` /
+`heartbeat_at`. Never a status or state field (those
 move only through `core.transitions`; tests/core/test_transitions.py checks that nothing else
 writes one), and only rows this replay created or moved: ids above the marks taken when the
 clock started, or rows the services handed back.
@@ -25,7 +26,9 @@ from django.db.models.functions import Coalesce
 from agents.models import FeedbackEvent, Interaction
 from core.models import AuditEvent
 from retraining.models import ExportBatch, TrainingPair
+from reviews.deadlines import item_due
 from reviews.models import Review, ReviewItem
+from reviews.routing import deadline_rules
 
 # How long after an interaction the pipeline delivered it (and routing queued it).
 INGEST_LAG = timedelta(minutes=2)
@@ -117,6 +120,7 @@ class HistoryClock:
     def apply(self) -> None:
         """Writes the collected moments; call once, after the replay."""
         self._queue_times()
+        self._due_times()
         _set_times(Review, "created_at", self._reviews)
         _set_times(ReviewItem, "updated_at", self._touched)
         _set_times(ReviewItem, "decided_at", self._decided)
@@ -140,6 +144,21 @@ class HistoryClock:
             if item in pending and (at := next(pending[item], None)) is not None
         }
         _set_times(AuditEvent, "created_at", dated)
+
+    def _due_times(self) -> None:
+        """Review deadlines run from the moment an item was queued: its due time moves with
+        its queue time (reviews.deadlines), so the demo's older open items are overdue."""
+        new = ReviewItem.objects.filter(pk__gt=self._marks[ReviewItem], due_at__isnull=False)
+        rules: dict[int, Any] = {}
+        moved = []
+        for item in new.only("pk", "agent_id", "domain", "created_at"):
+            if item.agent_id not in rules:
+                rules[item.agent_id] = deadline_rules(item.agent_id)
+            item.sla_near_at, item.due_at = item_due(
+                rules[item.agent_id], item.domain, item.created_at
+            )
+            moved.append(item)
+        ReviewItem.objects.bulk_update(moved, ["sla_near_at", "due_at"], batch_size=_CHUNK)
 
     def _queue_times(self) -> None:
         """Interactions arrived shortly after they happened and were queued then; an item

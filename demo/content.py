@@ -81,6 +81,13 @@ AGENT_POLICIES: tuple[dict[str, Any], ...] = (
         "review_domains": ["legal"],
         "guidelines": SUPPORT_GUIDELINES,
         "alert_thresholds": {"resolution_rate": {"below": 0.7, "days": 7, "min_n": 50}},
+        # Customers write their addresses and numbers in: reviewers see placeholders, admins
+        # may reveal the originals (agents/redaction.py).
+        "redaction": {
+            "types": ["email", "phone", "iban", "card"],
+            "keep_originals": True,
+            "regions": ["GB", "DE", "FR", "ES", "US"],
+        },
     },
     {
         "slug": "legal-bot",

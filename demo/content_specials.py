@@ -52,7 +52,8 @@ SPECIALS: tuple[dict[str, Any], ...] = (
         "agent": "support-bot",
         "intent": "billing",
         "confidence": 0.44,
-        "input": "Ich habe für die Bestellung NW-771204 zweimal bezahlt – können Sie das prüfen?",
+        "input": "Ich habe für die Bestellung NW-771204 zweimal bezahlt – können Sie das prüfen? "
+        "Sie erreichen mich unter lena.schulz@example.de oder 030 901820.",
         "output": "Das tut mir leid! Ich sehe zwei Belastungen über je 89,90 €. Die zweite ist "
         "nur eine Vormerkung, die Ihre Bank innerhalb von 5 Werktagen automatisch freigibt.",
         "metadata": {"channel": "email", "locale": "de-DE"},

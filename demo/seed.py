@@ -39,7 +39,7 @@ from evals.models import Comparison, RegressionRun
 from ingest.services import IngestResult
 from kpis.models import KpiRun, KpiSnapshot
 from retraining.models import ExportBatch, TrainingPair
-from reviews.models import Review, ReviewItem
+from reviews.models import Deadline, Review, ReviewItem
 
 DEMO_PASSWORD = "coachdesk-demo"  # noqa: S105 - published in the README and by `make run`
 DEFAULT_INTERACTIONS = 3000
@@ -262,6 +262,11 @@ def demo_seed(
     """
     now = now or timezone.now()
     agents = {agent.slug: agent for agent in agents_ensure()}
+    # Review deadlines (issue 16): legal answers within 4 working hours, set before the
+    # traffic is routed, so the queue, review screen and console show due times.
+    Deadline.objects.get_or_create(
+        agent=agents["legal-bot"], domain="", defaults={"hours": 4, "working_hours": True}
+    )
     users = users_ensure()
     plan = demo_plan(n=interactions, seed=seed, now=now)
     fresh = not Interaction.objects.filter(agent__in=agents.values()).exists()

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent
+from agents.redaction import ConversationMap, Redacted, RedactionPolicy, Redactor
 from evals.models import Comparison
 
 # Rows per INSERT: one statement per batch (about 20 parameters a row, far below
@@ -189,6 +190,7 @@ def _insert_new(
             ).values_list("external_id", flat=True)
         )
     rows, duplicates = [], 0
+    redactors = _redactors(agents.values())
     for _, item in known:
         agent = agents[item["agent"]]
         key = (agent.pk, item["external_id"])
@@ -201,11 +203,8 @@ def _insert_new(
                 agent_id=agent.pk,
                 kind=Comparison.Kind.VERSIONS,
                 external_id=item["external_id"],
-                input=item["input"],
-                context=item.get("context") or [],
-                answer_a=item["answer_a"],
+                **_texts(item, redactors.get(agent.pk)),
                 version_a=item["version_a"],
-                answer_b=item["answer_b"],
                 version_b=item["version_b"],
                 # The routing tag decides whose pool sees it; the agent's, when not given.
                 domain=item.get("domain") or agent.domain,
@@ -214,3 +213,39 @@ def _insert_new(
             )
         )
     return len(comparisons_create(rows)), duplicates
+
+
+def _redactors(agents: Iterable[Agent]) -> dict[int, Redactor]:
+    """The redactors of the agents with a redaction policy (agents/redaction.py)."""
+    out = {}
+    for agent in agents:
+        policy = RedactionPolicy.parse(agent.redaction)
+        if policy is not None:
+            out[agent.pk] = Redactor(policy, settings.SECRET_KEY.encode())
+    return out
+
+
+def _texts(item: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
+    """The comparison's texts, redacted by its agent's policy like ingested interactions.
+    A posted comparison belongs to no conversation: its placeholders are numbered within it
+    (the same value is the same placeholder in its input, context and both answers) and no
+    original is kept, whatever the policy says (there is nothing to reveal it beside)."""
+    texts = {
+        "input": item["input"],
+        "context": item.get("context") or [],
+        "answer_a": item["answer_a"],
+        "answer_b": item["answer_b"],
+    }
+    if redactor is None:
+        return texts
+    mapping, out = ConversationMap.load([]), Redacted()
+    context = [
+        {**turn, "content": redactor.text(turn["content"], mapping, out)}
+        for turn in texts["context"]
+    ]
+    return {
+        "context": context,
+        "input": redactor.text(texts["input"], mapping, out),
+        "answer_a": redactor.text(texts["answer_a"], mapping, out),
+        "answer_b": redactor.text(texts["answer_b"], mapping, out),
+    }

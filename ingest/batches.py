@@ -16,10 +16,12 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from agents.models import Agent
+from agents.models import Agent, RedactedValue
+from agents.redaction import Redactor
 from core.audit import audit_record
 from core.outbox import outbox_enqueue
 from ingest.readers import RecordError
+from ingest.redact import NO_REDACTIONS, ImportRedaction, redacted_write_pg
 from ingest.validation import validate_interaction
 from ingest.writers import (
     StoredKey,
@@ -55,6 +57,10 @@ class AgentPolicies:
     def __init__(self, actor_id: int | None) -> None:
         self._policies: dict[str, Policy] = {}
         self._actor_id = actor_id
+        # Agent id → its redactor, for the agents with a redaction policy only (agents
+        # without one cost a dict miss per record, nothing more).
+        self.redactors: dict[int, Redactor] = {}
+        self.redaction = ImportRedaction()
 
     def get(self, slug: str) -> Policy:
         policy = self._policies.get(slug)
@@ -63,6 +69,9 @@ class AgentPolicies:
             if agent is None:
                 agent = self._create(slug)
             policy = self._policies[slug] = Policy.of(agent)
+            redactor = ImportRedaction.redactor_of(agent)
+            if redactor is not None:
+                self.redactors[agent.pk] = redactor
         return policy
 
     def _create(self, slug: str) -> Agent:
@@ -169,6 +178,9 @@ class PreparedBatch:
     item_data: bytes = b""
     n_items: int = 0
     bytes_read: int = 0
+    # The new redaction mapping rows of the batch (ingest.redact), COPY text or objects.
+    redacted_data: bytes = b""
+    redacted_objects: list = field(default_factory=list)
 
 
 def prepare_stream(
@@ -220,8 +232,10 @@ def prepare_stream(
             prepared.copy_data, prepared.item_data, prepared.n_items = join_copy_text(
                 in_key_order, ids
             )
+            prepared.redacted_data = agents.redaction.take_copy_text(sorted(by_key), ids)
         else:
             prepared.rows = in_key_order
+            prepared.redacted_objects = agents.redaction.take_objects()
         yield prepared
     if errors or counts.rejected > rejected_before:  # invalid records after the last batch
         yield PreparedBatch(0, 0, counts.rejected - rejected_before, errors[:], timezone.now())
@@ -269,6 +283,7 @@ class BatchWriter:
         if not self.postgresql:
             with transaction.atomic():
                 created, routed = write_interactions_generic(prepared.rows, prepared.now)
+                RedactedValue.objects.bulk_create(prepared.redacted_objects, ignore_conflicts=True)
                 self._tally(batch, prepared, created, routed)
         else:
             self._write_pg(batch, prepared)
@@ -282,12 +297,14 @@ class BatchWriter:
             try:
                 with transaction.atomic():
                     copy_interactions_pg(prepared.copy_data, prepared.item_data)
+                    redacted_write_pg(prepared.redacted_data)
                     self._tally(batch, prepared, prepared.n_rows, prepared.n_items)
                 return
             except StoredKey:
                 pass
         with transaction.atomic():
             created, routed = merge_interactions_pg(prepared.copy_data, prepared.item_data)
+            redacted_write_pg(prepared.redacted_data)
             self._tally(batch, prepared, created, routed)
         self.copy_directly = created == prepared.n_rows
 
@@ -322,7 +339,13 @@ def prepare_interactions(
         if key in seen or key in before:
             dupes += 1
             continue
-        seen[key] = _row(rec, policy, now)
+        redactor = agents.redactors.get(policy.agent_id)
+        redactions = (
+            NO_REDACTIONS
+            if redactor is None
+            else agents.redaction.apply(rec, policy.agent_id, redactor)
+        )
+        seen[key] = _row(rec, policy, now, redactions)
     return seen, dupes
 
 
@@ -340,14 +363,20 @@ def copy_lines_of(
         if key in seen or key in before:
             dupes += 1
             continue
-        seen[key] = copy_lines(_row(rec, policy, now), stamp)
+        redactor = agents.redactors.get(policy.agent_id)
+        redactions = (
+            NO_REDACTIONS
+            if redactor is None
+            else agents.redaction.apply(rec, policy.agent_id, redactor)
+        )
+        seen[key] = copy_lines(_row(rec, policy, now, redactions), stamp)
     return seen, dupes
 
 
-def _row(rec: dict, policy: Policy, now: datetime) -> tuple:
+def _row(rec: dict, policy: Policy, now: datetime, redactions: str = NO_REDACTIONS) -> tuple:
     """A validated record as a row: the interaction's columns (INTERACTION_COLUMNS), then its
-    routing (reason and detail, None when it needs no review), the item's domain and the
-    reviews it requires."""
+    routing (reason and detail, None when it needs no review), the item's domain, the
+    reviews it requires and its review deadline (near and due times, None without one)."""
     routing = route(
         policy,
         external_id=rec["external_id"],
@@ -356,6 +385,9 @@ def _row(rec: dict, policy: Policy, now: datetime) -> tuple:
         domain=rec["domain"],
     )
     reason, detail = routing if routing else (None, None)
+    item_domain = policy.item_domain(rec["domain"])
+    # Due from the item's creation (this batch's `now`); computed once per rule and batch.
+    near_at, due_at = policy.item_due(item_domain, now) if routing else (None, None)
     return (
         policy.agent_id,
         rec["external_id"],
@@ -374,8 +406,11 @@ def _row(rec: dict, policy: Policy, now: datetime) -> tuple:
         rec["turns"],
         rec["metadata"],
         rec["created_at"] or now,
+        redactions,  # JSON text of the counts ({} without redaction): ingest.redact
         reason,
         detail,
-        policy.item_domain(rec["domain"]),
+        item_domain,
         policy.required_reviews,
+        near_at,
+        due_at,
     )

@@ -49,7 +49,9 @@ from ingest.otlp import Span
 from ingest.pipeline import IngestAborted, WriterThreads, produce
 from ingest.readers import ProgressTracker, RecordError, iter_records
 from ingest.validation import validate_feedback
+from reviews.deadlines import item_due
 from reviews.models import ReviewItem
+from reviews.routing import deadline_rules
 
 
 def interactions_ingest(
@@ -317,19 +319,28 @@ def _route_on_feedback(kinds: dict[int, str]) -> int:
             "agent__required_reviews",
         )
     )
-    items = [
-        ReviewItem(
-            interaction_id=i.pk,
-            agent_id=i.agent_id,
-            domain=i.domain or i.agent.domain,
-            confidence=i.confidence,
-            source_created_at=i.created_at,
-            reason=ReviewItem.Reason.FEEDBACK,
-            reason_detail=f"{kinds[i.pk]} feedback",
-            required_reviews=i.agent.required_reviews,
+    queued = list(fresh)
+    now = timezone.now()
+    # Review deadlines: one query per agent among them, none per item.
+    rules = {agent_id: deadline_rules(agent_id) for agent_id in {i.agent_id for i in queued}}
+    items = []
+    for i in queued:
+        domain = i.domain or i.agent.domain
+        near_at, due_at = item_due(rules[i.agent_id], domain, now)
+        items.append(
+            ReviewItem(
+                interaction_id=i.pk,
+                agent_id=i.agent_id,
+                domain=domain,
+                confidence=i.confidence,
+                source_created_at=i.created_at,
+                reason=ReviewItem.Reason.FEEDBACK,
+                reason_detail=f"{kinds[i.pk]} feedback",
+                required_reviews=i.agent.required_reviews,
+                sla_near_at=near_at,
+                due_at=due_at,
+            )
         )
-        for i in fresh
-    ]
     ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
     return len(items)
 

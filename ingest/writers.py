@@ -65,10 +65,13 @@ def copy_lines(row: tuple, stamp: str) -> tuple[bytes, bytes | None]:
         turns,
         metadata,
         created_at,
+        redactions,
         reason,
         detail,
         item_domain,
         required_reviews,
+        near_at,
+        due_at,
     ) = row
     esc = copy_escape
     created = created_at.isoformat()
@@ -77,13 +80,16 @@ def copy_lines(row: tuple, stamp: str) -> tuple[bytes, bytes | None]:
         f"{esc(input_)}\t{esc(context)}\t{esc(steps)}\t{esc(output)}\t{confidence!r}\t"
         f"{esc(intent)}\t{esc(domain)}\t{_COPY_BOOL[resolved]}\t{_COPY_BOOL[escalated]}\t"
         f"{_NULL if sentiment is None else repr(sentiment)}\t"
-        f"{_NULL if turns is None else turns}\t{esc(metadata)}\t{created}\t{stamp}\n"
+        f"{_NULL if turns is None else turns}\t{esc(metadata)}\t{created}\t"
+        f"{redactions}\t{stamp}\n"
     ).encode()
     if reason is None:
         return line, None
     item = (
         f"{agent_id}\t{esc(item_domain)}\t{confidence!r}\t{created}\t{reason}\t"
-        f"{esc(detail)}\t{_PENDING}\t{required_reviews}\t{stamp}\t{stamp}\n"
+        f"{esc(detail)}\t{_PENDING}\t{required_reviews}\t{stamp}\t{stamp}\t"
+        f"{_NULL if due_at is None else due_at.isoformat()}\t"
+        f"{_NULL if near_at is None else near_at.isoformat()}\n"
     ).encode()
     return line, item
 
@@ -121,16 +127,20 @@ INTERACTION_COLUMNS = (
     "turns",
     "metadata",
     "created_at",
+    # JSON text of the redaction counts, "{}" without a policy (ingest.redact): never needs
+    # COPY escaping (kinds are letters and underscores).
+    "redactions",
 )
 _N_INTERACTION = len(INTERACTION_COLUMNS)
 # Positions in a prepared row: the interaction's columns, then its routing (reason, reason
-# detail, the item's domain, required reviews).
+# detail, the item's domain, required reviews, deadline near and due times).
 _CONFIDENCE = INTERACTION_COLUMNS.index("confidence")
 _CREATED_AT = INTERACTION_COLUMNS.index("created_at")
-_REASON, _DETAIL, _ITEM_DOMAIN, _REQUIRED = range(_N_INTERACTION, _N_INTERACTION + 4)
+_REASON, _DETAIL, _ITEM_DOMAIN, _REQUIRED, _NEAR, _DUE = range(_N_INTERACTION, _N_INTERACTION + 6)
 
 # The columns of the COPY text, in order. A new item starts pending, unassigned, version 0,
-# priority 0 and without a verdict (the model defaults, which COPY does not apply).
+# priority 0 and without a verdict (the model defaults, which COPY does not apply); its
+# `sla_level` is left to the column's database default (0).
 INTERACTION_COPY_COLUMNS = ("id", *INTERACTION_COLUMNS, "ingested_at")
 ITEM_COPY_COLUMNS = (
     "interaction_id",
@@ -147,6 +157,8 @@ ITEM_COPY_COLUMNS = (
     "required_reviews",
     "created_at",
     "updated_at",
+    "due_at",
+    "sla_near_at",
 )
 _PENDING = f"0\t{ReviewItem.Status.PENDING}\t\t0"  # priority, status, final_verdict, version
 _INTERACTIONS = ", ".join(INTERACTION_COPY_COLUMNS)
@@ -290,6 +302,8 @@ def write_interactions_generic(rows: list[tuple], now: datetime) -> tuple[int, i
             reason=row[_REASON],
             reason_detail=row[_DETAIL],
             required_reviews=row[_REQUIRED],
+            sla_near_at=row[_NEAR],
+            due_at=row[_DUE],
         )
         for row in rows
         if row[_REASON] is not None and (row[0], row[1]) in created

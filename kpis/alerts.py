@@ -149,11 +149,13 @@ def _delivery_create(alert: Alert, event: str) -> AlertDelivery | None:
     return delivery
 
 
-class _Transient(Exception):
+class Transient(Exception):
     """A failure worth retrying: timeouts, connection errors, 408, 429 and 5xx answers."""
 
 
-def _post(url: str, payload: dict, *, delivery_id: int) -> int:
+def webhook_post(url: str, payload: dict, *, idempotency_key: str) -> int:
+    """POSTs `payload` as JSON; returns the answer's status, or raises Transient. Receivers
+    may drop repeats by `idempotency_key`: a delivery is retried until acknowledged."""
     body = json.dumps(payload).encode()
     request = urllib.request.Request(  # noqa: S310 (the URL is the operator's setting)
         url,
@@ -162,8 +164,7 @@ def _post(url: str, payload: dict, *, delivery_id: int) -> int:
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Coachdesk-alerts/1",
-            # Receivers may drop repeats: a delivery is retried until acknowledged.
-            "Idempotency-Key": f"coachdesk-alert-delivery-{delivery_id}",
+            "Idempotency-Key": idempotency_key,
         },
     )
     try:
@@ -173,10 +174,10 @@ def _post(url: str, payload: dict, *, delivery_id: int) -> int:
             return response.status
     except urllib.error.HTTPError as exc:
         if exc.code in (408, 429) or exc.code >= 500:
-            raise _Transient(f"HTTP {exc.code}") from exc
+            raise Transient(f"HTTP {exc.code}") from exc
         return exc.code
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise _Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
+        raise Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
 
 
 class DeliveryConflict(Exception):
@@ -223,13 +224,14 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AlertD
     changes: dict[str, Any]
     to: str
     try:
-        code = _post(delivery.url, delivery.payload, delivery_id=delivery.pk)
-    except _Transient as exc:
+        key = f"coachdesk-alert-delivery-{delivery.pk}"
+        code = webhook_post(delivery.url, delivery.payload, idempotency_key=key)
+    except Transient as exc:
         exhausted = attempts >= settings.KPI_ALERT_WEBHOOK_ATTEMPTS
         to = AlertDelivery.State.FAILED if exhausted else AlertDelivery.State.PENDING
         changes = {
             "last_error": str(exc)[:1000],
-            "last_status": _status_of(exc),
+            "last_status": status_of(exc),
             "next_attempt_at": None if exhausted else timezone.now() + _backoff(attempts),
         }
     else:
@@ -251,7 +253,7 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AlertD
     return delivery
 
 
-def _status_of(exc: _Transient) -> int | None:
+def status_of(exc: Transient) -> int | None:
     text = str(exc)
     return int(text[5:8]) if text.startswith("HTTP ") and text[5:8].isdigit() else None
 

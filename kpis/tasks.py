@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from kpis import alerts, services
+from kpis import alerts, services, sla
 
 # Periodic tasks retry a dropped database connection with backoff; they are idempotent.
 _RETRY = {
@@ -61,3 +61,25 @@ def deliver_alert(delivery_id: int) -> str | None:
 def deliver_due_alerts() -> int:
     """Periodic: retries the webhook deliveries whose backoff has passed."""
     return alerts.deliveries_retry_due()
+
+
+@shared_task(name="kpis.tasks.sla_sweep", acks_late=True, **_RETRY)
+def sla_sweep() -> dict[str, int]:
+    """Periodic (CELERY_BEAT_SCHEDULE["kpis.sla-sweep"]): raises near / past-due items once
+    per step, records each breach once and queues its alert."""
+    return sla.sla_sweep()
+
+
+@shared_task(name="kpis.tasks.sla_breach_alert", acks_late=True, **_RETRY)
+def sla_breach_alert(breach_id: int) -> str | None:
+    """A breach's e-mail to the leads (once) and its first webhook attempt; sent through
+    the outbox after the sweep's commit. Webhook retries are made by the sweep."""
+    breach = sla.breach_alert(breach_id=breach_id)
+    return breach.webhook_state if breach else None
+
+
+@shared_task(name="kpis.tasks.sla_digest", acks_late=True, **_RETRY)
+def sla_digest() -> int:
+    """Periodic (every 15 min): the leads' daily digests, once the digest hour has come;
+    once per lead and day."""
+    return sla.digests_send()

@@ -92,6 +92,27 @@ class ReviewItem(models.Model):
     version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Review deadline (reviews.deadlines), set when the item is routed: NULL when no deadline
+    # applies. `sla_near_at` is when only SLA_NEAR_SHARE of it is left. `sla_level` records
+    # the escalation steps done (0 none, 1 near, 2 breached), so the sweep (reviews.sla)
+    # raises the priority once per step; a database default, so the ingest COPY can leave it.
+    # (In the order their migration added them: a column added later is the table's last.)
+    due_at = models.DateTimeField(null=True, blank=True)
+    sla_level = models.PositiveSmallIntegerField(db_default=0, default=0)
+    sla_near_at = models.DateTimeField(null=True, blank=True)
+
+    class SlaLevel(models.IntegerChoices):
+        NONE = 0
+        NEAR = 1
+        BREACHED = 2
+
+    # The statuses in which an item is still waiting for its decision (the deadline runs).
+    SLA_OPEN_STATUSES = (
+        Status.PENDING,
+        Status.CLAIMED,
+        Status.NEEDS_SECOND_REVIEW,
+        Status.DISPUTED,
+    )
 
     class Meta:
         indexes = [
@@ -148,6 +169,27 @@ class ReviewItem(models.Model):
                 fields=["agent", "decided_at"],
                 name="reviewitem_agent_decided",
                 condition=Q(decided_at__isnull=False),
+            ),
+            # Deadlines: the sweep's "past due and not yet breached", the queue's next due
+            # and overdue count, the console's "Due" order. Partial: items without a
+            # deadline or decided cost nothing.
+            models.Index(
+                fields=["due_at", "id"],
+                name="reviewitem_due_open",
+                condition=Q(
+                    due_at__isnull=False,
+                    status__in=["pending", "claimed", "needs_second_review", "disputed"],
+                ),
+            ),
+            # The sweep's "near due, not yet raised": shrinks to nothing as items are raised.
+            models.Index(
+                fields=["sla_near_at"],
+                name="reviewitem_sla_near",
+                condition=Q(
+                    sla_near_at__isnull=False,
+                    sla_level=0,
+                    status__in=["pending", "claimed", "needs_second_review", "disputed"],
+                ),
             ),
         ]
 
@@ -296,3 +338,111 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.criterion_id}={self.value} in review {self.review_id}"
+
+
+# --- deadlines (SLA) --------------------------------------------------------------------------
+
+
+class Deadline(models.Model):
+    """A review deadline: per agent, per domain (any agent), or per agent and domain. The
+    most specific applies (agent + domain > agent > domain; reviews.deadlines.DeadlineRules).
+    Set by admins in the console (console/deadlines.py, audited)."""
+
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="deadlines"
+    )
+    domain = models.CharField(max_length=100, blank=True, default="")
+    # A float, not a Decimal: the backup archive stores rows as plain JSON.
+    hours = models.FloatField()
+    # Counted in working hours (SLA_WORKDAY_* settings) rather than on the wall clock.
+    working_hours = models.BooleanField(default=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agent__slug", "domain"]
+        constraints = [
+            # One rule per scope: per agent (and domain), and per domain for any agent (two
+            # partial constraints, as NULL agents are never equal; SQLite lacks NULLS NOT
+            # DISTINCT).
+            models.UniqueConstraint(
+                fields=["agent", "domain"],
+                name="deadline_one_per_scope",
+                condition=Q(agent__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["domain"], name="deadline_one_per_domain", condition=Q(agent__isnull=True)
+            ),
+            models.CheckConstraint(condition=Q(hours__gt=0), name="deadline_hours_positive"),
+            models.CheckConstraint(
+                condition=Q(agent__isnull=False) | ~Q(domain=""), name="deadline_has_scope"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hours} h for {self.agent_id or 'any agent'}/{self.domain or 'any domain'}"
+
+
+class SlaBreach(models.Model):
+    """An item that passed its due time undecided: one row per item, ever (inserted by the
+    sweep ON CONFLICT DO NOTHING, so two sweeps make one). Its alert is delivered from this
+    row (an outbox row: kpis.sla): a webhook POST with retries and one e-mail to the leads.
+    An item decided after its breach keeps the row: it still counts as a breach."""
+
+    class WebhookState(models.TextChoices):
+        NONE = "none"  # no webhook configured when it was raised
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    item = models.OneToOneField(ReviewItem, on_delete=models.CASCADE, related_name="sla_breach")
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    domain = models.CharField(max_length=100, blank=True, default="")
+    due_at = models.DateTimeField()
+    breached_at = models.DateTimeField()
+    webhook_state = models.CharField(
+        max_length=10, choices=WebhookState, db_default=WebhookState.NONE, default="none"
+    )
+    webhook_attempts = models.PositiveSmallIntegerField(db_default=0, default=0)
+    webhook_next_at = models.DateTimeField(null=True, blank=True)
+    webhook_last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    webhook_last_error = models.TextField(blank=True, db_default="", default="")
+    webhook_delivered_at = models.DateTimeField(null=True, blank=True)
+    # Claimed (set) before the e-mail is sent, cleared again if sending failed.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-breached_at", "-pk"]
+        indexes = [
+            models.Index(fields=["breached_at"], name="slabreach_time"),
+            models.Index(
+                fields=["webhook_next_at"],
+                name="slabreach_webhook_due",
+                condition=Q(webhook_state="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"breach of item {self.item_id}"
+
+
+class SlaDigest(models.Model):
+    """A daily digest e-mail sent to a lead: one row per lead and SLA-local day, inserted
+    before sending (so two senders send once) and removed again if the sending failed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="sladigest_once_a_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"digest of {self.day} to user {self.user_id}"

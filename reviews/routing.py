@@ -1,4 +1,5 @@
-"""Which interactions go to review, and why. Pure functions: no database access.
+"""Which interactions go to review, and why. Pure functions: no database access, except
+`Policy.of`, which reads the agent's review deadlines once per import (one query).
 
 Routing runs inside the ingest transaction (ingest/services.py), so an interaction and its
 ReviewItem are written together or not at all.
@@ -6,9 +7,13 @@ ReviewItem are written together or not at all.
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import models
 
 from agents.models import Agent
-from reviews.models import ReviewItem
+from reviews.deadlines import NO_RULES, DeadlineRules, item_due
+from reviews.models import Deadline, ReviewItem
 
 Reason = ReviewItem.Reason
 
@@ -25,6 +30,8 @@ class Policy:
     review_domains: frozenset[str]
     domain: str
     required_reviews: int
+    # The review deadlines of its items (most of the time none: then nothing is computed).
+    deadlines: DeadlineRules = NO_RULES
 
     @classmethod
     def of(cls, agent: Agent) -> "Policy":
@@ -37,11 +44,28 @@ class Policy:
             review_domains=frozenset(agent.review_domains or ()),
             domain=agent.domain,
             required_reviews=agent.required_reviews,
+            deadlines=deadline_rules(agent.pk),
         )
 
     def item_domain(self, domain: str) -> str:
         """The queue an item lands in: its own domain tag, else the agent's."""
         return domain or self.domain
+
+    def item_due(
+        self, item_domain: str, created: datetime
+    ) -> tuple[datetime | None, datetime | None]:
+        """(near_at, due_at) of an item of `item_domain` routed at `created`; (None, None)
+        when no deadline applies."""
+        return item_due(self.deadlines, item_domain, created)
+
+
+def deadline_rules(agent_id: int | None) -> DeadlineRules:
+    """The deadlines that may apply to an agent's items (its own and every domain's), in one
+    query; the domain rules of all agents are a handful of rows."""
+    rows = Deadline.objects.filter(
+        models.Q(agent_id=agent_id) | models.Q(agent__isnull=True)
+    ).values_list("agent_id", "domain", "hours", "working_hours")
+    return DeadlineRules.from_rows(rows, agent_id)
 
 
 def audit_fraction(slug: str, external_id: str) -> float:

@@ -285,6 +285,21 @@ def reviewer_queue_summary(user, *, agent_id: int | None = None, domain: str | N
     }
 
 
+def reviewer_queue_due(user, *, agent_id: int | None = None, domain: str | None = None) -> dict:
+    """The deadlines of what `user` may claim: the next due time still ahead (`next_due`)
+    and how many are past due (`overdue`). One aggregate over the items with a deadline
+    (the partial `reviewitem_due_open` index holds only those)."""
+    now = timezone.now()
+    return (
+        claimable_items(user, agent_id=agent_id, domain=domain)
+        .filter(due_at__isnull=False)
+        .aggregate(
+            next_due=Min("due_at", filter=Q(due_at__gt=now)),
+            overdue=Count("pk", filter=Q(due_at__lte=now)),
+        )
+    )
+
+
 def items_assigned_to(user, *, agent_id: int | None = None, domain: str | None = None):
     """Open items an admin assigned to `user` (and those they hold now), oldest first; for a
     paginated list, so the interaction is joined (one query per page)."""

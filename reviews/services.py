@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from agents.redacting import correction_redact
 from core import statements
 from core.audit import audit_record
 from core.models import AuditEvent
@@ -514,6 +515,8 @@ _LOCKED_FOR_DECISION = statements.Reused(
                 )
             ),
             rubric_rows=rubrics.active_criteria_json(),
+            # The agent's redaction policy, for a correction (`_record`): joined, not read.
+            agent_redaction=F("agent__redaction"),
         )
         .filter(pk=pk)[:1]
     ),
@@ -678,13 +681,22 @@ def _record(
     adjudication: bool = False,
     scored: rubrics.Scored | None = None,
 ) -> Review:
+    corrected_output, notes = decision.corrected_output, decision.notes
+    if corrected_output or notes:
+        # Stored as typed, placeholders included, but personal data typed in is redacted
+        # with the conversation's mapping first (agents/redaction.py), in this transaction.
+        corrected_output, notes = correction_redact(
+            interaction=item.interaction,
+            texts=[corrected_output, notes],
+            policy_value=getattr(item, "agent_redaction", None),
+        )
     review = Review(
         item=item,
         reviewer=reviewer,
         verdict=decision.verdict,
-        corrected_output=decision.corrected_output,
+        corrected_output=corrected_output,
         error_category=decision.error_category,
-        notes=decision.notes,
+        notes=notes,
         seconds_spent=decision.seconds_spent,
         is_adjudication=adjudication,
     )

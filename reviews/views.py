@@ -82,6 +82,7 @@ def queue(request):
         "filters_qs": _qs(filters),
         "has_domains": bool(selectors.reviewer_domains(request.user)),
         "summary": selectors.reviewer_queue_summary(request.user, **scope),
+        "due": selectors.reviewer_queue_due(request.user, **scope),
         "held": selectors.item_held_by(request.user, **scope),
         "today": selectors.reviews_today(request.user),
         "page": assigned.get_page(request.GET.get("page")),

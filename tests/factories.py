@@ -15,12 +15,22 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from accounts.models import ApiToken, ReviewerProfile, Role
-from agents.models import Agent, FeedbackEvent, Interaction
+from accounts.models import ApiToken, Identity, ReviewerProfile, Role
+from agents.models import Agent, FeedbackEvent, Interaction, RedactedValue
 from core.models import AuditEvent, OutboxMessage
 from kpis.models import Alert, AlertDelivery, KpiCursor, KpiRun, KpiSnapshot
 from retraining.models import BatchPair, ExportBatch, TrainingPair
-from reviews.models import Criterion, ErrorCategory, Review, ReviewItem, Rubric, Score
+from reviews.models import (
+    Criterion,
+    Deadline,
+    ErrorCategory,
+    Review,
+    ReviewItem,
+    Rubric,
+    Score,
+    SlaBreach,
+    SlaDigest,
+)
 
 # Interactions happen on a fixed day unless a test says otherwise: expected values stay
 # independent of when the suite runs.
@@ -550,3 +560,67 @@ class AlertDeliveryFactory(factory.django.DjangoModelFactory):
     url = "https://hooks.example.com/coachdesk"
     payload = factory.LazyAttribute(lambda d: {"event": d.event, "kpi": d.alert.kpi})
     next_attempt_at = factory.LazyFunction(_now)
+
+
+# --- issue 16: single sign-on, redaction, deadlines ---------------------------------------------
+
+
+class IdentityFactory(factory.django.DjangoModelFactory):
+    """A user's account at an OpenID Connect provider."""
+
+    class Meta:
+        model = Identity
+
+    user = factory.SubFactory(UserFactory)
+    issuer = "https://id.example.com"
+    subject = factory.Sequence(lambda n: f"sub-{n}")
+
+
+class RedactedValueFactory(factory.django.DjangoModelFactory):
+    """A placeholder's mapping in a conversation, the original kept (`original=None`: not)."""
+
+    class Meta:
+        model = RedactedValue
+
+    agent = factory.SubFactory(AgentFactory)
+    conversation_key = factory.Sequence(lambda n: f"c:conv-{n}")
+    kind = "email"
+    number = 1
+    digest = factory.Sequence(lambda n: hashlib.sha256(f"value-{n}".encode()).hexdigest())
+    original = factory.Sequence(lambda n: f"person{n}@example.com")
+
+
+class DeadlineFactory(factory.django.DjangoModelFactory):
+    """An agent's review deadline: 4 working hours."""
+
+    class Meta:
+        model = Deadline
+
+    agent = factory.SubFactory(AgentFactory)
+    domain = ""
+    hours = 4.0
+    working_hours = True
+
+
+class SlaBreachFactory(factory.django.DjangoModelFactory):
+    """A missed deadline of an item."""
+
+    class Meta:
+        model = SlaBreach
+
+    item = factory.SubFactory(ReviewItemFactory)
+    agent = factory.SelfAttribute("item.agent")
+    domain = factory.SelfAttribute("item.domain")
+    due_at = factory.LazyFunction(lambda: _now() - timedelta(hours=1))
+    breached_at = factory.LazyFunction(_now)
+
+
+class SlaDigestFactory(factory.django.DjangoModelFactory):
+    """A lead's daily digest, sent."""
+
+    class Meta:
+        model = SlaDigest
+
+    user = factory.SubFactory(UserFactory)
+    day = factory.LazyFunction(lambda: _now().date())
+    sent_at = factory.LazyFunction(_now)

@@ -27,6 +27,9 @@ PUBLIC = {
     "password_reset_done",
     "password_reset_confirm",
     "password_reset_complete",
+    # Single sign-on: the start and the provider's redirect back (404 while SSO is off).
+    "oidc_authentication_init",
+    "oidc_authentication_callback",
 }
 ANY_USER = {"home", "tokens", "token-revoke", "password_change", "password_change_done"}
 PERSONAS = {

@@ -166,6 +166,9 @@ def build_world() -> dict:
         alert=alert, event="raised", url="https://hooks.example.com/a", payload={"v": 0.5}
     )
     add_rubrics_and_evals()
+    add_deadlines(support, lee)
+    add_sso_identity(rita)
+    add_redactions(support)
     # The world is what the docstring says it is.
     assert set(ReviewItem.objects.values_list("status", flat=True)) == set(ReviewItem.Status)
     assert {p.reviews.count() for p in TrainingPair.objects.filter(agent=legal)} == {2}
@@ -176,6 +179,68 @@ def build_world() -> dict:
 
 # Rubric scores of a pair (reviews.rubrics.Scored.as_dict): criterion key → value, the version.
 PAIR_SCORES = {"accuracy": 1, "tone": 4, "_rubric_version": 1}
+
+
+def add_deadlines(agent, lead) -> None:
+    """Review deadlines (issue 16): a rule, an item with a due time that breached, and a
+    digest sent to the lead."""
+    from datetime import UTC, date, datetime
+
+    from reviews.models import Deadline, SlaBreach, SlaDigest
+
+    Deadline.objects.create(agent=agent, domain="", hours=4, working_hours=True)
+    Deadline.objects.create(agent=None, domain="legal", hours=1.5, working_hours=False)
+    item = ReviewItem.objects.filter(agent=agent).order_by("pk").first()
+    due = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
+    ReviewItem.objects.filter(pk=item.pk).update(
+        due_at=due, sla_near_at=datetime(2026, 11, 20, 12, 0, tzinfo=UTC), sla_level=2
+    )
+    SlaBreach.objects.create(
+        item=item, agent=agent, domain=item.domain, due_at=due, breached_at=due, emailed_at=due
+    )
+    SlaDigest.objects.create(user=lead, day=date(2026, 11, 21), sent_at=due)
+
+
+def add_redactions(agent) -> None:
+    """Personal data redaction (issue 16): the agent's policy, an interaction redacted at
+    ingest (its counts) and its conversation's placeholders, one original kept, one not."""
+    from agents.models import Agent, Interaction, RedactedValue
+
+    Agent.objects.filter(pk=agent.pk).update(
+        redaction={"types": ["email", "phone"], "keep_originals": True, "regions": ["GB"]}
+    )
+    interaction = Interaction.objects.filter(agent=agent).order_by("pk").first()
+    Interaction.objects.filter(pk=interaction.pk).update(redactions={"email": 2, "phone": 1})
+    key = (
+        f"c:{interaction.conversation_id}"
+        if interaction.conversation_id
+        else (f"i:{interaction.external_id}")
+    )
+    RedactedValue.objects.create(
+        agent=agent,
+        conversation_key=key,
+        kind="email",
+        number=1,
+        digest="a" * 64,
+        original="jan@example.nl",
+    )
+    RedactedValue.objects.create(
+        agent=agent, conversation_key=key, kind="phone", number=1, digest="b" * 64, original=None
+    )
+
+
+def add_sso_identity(user) -> None:
+    """A single sign-on identity (issue 16): the user's account at an OpenID Connect provider."""
+    from datetime import UTC, datetime
+
+    from accounts.models import Identity
+
+    Identity.objects.create(
+        user=user,
+        issuer="https://idp.example.com/realms/coachdesk",
+        subject="f3b7c1e0-sso-subject",
+        last_login_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+    )
 
 
 def add_rubrics_and_evals() -> None:

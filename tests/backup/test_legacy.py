@@ -17,12 +17,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
 from accounts.models import ApiToken
-from agents.models import Interaction
+from agents.models import Agent, Interaction
 from backup.legacy import LEGACY_LAYOUTS, manifest_upgrade
 from backup.restore import backup_restore
 from backup.tables import migration_state, tables
 from core.models import AuditEvent, OutboxMessage
 from retraining.models import ExportBatch, TrainingPair
+from reviews.models import ReviewItem
 from tests.backup.support import (
     User,
     members_of,
@@ -60,8 +61,10 @@ def layout1(media):
 # Columns added after layout 1; a restore gives them their migration's default.
 ADDED_LATER = {
     "reviews_apitoken": ["agent_slugs"],
-    "reviews_interaction": ["steps"],
+    "reviews_interaction": ["redactions", "steps"],
     "retraining_trainingpair": ["scores", "steps"],
+    "reviews_agent": ["redaction"],  # agents/0003: redaction policies
+    "reviews_reviewitem": ["due_at", "sla_level", "sla_near_at"],
 }
 # Tables added after layout 4 (rubrics, the evals app), by label: no earlier layout's archive
 # has them, they restore empty.
@@ -73,14 +76,30 @@ NEW_TABLES = {
     "evals.comparisonvote",
     "evals.regressionrun",
     "evals.regressionanswer",
+    # reviews/0010: review deadlines (issue 16), after rubrics.
+    "reviews.deadline",
+    "reviews.slabreach",
+    "reviews.sladigest",
+    # accounts/0003: single sign-on identities (issue 16).
+    "accounts.identity",
+    # agents/0003: the conversations' redaction placeholders (issue 16).
+    "agents.redactedvalue",
 }
 NEW_MEMBERS = {f"data/{label}.jsonl" for label in NEW_TABLES}
+SSO_TABLES = {"accounts.identity"}
+DEADLINE_TABLES = {"reviews.deadline", "reviews.slabreach", "reviews.sladigest"}
+REDACTION_TABLES = {"agents.redactedvalue"}
 
 
 def test_every_earlier_layout_lacks_the_new_tables():
     assert {t.label for t in tables()} >= NEW_TABLES
     for layout in LEGACY_LAYOUTS.values():
-        assert layout.new_tables == NEW_TABLES, layout.name
+        expected = (
+            DEADLINE_TABLES | SSO_TABLES | REDACTION_TABLES
+            if layout.name == "layout-5"
+            else NEW_TABLES
+        )
+        assert layout.new_tables == expected, layout.name
 
 
 def manifest_of(path: Path) -> dict:
@@ -322,6 +341,19 @@ RUBRIC_MIGRATIONS = {
     "evals": "0001_initial",
 }
 SCORES_MEMBERS = ("data/retraining.trainingpair.jsonl",)
+# Review deadlines (new tables, the items' three SLA columns), added after rubrics: every
+# earlier layout lacks them.
+DEADLINE_MIGRATIONS = {"reviews": "0010_deadlines_sla"}
+DEADLINE_COLUMNS = {"data/reviews.reviewitem.jsonl": ["due_at", "sla_level", "sla_near_at"]}
+# Single sign-on identities (a new table), added after rubrics: every earlier layout lacks it.
+SSO_MIGRATIONS = {"accounts": "0003_sso_identity"}
+# Personal data redaction (the agents' policy, the interactions' counts, a new table), added
+# after rubrics: every earlier layout lacks them.
+REDACTION_MIGRATIONS = {"agents": "0003_redaction"}
+REDACTION_COLUMNS = {
+    "data/agents.agent.jsonl": ["redaction"],
+    "data/agents.interaction.jsonl": ["redactions"],
+}
 
 
 def without_migrations(manifest: dict, migrations: dict) -> None:
@@ -340,7 +372,16 @@ def without_migrations(manifest: dict, migrations: dict) -> None:
 def as_written_before(path: Path, out: Path, *, migrations: list[dict], columns: dict) -> Path:
     """The archive at `path` as an older code version wrote it: its migration state without
     `migrations`, without the members (and counts) of the tables added after layout 4, and
-    without `columns` (member → the column keys, declared last) in the manifest and rows."""
+    without `columns` (member → the column keys, declared last) in the manifest and rows.
+    Every earlier layout predates the review deadlines and SSO identities: those are always
+    taken out."""
+    migrations = [DEADLINE_MIGRATIONS, SSO_MIGRATIONS, REDACTION_MIGRATIONS, *migrations]
+    columns = {**columns, **DEADLINE_COLUMNS}
+    # Declared last of all: taken after the member's other later columns.
+    columns = {
+        m: [*columns.get(m, []), *REDACTION_COLUMNS.get(m, [])]
+        for m in {*columns, *REDACTION_COLUMNS}
+    }
     members = members_of(path)
     manifest = json.loads(members[0][1])
     for names in migrations:
@@ -411,6 +452,12 @@ def as_restored_from_before_rubrics(before: dict) -> dict:
     assert any(row["fields"]["scores"] for row in before[label])
     for row in before[label]:
         row["fields"]["scores"] = {}
+    for row in before[ReviewItem._meta.label]:  # reviews/0010: no deadline, none escalated
+        row["fields"].update(due_at=None, sla_near_at=None, sla_level=0)
+    for model, column in ((Agent, "redaction"), (Interaction, "redactions")):  # agents/0003
+        assert any(row["fields"][column] for row in before[model._meta.label]), column
+        for row in before[model._meta.label]:
+            row["fields"][column] = {}
     for table in tables():
         if table.label in NEW_TABLES:
             assert before[table.model._meta.label], f"the world has no {table.label}"

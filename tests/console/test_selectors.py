@@ -48,6 +48,9 @@ def test_it_works_out_every_cell_of_a_browser_row(reviewer, other_reviewer):
         "assigned": "rita",
         "claimed_by": "oscar",
         "lease": "15\xa0minutes",
+        "due": "",  # no deadline
+        "due_relative": "",
+        "overdue": False,
     }
 
 

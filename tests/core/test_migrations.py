@@ -97,6 +97,12 @@ def _after_the_move(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
             row["steps"] = []
     for row in expected["retraining_trainingpair"]:  # retraining 0005: no rubric scores
         row["scores"] = {}
+    for row in expected["reviews_interaction"]:  # agents 0003: nothing redacted
+        row["redactions"] = {}
+    for row in expected["reviews_agent"]:  # agents 0003: no redaction policy
+        row["redaction"] = {}
+    for row in expected["reviews_reviewitem"]:  # reviews 0010: no deadline, nothing escalated
+        row.update(due_at=None, sla_near_at=None, sla_level=0)
     for ct in expected["django_content_type"]:
         if ct["app_label"] == "reviews" and ct["model"] in MOVED:
             ct["app_label"] = MOVED[ct["model"]]
@@ -116,6 +122,11 @@ LATER_MODELS = {
     ("evals", "comparisonvote"),
     ("evals", "regressionrun"),
     ("evals", "regressionanswer"),
+    ("reviews", "deadline"),
+    ("reviews", "slabreach"),
+    ("reviews", "sladigest"),
+    ("accounts", "identity"),  # accounts 0003: single sign-on identities
+    ("agents", "redactedvalue"),  # agents 0003: redaction placeholders
 }
 
 

@@ -4,6 +4,7 @@ KPI page's section."""
 
 import pytest
 
+from agents.models import RedactedValue
 from evals.models import Comparison, RegressionAnswer
 from tests import factories
 from tests.evals.conftest import decide, held_out_text, hold, trained_text
@@ -200,6 +201,28 @@ def test_it_takes_version_comparisons_once(api_client, ml, agent):
         "2026.10.1",
     )
     assert Comparison.objects.get(external_id="c-2").domain == "support"  # the agent's
+
+
+def test_it_redacts_posted_comparisons_by_the_agents_policy(api_client, ml, agent):
+    agent.redaction = {"types": ["email", "card"], "keep_originals": True}
+    agent.save()
+    item = comparison(
+        "c-pii",
+        context=[{"role": "user", "content": "I am ana@example.es"}],
+        input="Refund card 4111 1111 1111 1111 please, ana@example.es",
+        answer_a="Done for ana@example.es.",
+        answer_b="Refunded to 4111111111111111; mail bob@example.org",
+    )
+
+    assert api_client(ml).post("/api/v1/comparisons", [item]).json()["created"] == 1
+
+    stored = Comparison.objects.get(external_id="c-pii")
+    assert stored.context == [{"role": "user", "content": "I am [EMAIL_1]"}]
+    assert stored.input == "Refund card [CARD_1] please, [EMAIL_1]"
+    assert stored.answer_a == "Done for [EMAIL_1]."
+    assert stored.answer_b == "Refunded to [CARD_1]; mail [EMAIL_2]"
+    # A posted comparison keeps no original (it belongs to no conversation to reveal beside).
+    assert not RedactedValue.objects.exists()
 
 
 def test_the_comparisons_body_must_be_an_array(api_client, ml):

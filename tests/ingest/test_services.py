@@ -314,17 +314,22 @@ def test_it_escapes_copy_text_so_text_round_trips():
         3,
         '{"a":"\\n"}',
         created,
+        '{"email":1}',  # redactions
         "low_confidence",
         "detail\twith a tab",
         "sup\\port",
         2,
+        None,  # deadline: near
+        datetime(2026, 11, 21, 12, 0, tzinfo=UTC),  # deadline: due
     )
-    lines = [copy_lines(row, stamp), copy_lines(row[:17] + (None, None, "", 1), stamp)]
+    unrouted = row[:18] + (None, None, "", 1, None, None)
+    lines = [copy_lines(row, stamp), copy_lines(unrouted, stamp)]
     interactions, items, n_items = join_copy_text(lines, [7, 8])
     line = (
         b"\t1\tt-1\t\tc\ttab\\there\\nnew line\\r\\\\backslash \\\\N not null\t[]\t"
         b'[{"role":"tool","tool_call_id":"c1","content":"a\\\\tb"}]\tout\t0.1\t\t\t'
-        b't\t\\N\t\\N\t3\t{"a":"\\\\n"}\t2026-11-20T10:15:00+00:00\t2026-11-21T08:00:00+00:00\n'
+        b't\t\\N\t\\N\t3\t{"a":"\\\\n"}\t2026-11-20T10:15:00+00:00\t{"email":1}\t'
+        b"2026-11-21T08:00:00+00:00\n"
     )
     assert interactions == b"7" + line + b"8" + line
     # Only the routed row has a review item: pending, priority 0, version 0, no verdict.
@@ -332,7 +337,7 @@ def test_it_escapes_copy_text_so_text_round_trips():
     assert items == (
         b"7\t1\tsup\\\\port\t0.1\t2026-11-20T10:15:00+00:00\tlow_confidence\t"
         b"detail\\twith a tab\t0\tpending\t\t0\t2\t2026-11-21T08:00:00+00:00\t"
-        b"2026-11-21T08:00:00+00:00\n"
+        b"2026-11-21T08:00:00+00:00\t2026-11-21T12:00:00+00:00\t\\N\n"
     )
 
 
