@@ -239,17 +239,14 @@ def _part_of_longer_number(text: str, start: int, end: int) -> bool:
 
 
 def _phone_windows(text: str) -> list[tuple[int, int, bool]]:
-    """Merged spans around the phone candidates of `text`, each with whether all its
-    candidates are in +international form."""
-    windows: list[tuple[int, int, bool]] = []
-    for m in _PHONE_CANDIDATE.finditer(text):
-        start, end = max(0, m.start() - _PHONE_CONTEXT), m.end() + _PHONE_CONTEXT
-        plus = m.group(0).startswith("+")
-        if windows and start <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], end, windows[-1][2] and plus)
-        else:
-            windows.append((start, end, plus))
-    return windows
+    """A span around each phone candidate of `text`, with whether it is in +international
+    form. Not merged with a neighbour's: the matcher drops a whole candidate that runs into
+    a date ("+44 7400 123444. (03/15/2024)"), so a number next to a date would be lost;
+    a match found from two windows is one finding (`seen` in `_phones`)."""
+    return [
+        (max(0, m.start() - _PHONE_CONTEXT), m.end() + _PHONE_CONTEXT, m.group(0).startswith("+"))
+        for m in _PHONE_CANDIDATE.finditer(text)
+    ]
 
 
 def _phones(text: str, regions: tuple[str, ...]) -> Iterator[Finding]:

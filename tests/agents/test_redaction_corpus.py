@@ -105,3 +105,22 @@ def test_it_keeps_tool_call_arguments_valid_json_when_a_bare_number_is_redacted(
     parsed = orjson.loads(orjson.loads(redacted)[0]["tool_calls"][0]["arguments"])
     assert parsed == {"card": "[CARD_1]", "email": "[EMAIL_1]", "qty": 12}
     assert out.counts == {"card": 1, "email": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bonjour! mon numéro est +44 7400 123444.  (03/15/2024) merci",
+        "6753021569271) mon numéro est +819012345464.  (03/15/2024)",
+    ],
+)
+def test_it_finds_a_phone_number_written_next_to_a_date(text):
+    """phonenumbers' matcher drops a whole candidate that runs into a slash date, so each
+    candidate is matched in its own window (found by the corpus with other seeds)."""
+    policy = RedactionPolicy.parse({"types": ["phone"], "regions": ["GB", "FR"]})
+    assert policy is not None
+
+    [finding] = policy.find(text)
+
+    assert finding.kind == "phone"
+    assert text[finding.start : finding.end].startswith("+")
