@@ -74,6 +74,7 @@ bench: install
 	$(PY) bench/diff.py
 	$(PY) bench/capacity.py
 	$(PY) bench/reviewer_loop.py
+	$(PY) bench/redaction.py
 
 bench-smoke: install
 	$(PY) bench/ingest.py --n 2000
@@ -85,6 +86,7 @@ bench-smoke: install
 	$(PY) bench/diff.py --n 2000 --before-timeout 2 --repeat 1
 	$(PY) bench/capacity.py --smoke
 	$(PY) bench/reviewer_loop.py --smoke
+	$(PY) bench/redaction.py --n 2000
 
 # Load test (issue 7): 50 reviewers on the real pages + 500 interactions/s for 120 s against
 # gunicorn, PostgreSQL, Redis and Celery (database coachdesk_load, Redis DB 7); ARGS to resize.

@@ -111,6 +111,8 @@ _DIGIT_RUN = re.compile(r"(?<![\w+.,])[0-9]+(?:[ -][0-9]+)*(?![\w])")
 # (slow: pure Python) only reads these windows, with a little context either side.
 _PHONE_CANDIDATE = re.compile(r"[+(]?[0-9](?:[ \t().\-/]{0,3}[0-9]){6,}")
 _PHONE_CONTEXT = 3
+# A date on its own, never a phone number: 2026-11-28, 28.11.2026, 03/15/2024.
+_DATE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{4}")
 # Card issuers by IIN prefix range (inclusive, compared on the first len(low) digits) and
 # the lengths each issues: Visa, Mastercard (51-55 and 2221-2720), American Express,
 # Discover, JCB, Diners Club, Maestro, UnionPay, Mir.
@@ -238,29 +240,45 @@ def _part_of_longer_number(text: str, start: int, end: int) -> bool:
     )
 
 
-def _phone_windows(text: str) -> list[tuple[int, int, bool]]:
+def _phone_windows(text: str, taken: list[Finding]) -> list[tuple[int, int, bool]]:
     """A span around each phone candidate of `text`, with whether it is in +international
     form. Not merged with a neighbour's: the matcher drops a whole candidate that runs into
     a date ("+44 7400 123444. (03/15/2024)"), so a number next to a date would be lost;
-    a match found from two windows is one finding (`seen` in `_phones`)."""
-    return [
-        (max(0, m.start() - _PHONE_CONTEXT), m.end() + _PHONE_CONTEXT, m.group(0).startswith("+"))
-        for m in _PHONE_CANDIDATE.finditer(text)
-    ]
+    a match found from two windows is one finding (`seen` in `_phones`).
+
+    Skipped, since the matcher cannot find a phone there (and it is the costly part): a
+    candidate inside a finding of a kind that wins overlaps (an IBAN, a card number), and a
+    bare date ("2026-11-28", "03/15/2024")."""
+    windows = []
+    for m in _PHONE_CANDIDATE.finditer(text):
+        start, end = m.start(), m.end()
+        if _DATE.fullmatch(m.group(0)) or any(g.start <= start and end <= g.end for g in taken):
+            continue
+        windows.append(
+            (max(0, start - _PHONE_CONTEXT), end + _PHONE_CONTEXT, m.group(0).startswith("+"))
+        )
+    return windows
 
 
-def _phones(text: str, regions: tuple[str, ...]) -> Iterator[Finding]:
-    windows = _phone_windows(text)
+def _phones(text: str, regions: tuple[str, ...], taken: list[Finding]) -> Iterator[Finding]:
+    windows = _phone_windows(text, taken)
     if not windows:
         return
     seen: set[tuple[int, int]] = set()
     in_account = _in_account_number(text)
     for offset, window_end, international in windows:
         window = text[offset:window_end]
-        # A number in +international form is the same whatever the region: one pass.
+        # A number in +international form is the same whatever the region: one pass. A
+        # national one: the regions in order, until one finds a number there.
         for region in regions[:1] if international else regions:
-            for m in _matches(window, region, offset):
-                yield from _phone_finding(text, m, seen, in_account)
+            found = [
+                f
+                for m in _matches(window, region, offset)
+                for f in _phone_finding(text, m, seen, in_account)
+            ]
+            yield from found
+            if found:
+                break
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +367,7 @@ class RedactionPolicy:
         if CARD in types:
             add(_cards(text))
         if PHONE in types:
-            add(_phones(text, self.regions))
+            add(_phones(text, self.regions, found))
         found.sort(key=lambda f: f.start)
         return found
 

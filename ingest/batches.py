@@ -74,6 +74,11 @@ class AgentPolicies:
                 self.redactors[agent.pk] = redactor
         return policy
 
+    def redacting(self, slug: str) -> int | None:
+        """The agent's id when it has a redaction policy, else None (resolving the agent)."""
+        agent_id = self.get(slug).agent_id
+        return agent_id if agent_id in self.redactors else None
+
     def _create(self, slug: str) -> Agent:
         try:
             with transaction.atomic():
@@ -200,6 +205,7 @@ def prepare_stream(
     counts = IngestResult()  # only its `rejected` is used, as the validation tally
     errors: list[RecordError] = []
     clean = validated(records, scoped(validate_interaction, agent_scope), counts, errors.append)
+    clean = agents.redaction.prefetched(clean, agents.redacting)
     rejected_before = 0
     # The keys of the previous batch: a writer may store it while the next one is written
     # (ingest.pipeline), so a repeat of one of its keys in the next batch is dropped here,

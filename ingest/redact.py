@@ -26,7 +26,8 @@ accepted rather than serialising imports per conversation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 
 import orjson
 from django.conf import settings
@@ -43,6 +44,8 @@ from agents.redaction import (
 from ingest.writers import copy_escape
 
 NO_REDACTIONS = "{}"
+# Records read ahead to load their conversations' maps in one query (`prefetched`).
+PREFETCH = 500
 
 Key = tuple[int, str]
 
@@ -65,6 +68,37 @@ class ImportRedaction:
         """The agent's redactor; None without a policy (then ingest does nothing more)."""
         policy = RedactionPolicy.parse(agent.redaction)
         return None if policy is None else Redactor(policy, hmac_key())
+
+    def prefetched(
+        self, records: Iterator[dict], redacting: Callable[[str], int | None]
+    ) -> Iterator[dict]:
+        """`records` unchanged, in order, read PREFETCH at a time: the maps of the
+        conversations among them that are new to this import, for the agents `redacting`
+        names (slug → agent id, None without a policy), are loaded in one query per chunk
+        instead of one per conversation."""
+        while chunk := list(islice(records, PREFETCH)):
+            wanted: dict[int, set[str]] = {}
+            for rec in chunk:
+                agent_id = redacting(rec["agent"])
+                if agent_id is None:
+                    continue
+                conversation = conversation_key(rec["conversation_id"], rec["external_id"])
+                if (agent_id, conversation) not in self._maps:
+                    wanted.setdefault(agent_id, set()).add(conversation)
+            if wanted:
+                self._load(wanted)
+            yield from chunk
+
+    def _load(self, wanted: dict[int, set[str]]) -> None:
+        rows: dict[tuple[int, str], list[tuple[str, int, str]]] = {}
+        for agent_id, conversations in wanted.items():
+            for rest in RedactedValue.objects.filter(
+                agent_id=agent_id, conversation_key__in=conversations
+            ).values_list("conversation_key", "kind", "number", "digest"):
+                rows.setdefault((agent_id, rest[0]), []).append(rest[1:])
+            for conversation in conversations:
+                key = (agent_id, conversation)
+                self._maps[key] = ConversationMap.load(rows.get(key, ()))
 
     def apply(self, rec: dict, agent_id: int, redactor: Redactor) -> str:
         """Redacts the validated record in place; returns its counts as JSON text (the

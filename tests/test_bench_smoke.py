@@ -117,3 +117,16 @@ def test_it_prints_the_regression_figures_as_its_last_line():
     assert figures["http_answers_per_s"] > 0 and figures["http_ingest_rows_per_s"] > 0
     assert figures["http_ratio"] > 0
     assert figures["checks_ok"] is True
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_it_prints_the_redaction_figures_as_its_last_line():
+    figures = _run_bench("redaction.py", "--n", "1000")
+
+    assert figures["bench"] == "redaction"
+    assert figures["checks_ok"] is True
+    assert figures["leaks"] == 0
+    # Every planted value was counted: a third of the rows carry an e-mail and a phone, a
+    # tenth an IBAN and a card (bench/redaction.py's data).
+    assert figures["redacted"] == {"email": 334, "phone": 334, "iban": 100, "card": 100}

@@ -220,3 +220,25 @@ def test_it_redacts_otlp_traces(agent, client, pipeline):
     assert EMAIL not in i.input + i.output + json.dumps(i.context)
     assert "[EMAIL_1]" in i.input + json.dumps(i.context)
     assert "[EMAIL_1]" in i.output
+
+
+def test_it_loads_the_conversations_maps_in_one_query_per_chunk(agent):
+    """Read ahead (ingest.redact.PREFETCH records): the maps of 150 conversations new to the
+    import come in one query, not one per conversation."""
+    from django.test.utils import CaptureQueriesContext
+
+    ingest(rec("first", conversation_id="c-0", input=f"mail {EMAIL}"))  # a stored map
+    records = [
+        rec(f"r-{i}", conversation_id=f"c-{i % 150}", input=f"mail {EMAIL} or {OTHER_EMAIL}")
+        for i in range(300)
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        result = ingest(*records)
+
+    assert result.created == 300
+    loads = [q for q in queries.captured_queries if 'FROM "agents_redactedvalue"' in q["sql"]]
+    assert len(loads) == 1
+    # The stored map was used: in c-0 the first address keeps its number.
+    c0 = Interaction.objects.filter(conversation_id="c-0").values_list("input", flat=True)
+    assert set(c0) == {"mail [EMAIL_1]", "mail [EMAIL_1] or [EMAIL_2]"}
