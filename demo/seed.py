@@ -175,6 +175,9 @@ class DemoHistory:
     scored_reviews: int = 0  # reviews with rubric scores
     comparisons: dict[str, int] = field(default_factory=dict)  # by status
     regression: list[str] = field(default_factory=list)  # each run's sentence
+    redacted: dict[str, int] = field(default_factory=dict)  # placeholders per kind
+    due_open: int = 0  # open items with a review deadline
+    overdue: int = 0  # of which past due
 
 
 @dataclass
@@ -242,6 +245,25 @@ def history_summary(agents: list[Agent]) -> DemoHistory:
                 list(RegressionRun.objects.filter(agent__in=agents).order_by("pk"))
             )
         ],
+        redacted=_redacted(agents),
+        **_deadlines(items),
+    )
+
+
+def _redacted(agents: list[Agent]) -> dict[str, int]:
+    """Placeholders per kind in the demo's interactions (`Interaction.redactions`)."""
+    counts: dict[str, int] = {}
+    rows = Interaction.objects.filter(agent__in=agents).exclude(redactions={})
+    for redactions in rows.values_list("redactions", flat=True):
+        for kind, n in redactions.items():
+            counts[kind] = counts.get(kind, 0) + n
+    return dict(sorted(counts.items()))
+
+
+def _deadlines(items) -> dict[str, int]:
+    open_due = items.filter(status__in=ReviewItem.OPEN_STATUSES, due_at__isnull=False)
+    return open_due.aggregate(
+        due_open=Count("pk"), overdue=Count("pk", filter=Q(due_at__lte=timezone.now()))
     )
 
 

@@ -82,6 +82,23 @@ def test_it_prints_what_the_history_left(seeded):
     assert "Open for review: legal " in seeded
 
 
+def test_it_prints_the_redactions_and_the_deadlines(seeded):
+    emails = sum(
+        r.get("email", 0)
+        for r in Interaction.objects.filter(agent__slug="support-bot").values_list(
+            "redactions", flat=True
+        )
+    )
+    open_due = ReviewItem.objects.filter(
+        agent__slug="legal-bot", status__in=ReviewItem.OPEN_STATUSES, due_at__isnull=False
+    ).count()
+
+    assert emails > 0
+    assert f"Personal data redacted at ingest (support-bot's policy): email {emails}," in seeded
+    assert open_due > 0
+    assert f"Review deadlines (legal-bot, 4 working hours): {open_due} open, " in seeded
+
+
 def test_it_spreads_interactions_over_the_last_30_days(seeded):
     now = timezone.now()
     times = list(Interaction.objects.values_list("created_at", flat=True))

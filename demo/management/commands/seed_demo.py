@@ -105,6 +105,10 @@ class Command(BaseCommand):
         write(f"Rubric scores on {h.scored_reviews} reviews; pairwise comparisons: {compared}")
         for sentence in h.regression:
             write(f"Regression run: {sentence}")
+        redacted = ", ".join(f"{kind} {n}" for kind, n in h.redacted.items()) or "none"
+        write(f"Personal data redacted at ingest (support-bot's policy): {redacted}")
+        due = f"{h.due_open} open, {h.overdue} overdue"
+        write(f"Review deadlines (legal-bot, 4 working hours): {due}")
         run = h.kpi_run
         computed = f" ({run.days} agent-days recomputed now)" if run else ""
         write(f"KPI snapshots: {h.kpi_rows}{computed}")
