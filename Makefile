@@ -11,7 +11,11 @@ PORT ?= 8000
 AXE := tests/e2e/axe/node_modules/.installed
 SSO_PROVIDER := tests/sso/provider/node_modules/.installed
 
-install: $(STAMP) install-sso
+# Also the SSO tests' OpenID Connect provider, where npm is there: `make run` needs no Node.js,
+# `make test` does (it installs the provider itself).
+install: $(STAMP)
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s --no-print-directory install-sso; \
+	else echo "npm not found: the SSO test provider is not installed (make test needs it)"; fi
 
 # axe-core (npm) for the browser tests' accessibility checks; only `make test` needs it.
 install-e2e: $(AXE)
@@ -54,7 +58,7 @@ run: install
 serve: install
 	@scripts/serve-production.sh $(HOST) $(PORT)
 
-test: install install-e2e
+test: install install-e2e install-sso
 	$(PY) scripts/run_tests.py $(ARGS)
 
 lint: install
