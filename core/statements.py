@@ -97,6 +97,10 @@ MARKER_ID = -7_654_321
 MARKER_TIME = datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
 
 
+# `Reused` on a backend whose parameters hide a marker (SQLite): compiled per call.
+PER_CALL: Any = object()
+
+
 class Reused:
     """A SELECT that the ORM compiles once per process and runs again with other values.
 
@@ -115,9 +119,9 @@ class Reused:
 
     def __init__(self, build, *markers: Any, using: str = DEFAULT_DB_ALIAS) -> None:
         self.build, self.markers, self.using = build, markers, using
-        self._compiled: tuple | None = None
+        self._compiled: Any = None  # the compiled statement, or PER_CALL
 
-    def _compile(self) -> tuple:
+    def _compile(self) -> tuple | None:
         queryset = self.build(*self.markers).using(self.using)
         compiler = queryset.query.get_compiler(self.using)
         sql, params = compiler.as_sql()
@@ -125,13 +129,19 @@ class Reused:
         for marker in self.markers:
             hits = [i for i, p in enumerate(params) if type(p) is type(marker) and p == marker]
             if not hits:
+                if connections[self.using].vendor != "postgresql":
+                    # The backend adapted the value before it reached the parameters
+                    # (SQLite passes datetimes as text): this statement is compiled per call.
+                    return None
                 raise ValueError(f"marker {marker!r} is not among the query's parameters")
             slots.append(hits)
         return queryset, compiler, sql, list(params), slots
 
     def queryset(self, *values: Any) -> QuerySet:
         if self._compiled is None:
-            self._compiled = self._compile()
+            self._compiled = self._compile() or PER_CALL
+        if self._compiled is PER_CALL:
+            return self.build(*values).using(self.using)
         queryset, compiler, sql, params, slots = self._compiled
         params = list(params)
         for hits, value in zip(slots, values, strict=True):
