@@ -91,3 +91,15 @@ def test_it_gives_404_for_an_unknown_agent_over_the_api(api_client, ml):
     day = datetime.now(UTC).date()
     response = api_client(ml).get(f"/api/v1/kpis/privacy?agent=nope&from={day}&to={day}")
     assert response.status_code == 404
+
+
+def test_the_privacy_tab_opens_on_an_agent_with_a_policy(client, ml, counted):
+    """The agents with a policy (other-bot, support-bot) come after one without in slug
+    order; the page opens on the first of them."""
+    AgentFactory(slug="aardvark-bot")
+    client.force_login(ml)
+
+    response = client.get("/kpis/privacy/")
+
+    assert response.context["filters"].agent.slug == "other-bot"
+    assert response.context["policy_on"] is True
