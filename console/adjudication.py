@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import Role
 from accounts.permissions import role_required
 from console.forms import AdjudicationForm
-from reviews import screen, selectors, services
+from reviews import rubrics, screen, selectors, services
 from reviews.models import Review
 
 PAGE_SIZE = 25
@@ -35,22 +35,26 @@ def adjudication_detail(request, item_id: int):
     if item is None:
         return screen.gone(request)
     categories = selectors.category_choices()
+    rubric = rubrics.active_rubric(item.agent_id)
     context: dict = {"problem": None, "diff": None}
     status = 200
     if request.method == "GET":
         form = AdjudicationForm(
-            initial={"corrected_output": item.interaction.output}, categories=categories
+            initial={"corrected_output": item.interaction.output},
+            categories=categories,
+            rubric=rubric,
         )
     elif "preview" in request.POST:  # "Show changes" without JavaScript
         form = AdjudicationForm(
             initial={**request.POST.dict(), "verdict": Review.Verdict.CORRECT},
             categories=categories,
+            rubric=rubric,
         )
         context["diff"] = selectors.word_diff(
             item.interaction.output, request.POST.get("corrected_output", "")
         )
     else:
-        form = AdjudicationForm(request.POST, categories=categories)
+        form = AdjudicationForm(request.POST, categories=categories, rubric=rubric)
         if form.is_valid():
             try:
                 decision = services.decision_validate(item=item, **form.decision_fields())

@@ -15,7 +15,7 @@ from agents.models import Agent
 from console.policy import AlertThresholdFields
 from console.selectors import SORTS, Pool, QueueFilter
 from console.services import MAX_DOMAIN, MAX_POLICY_TAGS, policy_tags
-from reviews.forms import DecisionFields
+from reviews.forms import ScoredDecisionFields
 from reviews.models import ReviewItem
 from reviews.services import DECIDING
 
@@ -464,7 +464,8 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
-class AdjudicationForm(DecisionFields):
-    """A review lead's final decision on a disputed item."""
+class AdjudicationForm(ScoredDecisionFields):
+    """A review lead's final decision on a disputed item, optionally scored with the agent's
+    rubric (required criteria are not required of an adjudication)."""
 
     verdicts = tuple(DECIDING)

@@ -143,18 +143,11 @@ class DecisionFields(forms.Form):
         return verdict == Verdict.CORRECT
 
 
-class DecisionForm(DecisionFields):
-    """The reviewer's decision on an item they hold, with the scores of the agent's active
-    rubric (`rubric`): one optional field `score_<key>` per criterion (whether a score is
-    required depends on the verdict: `rubrics.scores_check` says so, naming the criterion)
-    and the rubric version the page showed."""
-
-    # The item's version when the page was rendered: a page of an earlier claim cannot
-    # decide a newer one (`services.StalePage`).
-    version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-    # The queue filters, so the next item comes from the same agent / domain.
-    agent = forms.CharField(required=False, widget=forms.HiddenInput)
-    domain = forms.CharField(required=False, widget=forms.HiddenInput)
+class ScoredDecisionFields(DecisionFields):
+    """A decision with the scores of the agent's active rubric (`rubric`): one optional
+    field `score_<key>` per criterion (whether a score is required depends on the verdict
+    and the caller: `rubrics.scores_check` says so, naming the criterion) and the rubric
+    version the page showed."""
 
     rubric_version = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
@@ -172,10 +165,6 @@ class DecisionForm(DecisionFields):
                     choices=[("", "Not scored"), *((str(v), label) for v, label in c.choices)],
                     widget=forms.RadioSelect,
                 )
-
-    def filters(self) -> dict[str, str]:
-        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
-        return {k: data[k] for k in ("agent", "domain") if data.get(k)}
 
     def decision_fields(self) -> dict:
         fields = super().decision_fields()
@@ -225,3 +214,18 @@ class DecisionForm(DecisionFields):
                 }
             )
         return rows
+
+
+class DecisionForm(ScoredDecisionFields):
+    """The reviewer's decision on an item they hold (scored as `ScoredDecisionFields`)."""
+
+    # The item's version when the page was rendered: a page of an earlier claim cannot
+    # decide a newer one (`services.StalePage`).
+    version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    # The queue filters, so the next item comes from the same agent / domain.
+    agent = forms.CharField(required=False, widget=forms.HiddenInput)
+    domain = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def filters(self) -> dict[str, str]:
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        return {k: data[k] for k in ("agent", "domain") if data.get(k)}

@@ -226,6 +226,7 @@ def scores_check(
     verdict: str,
     scores: Mapping[str, Any] | None,
     rubric_version: int | None = None,
+    required: bool = True,
 ) -> tuple[Scored | None, dict[str, str]]:
     """Checks the scores sent with a decision against the agent's active rubric; returns
     what to store (None for nothing) and the errors, keyed `scores.<key>` (or `scores`,
@@ -233,7 +234,9 @@ def scores_check(
 
     approve / correct / reject must score every required criterion; escalate may score;
     skip stores nothing. `rubric_version`, when sent, must be the active version: a page
-    showing an older rubric does not store scores against the new one."""
+    showing an older rubric does not store scores against the new one. With `required`
+    False (an adjudication) no criterion is required; the scores sent are checked all the
+    same."""
     if verdict == Verdict.SKIP:
         return None, {}
     given = {k: v for k, v in (scores or {}).items() if v is not None and v != ""}
@@ -257,7 +260,7 @@ def scores_check(
     values: list[tuple[int, str, int]] = []
     for c in rubric.criteria:
         if c.key not in given:
-            if c.required and verdict in SCORING_REQUIRED:
+            if required and c.required and verdict in SCORING_REQUIRED:
                 errors[f"scores.{c.key}"] = (
                     f"{c.name} is required to {verdict}: score it {c.allowed}"
                 )

@@ -667,9 +667,26 @@ def item_adjudicate(*, item: ReviewItem, admin: User, decision: Decision) -> Out
         raise Conflict("This item is not awaiting adjudication.")
     if decision.verdict not in DECIDING:
         raise InvalidDecision({"verdict": "an adjudication must approve, correct or reject"})
-    review = _record(locked, admin, decision, adjudication=True)
+    # The lead may score the rubric; nothing is required of an adjudication. Without scores
+    # the pair keeps those of the latest agreeing review that scored (retraining).
+    scored, problems = rubrics.scores_check(
+        rubric=rubrics.active_rubric(locked.agent_id),
+        verdict=decision.verdict,
+        scores=decision.scores,
+        rubric_version=decision.rubric_version,
+        required=False,
+    )
+    if problems:
+        raise InvalidDecision(problems)
+    review = _record(locked, admin, decision, adjudication=True, scored=scored)
     earlier = list(locked.reviews.filter(verdict__in=DECIDING).exclude(pk=review.pk))
-    pair = _decide(locked, [*earlier, review], actor=admin, final=review)
+    pair = _decide(
+        locked,
+        [*earlier, review],
+        actor=admin,
+        final=review,
+        scores=scored.as_dict() if scored and scored.values else None,
+    )
     return Outcome(item=locked, review=review, status=locked.status, pair=pair)
 
 
