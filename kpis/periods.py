@@ -121,13 +121,15 @@ def period_medians(
             .order_by()
         ):
             out[(row["period"], version_key(row["ver"]))] = row["median"]
-        for row in base.values(period=period).annotate(median=Median(seconds)).order_by():
-            out[(row["period"], ALL_VERSIONS)] = row["median"]
+        for whole in base.values(period=period).annotate(median=Median(seconds)).order_by():
+            out[(whole["period"], ALL_VERSIONS)] = whole["median"]
         return out
     durations: dict[tuple[str, str], list[float]] = defaultdict(list)
     for version_, queued, decided in base.values_list(
         "interaction__agent_version", "created_at", "decided_at"
     ):
+        if decided is None:  # the base query keeps decided items only
+            continue
         for name, (first, last) in periods.items():
             if first <= utc_day(decided) <= last:
                 seconds_ = (decided - queued).total_seconds()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Min, Q
@@ -75,6 +76,8 @@ def backlog(now: datetime, *, agent_id: int | None = None) -> list[BacklogRow]:
         .annotate(**_bucket_counts(now), next_due=Min("due_at", filter=Q(due_at__gt=now)))
         .order_by("agent__slug", "domain")
     )
+    # Annotations named at run time (the buckets): read as plain dicts.
+    found: list[dict[str, Any]] = [dict(r) for r in grouped]
     return [
         BacklogRow(
             agent=r["agent__slug"],
@@ -84,7 +87,7 @@ def backlog(now: datetime, *, agent_id: int | None = None) -> list[BacklogRow]:
             total=r["total"],
             next_due=r["next_due"],
         )
-        for r in grouped
+        for r in found
     ]
 
 
@@ -107,7 +110,7 @@ class WithinRow:
         return self.within / self.decided if self.decided else None
 
     @property
-    def interval(self) -> tuple[float, float] | None:
+    def interval(self) -> tuple[float | None, float | None] | None:
         return wilson(self.within, self.decided) if self.decided else None
 
 
@@ -142,23 +145,25 @@ def within_deadline(start: date, end: date, *, agent_id: int | None = None) -> l
 
 def breaches_between(start: datetime, end: datetime) -> list[dict]:
     """Breaches recorded in [start, end), per agent and domain: one query."""
-    return list(
-        SlaBreach.objects.filter(breached_at__gte=start, breached_at__lt=end)
+    return [
+        dict(row)
+        for row in SlaBreach.objects.filter(breached_at__gte=start, breached_at__lt=end)
         .values("agent__slug", "domain")
         .annotate(n=Count("pk"))
         .order_by("agent__slug", "domain")
-    )
+    ]
 
 
 def throughput_between(start: datetime, end: datetime) -> list[dict]:
     """Each reviewer's decisions (reviews other than `skip`) in [start, end): one query."""
-    return list(
-        Review.objects.filter(created_at__gte=start, created_at__lt=end)
+    return [
+        dict(row)
+        for row in Review.objects.filter(created_at__gte=start, created_at__lt=end)
         .exclude(verdict=Review.Verdict.SKIP)
         .values("reviewer__username")
         .annotate(n=Count("pk"))
         .order_by("-n", "reviewer__username")
-    )
+    ]
 
 
 def leads():

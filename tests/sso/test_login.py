@@ -234,3 +234,17 @@ def test_it_keeps_the_name_when_the_provider_sends_none(client, sign_in, account
 
     user = signed_in_user(client)
     assert (user.first_name, user.last_name) == ("Alice", "Example")
+
+
+def test_a_superuser_sees_and_can_unlink_identities_in_djangos_admin(client, sign_in, sso):
+    sign_in("alice")
+    identity = Identity.objects.get(subject="alice")
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "x")
+    client.force_login(root)
+
+    listing = client.get("/admin/accounts/identity/")
+    deleted = client.post(f"/admin/accounts/identity/{identity.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200 and b"alice" in listing.content
+    assert deleted.status_code == 302
+    assert not Identity.objects.filter(pk=identity.pk).exists()
