@@ -17,6 +17,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -221,36 +222,55 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> AlertD
     ).update(attempts=attempts, next_attempt_at=lease)
     if not claimed:
         return None
-    changes: dict[str, Any]
-    to: str
-    try:
-        key = f"coachdesk-alert-delivery-{delivery.pk}"
-        code = webhook_post(delivery.url, delivery.payload, idempotency_key=key)
-    except Transient as exc:
-        exhausted = attempts >= settings.KPI_ALERT_WEBHOOK_ATTEMPTS
-        to = AlertDelivery.State.FAILED if exhausted else AlertDelivery.State.PENDING
-        changes = {
-            "last_error": str(exc)[:1000],
-            "last_status": status_of(exc),
-            "next_attempt_at": None if exhausted else timezone.now() + _backoff(attempts),
-        }
-    else:
-        ok = 200 <= code < 300
-        to = AlertDelivery.State.DELIVERED if ok else AlertDelivery.State.FAILED
-        changes = {
-            "last_status": code,
-            "last_error": "" if ok else f"HTTP {code}",
-            "delivered_at": timezone.now() if ok else None,
-            "next_attempt_at": None,
-        }
+    key = f"coachdesk-alert-delivery-{delivery.pk}"
+    sent = webhook_attempt(delivery.url, delivery.payload, idempotency_key=key, attempts=attempts)
+    changes = {
+        "last_status": sent.status,
+        "last_error": sent.error,
+        "delivered_at": sent.delivered_at,
+        "next_attempt_at": sent.next_at,
+    }
     try:
         with transaction.atomic():
             # Guarded by the attempt this worker claimed: a later attempt's outcome wins.
-            transition(DELIVERY_STATES, delivery, to, guard={"attempts": attempts}, changes=changes)
+            transition(
+                DELIVERY_STATES, delivery, sent.state, guard={"attempts": attempts}, changes=changes
+            )
     except DeliveryConflict:
         pass
     delivery.refresh_from_db()
     return delivery
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST of a webhook came to: the state its delivery moves to ("delivered";
+    "failed": a 4xx other than 408/429, or out of attempts; "pending": retried at
+    `next_at`), the answer's status and the error, when there is one."""
+
+    state: str
+    status: int | None
+    error: str
+    next_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+def webhook_attempt(url: str, payload: dict, *, idempotency_key: str, attempts: int) -> Attempt:
+    """POSTs the payload, as attempt number `attempts` (already claimed by the caller), and
+    classifies the outcome with the retry rules every webhook here follows: 2xx delivered;
+    other 4xx failed; timeouts, connection errors, 408, 429 and 5xx retried with exponential
+    backoff until KPI_ALERT_WEBHOOK_ATTEMPTS attempts were made."""
+    try:
+        code = webhook_post(url, payload, idempotency_key=idempotency_key)
+    except Transient as exc:
+        if attempts >= settings.KPI_ALERT_WEBHOOK_ATTEMPTS:
+            return Attempt("failed", status_of(exc), str(exc)[:1000])
+        return Attempt(
+            "pending", status_of(exc), str(exc)[:1000], timezone.now() + _backoff(attempts)
+        )
+    if 200 <= code < 300:
+        return Attempt("delivered", code, "", delivered_at=timezone.now())
+    return Attempt("failed", code, f"HTTP {code}")
 
 
 def status_of(exc: Transient) -> int | None:

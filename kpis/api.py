@@ -20,6 +20,25 @@ from kpis.definitions import KPIS
 router = Router(tags=["kpis"])
 
 
+def _agent_and_days(agent: str, to: date | None, from_: date | None) -> tuple[Agent, date, date]:
+    """The agent named by `agent` (404 if unknown) and the inclusive UTC days from `from_`
+    to `to` (default: the last 30 days to today); 400 for a range that cannot be read."""
+    target = Agent.objects.filter(slug=agent).first()
+    if target is None:
+        raise HttpError(404, f"unknown agent {agent!r}")
+    end = to or timezone.now().date()
+    if end > date.max - timedelta(days=2):  # the query runs to the day after `end`
+        raise HttpError(400, "`to` is too late")
+    if from_ is None and end < date.min + timedelta(days=29):
+        raise HttpError(400, "`to` is too early for the default range; give `from`")
+    start = from_ or end - timedelta(days=29)
+    if start > end:
+        raise HttpError(400, "`from` is after `to`")
+    if (end - start).days + 1 > settings.KPI_MAX_RANGE_DAYS:
+        raise HttpError(400, f"the range is longer than {settings.KPI_MAX_RANGE_DAYS} days")
+    return target, start, end
+
+
 class KpiRows(Schema):
     rows: list[dict[str, Any]]
     versions: list[str]
@@ -85,19 +104,7 @@ def rubric_kpis(
     to: date | None = None,
     from_: date | None = Query(None, alias="from"),  # noqa: B008 (ninja's parameter declaration)
 ):
-    target = Agent.objects.filter(slug=agent).first()
-    if target is None:
-        raise HttpError(404, f"unknown agent {agent!r}")
-    end = to or timezone.now().date()
-    if end > date.max - timedelta(days=2):  # the query runs to the day after `end`
-        raise HttpError(400, "`to` is too late")
-    if from_ is None and end < date.min + timedelta(days=29):
-        raise HttpError(400, "`to` is too early for the default range; give `from`")
-    start = from_ or end - timedelta(days=29)
-    if start > end:
-        raise HttpError(400, "`from` is after `to`")
-    if (end - start).days + 1 > settings.KPI_MAX_RANGE_DAYS:
-        raise HttpError(400, f"the range is longer than {settings.KPI_MAX_RANGE_DAYS} days")
+    target, start, end = _agent_and_days(agent, to, from_)
     kpis = rubrics.rubric_kpis(agent=target, start=start, end=end)
     dates = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     return {"rows": rubrics.api_rows(kpis, dates)}
@@ -126,19 +133,7 @@ def privacy_kpis(
     to: date | None = None,
     from_: date | None = Query(None, alias="from"),  # noqa: B008 (ninja's parameter declaration)
 ):
-    target = Agent.objects.filter(slug=agent).first()
-    if target is None:
-        raise HttpError(404, f"unknown agent {agent!r}")
-    end = to or timezone.now().date()
-    if end > date.max - timedelta(days=2):  # the query runs to the day after `end`
-        raise HttpError(400, "`to` is too late")
-    if from_ is None and end < date.min + timedelta(days=29):
-        raise HttpError(400, "`to` is too early for the default range; give `from`")
-    start = from_ or end - timedelta(days=29)
-    if start > end:
-        raise HttpError(400, "`from` is after `to`")
-    if (end - start).days + 1 > settings.KPI_MAX_RANGE_DAYS:
-        raise HttpError(400, f"the range is longer than {settings.KPI_MAX_RANGE_DAYS} days")
+    target, start, end = _agent_and_days(agent, to, from_)
     return {"rows": privacy.api_rows(privacy.redaction_counts(agent=target, start=start, end=end))}
 
 
@@ -167,19 +162,7 @@ def deadline_kpis(
     to: date | None = None,
     from_: date | None = Query(None, alias="from"),  # noqa: B008 (ninja's parameter declaration)
 ):
-    target = Agent.objects.filter(slug=agent).first()
-    if target is None:
-        raise HttpError(404, f"unknown agent {agent!r}")
-    end = to or timezone.now().date()
-    if end > date.max - timedelta(days=2):  # the query runs to the day after `end`
-        raise HttpError(400, "`to` is too late")
-    if from_ is None and end < date.min + timedelta(days=29):
-        raise HttpError(400, "`to` is too early for the default range; give `from`")
-    start = from_ or end - timedelta(days=29)
-    if start > end:
-        raise HttpError(400, "`from` is after `to`")
-    if (end - start).days + 1 > settings.KPI_MAX_RANGE_DAYS:
-        raise HttpError(400, f"the range is longer than {settings.KPI_MAX_RANGE_DAYS} days")
+    target, start, end = _agent_and_days(agent, to, from_)
     rows = sla_selectors.within_deadline(start, end, agent_id=target.pk)
     backlog = sla_selectors.backlog(timezone.now(), agent_id=target.pk)
     return {

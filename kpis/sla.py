@@ -30,7 +30,7 @@ from django.utils import timezone
 from core.outbox import outbox_enqueue
 from core.transitions import StateMachine, transition
 from kpis import sla_selectors
-from kpis.alerts import Transient, status_of, webhook_post
+from kpis.alerts import webhook_attempt
 from reviews.models import SlaBreach, SlaDigest
 from reviews.sla import items_escalate
 
@@ -165,35 +165,26 @@ def breach_webhook_attempt(*, breach_id: int, now: datetime | None = None) -> bo
     ).update(webhook_attempts=attempts, webhook_next_at=lease)
     if not claimed:
         return False
-    changes: dict[str, Any]
-    try:
-        code = webhook_post(
-            settings.SLA_ALERT_WEBHOOK_URL,
-            breach_payload(breach),
-            idempotency_key=f"coachdesk-sla-breach-{breach.pk}",
-        )
-    except Transient as exc:
-        exhausted = attempts >= settings.KPI_ALERT_WEBHOOK_ATTEMPTS
-        to = Hook.FAILED if exhausted else Hook.PENDING
-        backoff = settings.KPI_ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1)
-        changes = {
-            "webhook_last_error": str(exc)[:1000],
-            "webhook_last_status": status_of(exc),
-            "webhook_next_at": None if exhausted else timezone.now() + timedelta(seconds=backoff),
-        }
-    else:
-        ok = 200 <= code < 300
-        to = Hook.DELIVERED if ok else Hook.FAILED
-        changes = {
-            "webhook_last_status": code,
-            "webhook_last_error": "" if ok else f"HTTP {code}",
-            "webhook_delivered_at": timezone.now() if ok else None,
-            "webhook_next_at": None,
-        }
+    sent = webhook_attempt(
+        settings.SLA_ALERT_WEBHOOK_URL,
+        breach_payload(breach),
+        idempotency_key=f"coachdesk-sla-breach-{breach.pk}",
+        attempts=attempts,
+    )
+    changes = {
+        "webhook_last_status": sent.status,
+        "webhook_last_error": sent.error,
+        "webhook_delivered_at": sent.delivered_at,
+        "webhook_next_at": sent.next_at,
+    }
     try:
         with transaction.atomic():
             transition(
-                WEBHOOK_STATES, breach, to, guard={"webhook_attempts": attempts}, changes=changes
+                WEBHOOK_STATES,
+                breach,
+                sent.state,
+                guard={"webhook_attempts": attempts},
+                changes=changes,
             )
     except BreachWebhookConflict:
         pass
