@@ -315,6 +315,24 @@ LEGACY_LAYOUTS["layout-4"] = Layout(
     new_tables=_RUBRICS_TABLES,
 )
 
+
+def _every_layout_takes(
+    upgrade: dict[str, tuple[str, ...]],
+    *,
+    added: dict[str, dict[str, Any]] | None = None,
+    tables: frozenset[str] = frozenset(),
+) -> None:
+    """A later migration every layout defined so far lacks: its archives take `upgrade`,
+    the default values `added` of its new columns and its `tables` (restored empty)."""
+    for name, layout in list(LEGACY_LAYOUTS.items()):
+        LEGACY_LAYOUTS[name] = replace(
+            layout,
+            upgrade=_merged(layout.upgrade, upgrade),
+            added=_added(layout.added, added or {}),
+            new_tables=layout.new_tables | tables,
+        )
+
+
 # reviews/0010 (review deadlines, issue 16): the deadline rules, breaches and sent digests
 # (new tables), and three item columns every older row takes the default of (no deadline,
 # nothing escalated). Every earlier layout takes it; archives written after rubrics and
@@ -324,13 +342,7 @@ _DEADLINES_ADDED: dict[str, dict[str, Any]] = {
     "reviews.reviewitem": {"due_at": None, "sla_level": 0, "sla_near_at": None}
 }
 _DEADLINES_TABLES = frozenset({"reviews.deadline", "reviews.slabreach", "reviews.sladigest"})
-for _name, _layout in list(LEGACY_LAYOUTS.items()):
-    LEGACY_LAYOUTS[_name] = replace(
-        _layout,
-        upgrade=_merged(_layout.upgrade, _DEADLINES_UPGRADE),
-        added=_added(_layout.added, _DEADLINES_ADDED),
-        new_tables=_layout.new_tables | _DEADLINES_TABLES,
-    )
+_every_layout_takes(_DEADLINES_UPGRADE, added=_DEADLINES_ADDED, tables=_DEADLINES_TABLES)
 LEGACY_LAYOUTS["layout-5"] = Layout(
     name="layout-5",
     applied=_merged(LEGACY_LAYOUTS["layout-4"].applied, _RUBRICS_UPGRADE),
@@ -344,12 +356,7 @@ LEGACY_LAYOUTS["layout-5"] = Layout(
 # a new table that every earlier layout's archive lacks (it restores empty).
 _SSO_UPGRADE = {"accounts": ("0003_sso_identity",)}
 _SSO_TABLES = frozenset({"accounts.identity"})
-for _name, _layout in list(LEGACY_LAYOUTS.items()):
-    LEGACY_LAYOUTS[_name] = replace(
-        _layout,
-        upgrade=_merged(_layout.upgrade, _SSO_UPGRADE),
-        new_tables=_layout.new_tables | _SSO_TABLES,
-    )
+_every_layout_takes(_SSO_UPGRADE, tables=_SSO_TABLES)
 
 # agents/0003 (personal data redaction, issue 16): the agents' policy and the interactions'
 # counts (columns every older row takes the default of: no policy, nothing redacted) and the
@@ -360,13 +367,7 @@ _REDACTION_ADDED: dict[str, dict[str, Any]] = {
     "agents.interaction": {"redactions": {}},
 }
 _REDACTION_TABLES = frozenset({"agents.redactedvalue"})
-for _name, _layout in list(LEGACY_LAYOUTS.items()):
-    LEGACY_LAYOUTS[_name] = replace(
-        _layout,
-        upgrade=_merged(_layout.upgrade, _REDACTION_UPGRADE),
-        added=_added(_layout.added, _REDACTION_ADDED),
-        new_tables=_layout.new_tables | _REDACTION_TABLES,
-    )
+_every_layout_takes(_REDACTION_UPGRADE, added=_REDACTION_ADDED, tables=_REDACTION_TABLES)
 
 
 def manifest_upgrade(manifest: dict[str, Any]) -> tuple[dict[str, Any], Layout | None]:
