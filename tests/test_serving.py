@@ -27,7 +27,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DROP = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 REVIEWERS = 16
-ROUNDS = 12  # claim + decide pairs per reviewer
+ROUNDS = 12  # claim + decide pairs per reviewer (fewer once the demo's queue is empty)
+# The demo's open queue depends on the day it is seeded (its history is replayed up to now):
+# between about 95 and 115 claims. The burst must make at least this many.
+MIN_PAIRS = 80
 
 MAKE_REVIEWERS = f"""
 from django.contrib.auth.models import Group, User
@@ -100,6 +103,7 @@ def test_make_run_on_postgres_serves_16_api_reviewers_without_connection_errors(
         assert len(tokens) == REVIEWERS
 
         statuses: list[int] = []
+        claims: list[int] = []
         errors: list[str] = []
         peak = [0]
         done = threading.Event()
@@ -128,6 +132,7 @@ def test_make_run_on_postgres_serves_16_api_reviewers_without_connection_errors(
                     try:
                         claimed = http.post("/api/v1/queue/claim", json={}, timeout=60)
                         statuses.append(claimed.status_code)
+                        claims.append(claimed.status_code)
                         if claimed.status_code != 200:
                             continue
                         item = claimed.json()["item"]
@@ -162,7 +167,10 @@ def test_make_run_on_postgres_serves_16_api_reviewers_without_connection_errors(
         (ROOT / log.name).unlink()
 
     assert errors == [], errors[:3]
-    assert statuses.count(200) >= REVIEWERS * ROUNDS, statuses  # every claim and decision
+    # Every claim got an item or found the queue empty (204), every claimed item was decided.
+    assert set(claims) <= {200, 204}, claims
+    assert claims.count(200) >= MIN_PAIRS, claims
+    assert statuses.count(200) == 2 * claims.count(200), statuses
     assert not [s for s in statuses if s >= 500], text[-3000:]
     assert "too many clients" not in text
     # At most one connection per request in flight (16) and the periodic loop's own.
